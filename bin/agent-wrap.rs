@@ -1,0 +1,5 @@
+//! `agent-wrap`: see `ceh::cli::WrapCli`.
+
+fn main() -> std::process::ExitCode {
+    ceh::cli::wrap_main()
+}

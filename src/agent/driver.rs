@@ -1,0 +1,95 @@
+//! Drivers run one task each and report its end on the host's channel.
+
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::output::OutputSink;
+use super::{demo, exec};
+use crate::state::TaskEnvelope;
+
+/// How the agent does its work.
+#[derive(Clone, Debug)]
+pub enum Driver {
+    /// `sh -c CMD` with the prompt on stdin; stdout is the answer.
+    Exec(String),
+    /// The built-in deterministic demo agent; `delay` between streamed lines.
+    Demo { delay: Duration },
+}
+
+impl Driver {
+    /// The name recorded in `status.json`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Driver::Exec(_) => "exec",
+            Driver::Demo { .. } => "demo",
+        }
+    }
+
+    /// Starts `task`. When it ends, `on_end(RunEnd)` is sent on `tx`.
+    pub fn start<E: Send + 'static>(
+        &self,
+        task: &TaskEnvelope,
+        sink: OutputSink,
+        tx: Sender<E>,
+        on_end: fn(RunEnd) -> E,
+    ) -> Result<RunHandle> {
+        match self {
+            Driver::Exec(cmd) => exec::start(cmd, task, sink, tx, on_end),
+            Driver::Demo { delay } => Ok(demo::start(*delay, task, sink, tx, on_end)),
+        }
+    }
+}
+
+/// How a run ended, before the host turns it into an outcome.
+#[derive(Debug)]
+pub struct RunEnd {
+    pub status: RunStatus,
+    /// Everything the run wrote to its output: the answer.
+    pub answer: Vec<u8>,
+    /// The end of its error output, for the failure reason.
+    pub stderr_tail: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    Exited(i32),
+    Signaled(i32),
+    /// The run stopped because the host asked it to.
+    Stopped,
+}
+
+/// Controls a running task.
+pub enum RunHandle {
+    /// The command's process group.
+    Process { pgid: u32 },
+    /// Dropping or sending stops the demo run.
+    Demo { stop: Sender<()> },
+}
+
+impl RunHandle {
+    /// Asks the run to stop (SIGTERM to the process group).
+    pub fn stop(&self) {
+        match self {
+            RunHandle::Process { pgid } => {
+                crate::process::signal_group(*pgid, nix::sys::signal::Signal::SIGTERM)
+            }
+            RunHandle::Demo { stop } => {
+                let _ = stop.send(());
+            }
+        }
+    }
+
+    /// Stops the run now (SIGKILL to the process group).
+    pub fn kill(&self) {
+        match self {
+            RunHandle::Process { pgid } => {
+                crate::process::signal_group(*pgid, nix::sys::signal::Signal::SIGKILL)
+            }
+            RunHandle::Demo { stop } => {
+                let _ = stop.send(());
+            }
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The host's event loop and the bookkeeping around each task.
+//!
+//! One thread owns all state. Signals, inbox and cancel-file changes (by directory
+//! watch) and the driver's end-of-run all arrive as [`HostEvent`]s on one channel, so
+//! there is no locking and no polling.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use super::driver::{Driver, RunEnd, RunHandle, RunStatus};
+use super::output::OutputSink;
+use crate::process::is_alive;
+use crate::signals::{self, Signal};
+use crate::state::{
+    AgentName, AgentState, AgentStatus, CancelRequest, Done, FORMAT_VERSION, FinishedBy,
+    HostLock, Outcome, RecentTask, StateDir, TaskEnvelope, TaskId, TaskRef, TmuxLocation,
+    atomic_create, atomic_write, claim_next, pending, read_json, withdraw,
+};
+use crate::time::{human_us, now_us};
+use crate::watch::DirWatcher;
+
+/// How long a run gets between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// What `agent-wrap` was asked to do.
+#[derive(Clone, Debug)]
+pub struct HostOptions {
+    pub name: AgentName,
+    pub driver: Driver,
+    pub roles: Vec<String>,
+    /// Echo task headers and output to stdout (the agent's window).
+    pub echo: bool,
+}
+
+enum HostEvent {
+    Changed,
+    Signal(Signal),
+    RunEnded(RunEnd),
+    GraceOver(TaskId),
+}
+
+struct Running {
+    task: TaskEnvelope,
+    handle: RunHandle,
+    claimed_at_us: u64,
+    started_at_us: u64,
+    /// Set once we asked the run to stop, with the outcome and reason to record.
+    stopping: Option<(Outcome, String)>,
+}
+
+struct Host {
+    state: StateDir,
+    opts: HostOptions,
+    status: AgentStatus,
+    tx: Sender<HostEvent>,
+    watcher: DirWatcher,
+    running: Option<Running>,
+}
+
+/// Runs the host until a signal stops it. Returns the exit status.
+pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
+    let name = opts.name.clone();
+    state.create_agent_dirs(&name)?;
+    let _lock = match HostLock::acquire(&state.lock_path(&name))? {
+        Ok(lock) => lock,
+        Err(pid) => {
+            let place = AgentStatus::load(state, &name)
+                .ok()
+                .flatten()
+                .and_then(|s| s.tmux)
+                .map(|t| format!(" in tmux window {} (pane {})", t.window, t.pane))
+                .unwrap_or_default();
+            bail!("agent @{name} is already hosted by agent-wrap pid {pid}{place}");
+        }
+    };
+
+    let (tx, rx) = channel();
+    signals::forward(tx.clone(), HostEvent::Signal)?;
+    let mut watcher = DirWatcher::new(tx.clone(), || HostEvent::Changed)?;
+    watcher.watch(&state.inbox_dir(&name))?;
+
+    let mut status = AgentStatus::new(name.clone(), opts.driver.name(), opts.roles.clone());
+    match AgentStatus::load(state, &name) {
+        Ok(Some(old)) => status.recent = old.recent,
+        Ok(None) => {}
+        Err(e) => eprintln!("agent-wrap: ignoring the old status: {e:#}"),
+    }
+    status.tmux = tmux_location();
+    status.save(state)?;
+
+    let mut host = Host {
+        state: state.clone(),
+        opts,
+        status,
+        tx,
+        watcher,
+        running: None,
+    };
+    host.recover_interrupted_task()?;
+    host.set_state(AgentState::Idle)?;
+    host.say(&format!("agent @{name} ready ({} driver), waiting for tasks", host.opts.driver.name()));
+    let code = host.run(&rx);
+    host.shutdown(code)
+}
+
+impl Host {
+    fn run(&mut self, rx: &Receiver<HostEvent>) -> i32 {
+        let mut stop_signal: Option<Signal> = None;
+        loop {
+            if self.running.is_none() {
+                if let Some(sig) = stop_signal {
+                    return sig.exit_code();
+                }
+                if let Err(e) = self.start_next() {
+                    eprintln!("agent-wrap: {e:#}");
+                }
+            }
+            let Ok(event) = rx.recv() else { return 1 };
+            let result = match event {
+                HostEvent::Changed => self.check_cancel(),
+                HostEvent::Signal(Signal::Resize) => Ok(()),
+                HostEvent::Signal(sig) => {
+                    if stop_signal.is_some() {
+                        // A second signal: stop now.
+                        if let Some(r) = &self.running {
+                            r.handle.kill();
+                        }
+                    }
+                    stop_signal = Some(sig);
+                    let reason = format!("agent-wrap received {} and stopped the task", sig.name());
+                    self.stop_run(Outcome::Failed, reason);
+                    Ok(())
+                }
+                HostEvent::RunEnded(end) => self.finish_run(end),
+                HostEvent::GraceOver(id) => {
+                    if let Some(r) = self.running.as_ref().filter(|r| r.task.id == id) {
+                        r.handle.kill();
+                    }
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                eprintln!("agent-wrap: {e:#}");
+            }
+        }
+    }
+
+    fn say(&self, line: &str) {
+        use std::io::IsTerminal;
+        if !self.opts.echo {
+            return;
+        }
+        // Dim on a terminal; plain text when piped, as in the demo and tests.
+        if std::io::stdout().is_terminal() {
+            println!("\x1b[2m── {line}\x1b[0m");
+        } else {
+            println!("── {line}");
+        }
+    }
+
+    fn set_state(&mut self, state: AgentState) -> Result<()> {
+        self.status.status = state;
+        self.status.last_active_us = now_us();
+        self.status.save(&self.state)
+    }
+
+    /// A previous host of this agent died while working: that task is over.
+    fn recover_interrupted_task(&mut self) -> Result<()> {
+        let current = self.state.current_path(&self.opts.name);
+        let Some(entry) = read_json::<crate::state::InboxEntry>(&current).unwrap_or(None) else {
+            let _ = std::fs::remove_file(&current);
+            return Ok(());
+        };
+        if let Ok(Some(task)) = read_json::<TaskEnvelope>(&self.state.task_path(&entry.task_id)) {
+            let reason = "the previous agent-wrap died while working on this task";
+            self.write_done(&Done::unsuccessful(&task, Outcome::Failed, reason, FinishedBy::Agent))?;
+        }
+        std::fs::remove_file(&current)?;
+        Ok(())
+    }
+
+    /// Claims inbox entries until one starts running or the inbox is empty.
+    fn start_next(&mut self) -> Result<()> {
+        while let Some(id) = claim_next(&self.state, &self.opts.name)? {
+            let claimed_at_us = now_us();
+            let current = self.state.current_path(&self.opts.name);
+            let task = match read_json::<TaskEnvelope>(&self.state.task_path(&id)) {
+                Ok(Some(task)) => task,
+                Ok(None) => {
+                    std::fs::remove_file(&current)?;
+                    continue;
+                }
+                Err(e) => {
+                    self.fail_unreadable(&id, &format!("{e:#}"))?;
+                    std::fs::remove_file(&current)?;
+                    continue;
+                }
+            };
+            if let Some(skip) = self.reason_to_skip(&task)? {
+                self.write_done(&Done::unsuccessful(&task, Outcome::Cancelled, skip, FinishedBy::Agent))?;
+                std::fs::remove_file(&current)?;
+                continue;
+            }
+            return self.start(task, claimed_at_us);
+        }
+        Ok(())
+    }
+
+    fn reason_to_skip(&self, task: &TaskEnvelope) -> Result<Option<String>> {
+        if read_json::<Done>(&self.state.done_path(&task.id))?.is_some() {
+            return Ok(Some("already finished".into()));
+        }
+        if let Some(cancel) = read_json::<CancelRequest>(&self.state.cancel_path(&task.id))? {
+            return Ok(Some(cancel.reason));
+        }
+        if !is_alive(task.requester.pid) {
+            return Ok(Some(format!(
+                "the requester (pid {}) is gone; nobody is waiting for the answer",
+                task.requester.pid
+            )));
+        }
+        Ok(None)
+    }
+
+    /// A task whose envelope cannot be read still gets a `.done`, so its coordinator
+    /// stops waiting with the reason.
+    fn fail_unreadable(&self, id: &TaskId, why: &str) -> Result<()> {
+        let now = now_us();
+        self.write_done(&Done {
+            version: FORMAT_VERSION,
+            task_id: id.clone(),
+            outcome: Outcome::Failed,
+            reason: Some(format!("agent @{} could not read the task: {why}", self.opts.name)),
+            finished_by: FinishedBy::Agent,
+            created_at_us: now,
+            claimed_at_us: Some(now),
+            started_at_us: None,
+            finished_at_us: now,
+            result_bytes: None,
+        })
+    }
+
+    fn start(&mut self, task: TaskEnvelope, claimed_at_us: u64) -> Result<()> {
+        let task_dir = self.state.task_dir(&task.id);
+        self.watcher.watch(&task_dir)?;
+        self.status.task = Some(TaskRef {
+            id: task.id.clone(),
+            title: task.title.clone(),
+        });
+        self.set_state(AgentState::Working)?;
+        self.say(&format!(
+            "task {} from pid {} in {}: {}",
+            task.id, task.requester.parent_pid, task.requester.cwd, task.title
+        ));
+        let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
+        let started_at_us = now_us();
+        match self.opts.driver.start(&task, sink, self.tx.clone(), HostEvent::RunEnded) {
+            Ok(handle) => {
+                self.running = Some(Running {
+                    task,
+                    handle,
+                    claimed_at_us,
+                    started_at_us,
+                    stopping: None,
+                });
+                // The cancel may have been written between the claim and the watch.
+                self.check_cancel()
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                let done = Done::unsuccessful(&task, Outcome::Failed, reason, FinishedBy::Agent);
+                self.write_done(&done)?;
+                self.after_task(&task, &done)
+            }
+        }
+    }
+
+    fn check_cancel(&mut self) -> Result<()> {
+        let Some(r) = &self.running else { return Ok(()) };
+        if r.stopping.is_some() {
+            return Ok(());
+        }
+        if let Some(cancel) = read_json::<CancelRequest>(&self.state.cancel_path(&r.task.id))? {
+            self.stop_run(Outcome::Cancelled, cancel.reason);
+        }
+        Ok(())
+    }
+
+    /// Asks the running task to stop; it is killed if it has not ended after the grace.
+    fn stop_run(&mut self, outcome: Outcome, reason: String) {
+        let Some(r) = &mut self.running else { return };
+        if r.stopping.is_some() {
+            return;
+        }
+        r.stopping = Some((outcome, reason));
+        r.handle.stop();
+        let (tx, id) = (self.tx.clone(), r.task.id.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(STOP_GRACE);
+            let _ = tx.send(HostEvent::GraceOver(id));
+        });
+    }
+
+    fn finish_run(&mut self, end: RunEnd) -> Result<()> {
+        let Some(r) = self.running.take() else { return Ok(()) };
+        let (outcome, reason) = match (&r.stopping, &end.status) {
+            (Some((outcome, reason)), _) => (*outcome, Some(reason.clone())),
+            (None, RunStatus::Exited(0)) => (Outcome::Ok, None),
+            (None, RunStatus::Exited(code)) => (Outcome::Failed, Some(exit_reason(*code, &end.stderr_tail))),
+            (None, RunStatus::Signaled(sig)) => (
+                Outcome::Interrupted,
+                Some(format!("the command was killed by signal {sig}")),
+            ),
+            (None, RunStatus::Stopped) => (Outcome::Interrupted, Some("the run stopped".into())),
+        };
+        let mut result_bytes = None;
+        if outcome == Outcome::Ok {
+            atomic_write(&self.state.result_path(&r.task.id), &end.answer)?;
+            result_bytes = Some(end.answer.len() as u64);
+        }
+        let done = Done {
+            version: FORMAT_VERSION,
+            task_id: r.task.id.clone(),
+            outcome,
+            reason,
+            finished_by: FinishedBy::Agent,
+            created_at_us: r.task.created_at_us,
+            claimed_at_us: Some(r.claimed_at_us),
+            started_at_us: Some(r.started_at_us),
+            finished_at_us: now_us(),
+            result_bytes,
+        };
+        self.write_done(&done)?;
+        self.watcher.unwatch(&self.state.task_dir(&r.task.id));
+        self.after_task(&r.task, &done)
+    }
+
+    fn write_done(&self, done: &Done) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(done)?;
+        if !atomic_create(&self.state.done_path(&done.task_id), &bytes)? {
+            self.say(&format!("task {} was already finished by its coordinator", done.task_id));
+        }
+        Ok(())
+    }
+
+    fn after_task(&mut self, task: &TaskEnvelope, done: &Done) -> Result<()> {
+        let _ = std::fs::remove_file(self.state.current_path(&self.opts.name));
+        let took = done.finished_at_us.saturating_sub(done.started_at_us.unwrap_or(done.created_at_us));
+        let why = done.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        self.say(&format!("task {} {} in {}{why}", task.id, done.outcome, human_us(took)));
+        self.status.push_recent(RecentTask {
+            id: task.id.clone(),
+            title: task.title.clone(),
+            outcome: done.outcome,
+            finished_at_us: done.finished_at_us,
+        });
+        self.status.task = None;
+        self.set_state(AgentState::Idle)
+    }
+
+    /// Fails what is still queued, marks the agent offline and returns `code`.
+    fn shutdown(&mut self, code: i32) -> Result<i32> {
+        let why = "agent-wrap stopped before starting this task";
+        for (entry, id) in pending(&self.state, &self.opts.name)? {
+            if !withdraw(&entry)? {
+                continue;
+            }
+            if let Ok(Some(task)) = read_json::<TaskEnvelope>(&self.state.task_path(&id)) {
+                self.write_done(&Done::unsuccessful(&task, Outcome::Failed, why, FinishedBy::Agent))?;
+            }
+        }
+        self.status.task = None;
+        self.set_state(AgentState::Offline)?;
+        self.say(&format!("agent @{} offline", self.opts.name));
+        Ok(code)
+    }
+}
+
+fn exit_reason(code: i32, stderr_tail: &str) -> String {
+    match stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(line) => format!("the command exited with status {code}: {}", line.trim()),
+        None => format!("the command exited with status {code}"),
+    }
+}
+
+/// `session:window` and pane of this process when it runs inside tmux.
+fn tmux_location() -> Option<TmuxLocation> {
+    std::env::var_os("TMUX")?;
+    let pane = std::env::var("TMUX_PANE").ok()?;
+    let out = std::process::Command::new("tmux")
+        .args(["display-message", "-p", "-t", &pane, "#{session_name}:#{window_name}"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let window = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !window.is_empty()).then_some(TmuxLocation { window, pane })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_reason_uses_the_last_stderr_line() {
+        assert_eq!(exit_reason(3, "warn\nboom: no such file\n\n"), "the command exited with status 3: boom: no such file");
+        assert_eq!(exit_reason(1, ""), "the command exited with status 1");
+    }
+}

@@ -1,0 +1,73 @@
+//! `claude-editor-hook`: editor mode (`claude-editor-hook FILE`) and its verbs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::coordinator::{EditorOptions, run_editor_mode};
+
+/// Delegate from Claude Code's Ctrl-G editor to persistent agents.
+///
+/// As Claude Code's editor (EDITOR=claude-editor-hook), a prompt that starts with
+/// `@NAME` is sent to the agent hosted by `agent-wrap NAME`, and its answer replaces the
+/// prompt. Any other prompt opens your real editor.
+#[derive(Parser, Debug)]
+#[command(name = "claude-editor-hook", version, args_conflicts_with_subcommands = true)]
+pub struct HookCli {
+    /// The prompt file Claude Code passes on Ctrl-G.
+    pub file: Option<PathBuf>,
+
+    /// Give up after this many seconds: the task is cancelled and the reason is written
+    /// above your prompt.
+    #[arg(long, env = "CLAUDE_EDITOR_HOOK_TIMEOUT", value_name = "SECS")]
+    pub timeout: Option<u64>,
+
+    /// Do not show the waiting view even on a terminal.
+    #[arg(long)]
+    pub no_view: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// One line per agent: name, status, task, age, queue and tmux window.
+    Status {
+        /// Print one JSON document instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a real round trip with a built-in demo agent (no Claude Code, no network).
+    Demo,
+}
+
+pub fn hook_main() -> std::process::ExitCode {
+    let cli = HookCli::parse();
+    let result = match (&cli.command, &cli.file) {
+        (Some(Command::Status { json }), _) => super::status::run(*json),
+        (Some(Command::Demo), _) => super::demo::run(),
+        (None, Some(file)) => {
+            let opts = EditorOptions {
+                timeout: cli.timeout.filter(|&t| t > 0).map(Duration::from_secs),
+                no_view: cli.no_view,
+            };
+            run_editor_mode(file, &opts)
+        }
+        (None, None) => Err(anyhow::anyhow!(
+            "no prompt file given; run `claude-editor-hook --help` (Claude Code passes the file on Ctrl-G)"
+        )),
+    };
+    super::exit_with("claude-editor-hook", result)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        super::HookCli::command().debug_assert();
+    }
+}

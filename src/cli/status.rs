@@ -1,0 +1,71 @@
+//! `claude-editor-hook status [--json]`.
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::state::{AgentInfo, StateDir, pending};
+use crate::time::{human_us, now_us};
+
+pub fn run(as_json: bool) -> Result<i32> {
+    let state = StateDir::from_env()?;
+    let mut rows = Vec::new();
+    for name in state.agent_names()? {
+        let queued = pending(&state, &name).map(|q| q.len()).unwrap_or(0);
+        rows.push(match AgentInfo::load(&state, &name) {
+            Ok(Some(info)) => {
+                let s = info.status.as_ref();
+                json!({
+                    "name": name,
+                    "status": info.state(),
+                    "host_pid": info.host_pid,
+                    "task": s.and_then(|s| s.task.as_ref()),
+                    "queued": queued,
+                    "last_active_us": s.map(|s| s.last_active_us),
+                    "tmux": s.and_then(|s| s.tmux.as_ref()),
+                    "driver": s.map(|s| s.driver.as_str()),
+                    "roles": s.map(|s| &s.roles),
+                    "recent": s.map(|s| &s.recent),
+                    "claude_session_id": s.and_then(|s| s.claude_session_id.as_deref()),
+                })
+            }
+            Ok(None) => continue,
+            Err(e) => json!({ "name": name, "status": "error", "error": format!("{e:#}") }),
+        });
+    }
+    if as_json {
+        let doc = json!({ "version": 1, "state_dir": state.root(), "agents": rows });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("no agents in {} (start one with `agent-wrap NAME`)", state.root().display());
+        return Ok(0);
+    }
+    println!("{:<16} {:<9} {:<40} {:>7} {:>6}  WINDOW", "AGENT", "STATUS", "TASK", "AGE", "QUEUED");
+    for row in rows {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+        if let Some(err) = row["error"].as_str() {
+            println!("{:<16} {:<9} {err}", text(&row["name"]), "error");
+            continue;
+        }
+        let task = match &row["task"] {
+            serde_json::Value::Null => "-".to_owned(),
+            t => format!("{}: {}", text(&t["id"]), text(&t["title"])),
+        };
+        let task: String = task.chars().take(40).collect();
+        let age = row["last_active_us"]
+            .as_u64()
+            .map(|t| human_us(now_us().saturating_sub(t)))
+            .unwrap_or_default();
+        let window = row["tmux"]["window"].as_str().unwrap_or("-");
+        println!(
+            "{:<16} {:<9} {:<40} {:>7} {:>6}  {window}",
+            text(&row["name"]),
+            text(&row["status"]),
+            task,
+            age,
+            row["queued"]
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,314 @@
+//! The round trip: queue a task in an agent's inbox and wait for its `.done` signal.
+//!
+//! Waiting is event-driven: a directory watch on the task and the agent wakes the loop
+//! when the agent writes, and a pidfd wakes it the moment the agent's host dies. The
+//! loop never sleeps to poll; it only times out for a deadline or a view refresh.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::process::notify_exit;
+use crate::signals::Signal;
+use crate::state::{
+    AgentInfo, AgentName, AgentState, CancelRequest, Done, FinishedBy, Outcome, StateDir,
+    TaskEnvelope, TaskId, atomic_create, enqueue, lock_holder, pending, read_json, read_optional,
+    withdraw, write_json,
+};
+use crate::watch::DirWatcher;
+
+/// How long a cancelled agent gets to acknowledge before the coordinator records the
+/// cancel itself.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
+
+/// What wakes the coordinator's loop.
+#[derive(Debug)]
+pub enum Event {
+    /// A watched directory changed: re-read the state.
+    Changed,
+    Signal(Signal),
+    /// The host with this pid exited.
+    HostExited(i32),
+    /// The user asked to cancel (Esc or Ctrl-C in the view).
+    Cancel(String),
+}
+
+/// What a waiting view shows.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub agent: AgentName,
+    pub task: TaskId,
+    pub title: String,
+    pub agent_state: AgentState,
+    /// Tasks ahead of ours in the queue, counting the one being worked on.
+    pub ahead: Option<usize>,
+    pub elapsed: Duration,
+    pub latest_output: Option<String>,
+}
+
+/// Receives progress while the coordinator waits.
+pub trait Observer {
+    fn update(&mut self, progress: &Progress);
+    /// How often `update` should be called without a change (to show elapsed time).
+    fn refresh(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// How a delegation ended.
+#[derive(Debug)]
+pub struct Report {
+    pub task: TaskId,
+    pub done: Done,
+    /// The answer, when the outcome is `ok`.
+    pub answer: Option<String>,
+    pub elapsed: Duration,
+    /// Set when the user or a signal cancelled: the editor exits non-zero.
+    pub cancelled_by: Option<Cancel>,
+}
+
+/// Why the coordinator cancelled.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cancel {
+    User,
+    Signal(Signal),
+    Timeout,
+}
+
+/// Checks that `agent` exists and has a live host. The error is the one-line reason
+/// shown to the user.
+pub fn preflight(state: &StateDir, agent: &AgentName) -> Result<i32> {
+    let Some(info) = AgentInfo::load(state, agent)? else {
+        let known: Vec<String> = state.agent_names()?.iter().map(|n| n.to_string()).collect();
+        if known.is_empty() {
+            bail!("unknown agent @{agent}: no agents are registered; start one with `agent-wrap {agent}`");
+        }
+        bail!("unknown agent @{agent} (known: {})", known.join(", "));
+    };
+    match info.host_pid {
+        Some(pid) => Ok(pid),
+        None => {
+            let seen = info
+                .status
+                .map(|s| {
+                    let ago = crate::time::now_us().saturating_sub(s.last_active_us);
+                    format!(", last active {} ago", crate::time::human_us(ago))
+                })
+                .unwrap_or_default();
+            bail!("agent @{agent} is offline: no agent-wrap is running for it{seen}; start it with `agent-wrap {agent}`")
+        }
+    }
+}
+
+/// A coordinator: the event channel shared by its signal thread, view and watchers.
+pub struct Coordinator {
+    state: StateDir,
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+}
+
+impl Coordinator {
+    pub fn new(state: StateDir) -> Self {
+        let (tx, rx) = channel();
+        Self { state, tx, rx }
+    }
+
+    /// A sender for signals and key presses.
+    pub fn sender(&self) -> Sender<Event> {
+        self.tx.clone()
+    }
+
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// Delegates `prompt` to `agent` and waits until the task is done, cancelled, timed
+    /// out or the agent dies. Every path ends with a `done.json` for the task.
+    pub fn delegate(
+        &self,
+        agent: &AgentName,
+        prompt: String,
+        timeout: Option<Duration>,
+        mut observer: Option<&mut dyn Observer>,
+    ) -> Result<Report> {
+        let started = Instant::now();
+        let host_pid = preflight(&self.state, agent)?;
+        while self.rx.try_recv().is_ok() {}
+
+        let task = self.create_task(agent, prompt)?;
+        let id = task.id.clone();
+        let mut watcher = DirWatcher::new(self.tx.clone(), || Event::Changed)?;
+        watcher.watch(&self.state.task_dir(&id))?;
+        if observer.is_some() {
+            watcher.watch(&self.state.agent_dir(agent))?;
+            watcher.watch(&self.state.inbox_dir(agent))?;
+        }
+        notify_exit(host_pid, self.tx.clone(), move || Event::HostExited(host_pid))?;
+        let entry = enqueue(&self.state, agent, &id)?;
+        // The host may have died before the pidfd existed, or a new host may hold the
+        // lock under a reused pid: either way the pidfd is not watching our host.
+        if lock_holder(&self.state.lock_path(agent))? != Some(host_pid) {
+            let _ = self.tx.send(Event::HostExited(host_pid));
+        }
+
+        let deadline = timeout.map(|t| started + t);
+        let wait = Wait { c: self, task: &task, entry, host_pid, started };
+        let cancelled_by = loop {
+            if wait.done()?.is_some() {
+                break None;
+            }
+            if let Some(obs) = observer.as_deref_mut() {
+                obs.update(&wait.progress()?);
+            }
+            let now = Instant::now();
+            let refresh = observer.as_ref().and_then(|o| o.refresh()).map(|r| now + r);
+            let wake = match (deadline, refresh) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let event = match wake {
+                None => self.rx.recv().ok(),
+                Some(at) => match self.rx.recv_timeout(at.saturating_duration_since(now)) {
+                    Ok(ev) => Some(ev),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => bail!("event channel closed"),
+                },
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let secs = timeout.unwrap_or_default().as_secs();
+                wait.cancel(&format!("timed out after {secs}s"))?;
+                break Some(Cancel::Timeout);
+            }
+            match event {
+                None | Some(Event::Changed) | Some(Event::Signal(Signal::Resize)) => {}
+                Some(Event::HostExited(pid)) if pid == host_pid => wait.host_died()?,
+                Some(Event::HostExited(_)) => {}
+                Some(Event::Cancel(reason)) => {
+                    wait.cancel(&reason)?;
+                    break Some(Cancel::User);
+                }
+                Some(Event::Signal(sig)) => {
+                    wait.cancel(&format!("the coordinator received {}", sig.name()))?;
+                    break Some(Cancel::Signal(sig));
+                }
+            }
+        };
+        let done = wait.done()?.expect("every exit from the wait loop leaves a done.json");
+        let answer = match done.outcome {
+            Outcome::Ok => read_optional(&self.state.result_path(&id))?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            _ => None,
+        };
+        Ok(Report {
+            task: id,
+            done,
+            answer,
+            elapsed: started.elapsed(),
+            cancelled_by,
+        })
+    }
+
+    fn create_task(&self, agent: &AgentName, prompt: String) -> Result<TaskEnvelope> {
+        for attempt in 0..1000 {
+            let id = TaskId::generate(attempt);
+            if self.state.create_task_dir(&id)? {
+                let task = TaskEnvelope::new(id, agent.clone(), prompt);
+                write_json(&self.state.task_path(&task.id), &task)?;
+                return Ok(task);
+            }
+        }
+        bail!("failed to allocate a task id in {}", self.state.root().display())
+    }
+}
+
+/// The state of one wait: everything the loop's branches need.
+struct Wait<'a> {
+    c: &'a Coordinator,
+    task: &'a TaskEnvelope,
+    entry: PathBuf,
+    host_pid: i32,
+    started: Instant,
+}
+
+impl Wait<'_> {
+    fn done(&self) -> Result<Option<Done>> {
+        read_json(&self.c.state.done_path(&self.task.id))
+    }
+
+    /// Records an outcome unless the agent already did.
+    fn finish(&self, outcome: Outcome, reason: &str) -> Result<()> {
+        let done = Done::unsuccessful(self.task, outcome, reason, FinishedBy::Coordinator);
+        let bytes = serde_json::to_vec_pretty(&done)?;
+        atomic_create(&self.c.state.done_path(&self.task.id), &bytes)?;
+        Ok(())
+    }
+
+    fn host_died(&self) -> Result<()> {
+        withdraw(&self.entry)?;
+        self.finish(
+            Outcome::Failed,
+            &format!(
+                "agent @{} died (agent-wrap pid {} exited) before finishing the task",
+                self.task.agent, self.host_pid
+            ),
+        )
+    }
+
+    /// Cancels the task: withdraws it if still queued, else asks the agent to stop and
+    /// gives it [`CANCEL_GRACE`] to acknowledge.
+    fn cancel(&self, reason: &str) -> Result<()> {
+        if withdraw(&self.entry)? {
+            return self.finish(Outcome::Cancelled, reason);
+        }
+        write_json(&self.c.state.cancel_path(&self.task.id), &CancelRequest::new(reason))?;
+        let deadline = Instant::now() + CANCEL_GRACE;
+        while self.done()?.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.c.rx.recv_timeout(left) {
+                Ok(Event::HostExited(pid)) if pid == self.host_pid => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        self.finish(Outcome::Cancelled, &format!("{reason} (the agent did not confirm in time)"))
+    }
+
+    fn progress(&self) -> Result<Progress> {
+        let state = &self.c.state;
+        let agent = &self.task.agent;
+        let info = AgentInfo::load(state, agent)?;
+        let agent_state = info.as_ref().map_or(AgentState::Offline, AgentInfo::state);
+        let queue = pending(state, agent)?;
+        let ahead = queue.iter().position(|(p, _)| *p == self.entry).map(|pos| {
+            let working = matches!(agent_state, AgentState::Working | AgentState::User | AgentState::Waiting);
+            pos + usize::from(working)
+        });
+        Ok(Progress {
+            agent: agent.clone(),
+            task: self.task.id.clone(),
+            title: self.task.title.clone(),
+            agent_state,
+            ahead,
+            elapsed: self.started.elapsed(),
+            latest_output: latest_line(&state.output_path(&self.task.id)),
+        })
+    }
+}
+
+/// The last non-empty line of a streaming output file, without control characters.
+pub fn latest_line(path: &std::path::Path) -> Option<String> {
+    const TAIL: u64 = 4096;
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    text.lines()
+        .map(|l| l.chars().filter(|c| !c.is_control()).collect::<String>())
+        .rfind(|l| !l.trim().is_empty())
+}

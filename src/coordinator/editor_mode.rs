@@ -1,0 +1,98 @@
+//! `claude-editor-hook FILE`: the whole editor-mode flow and its exit codes.
+//!
+//! Exit status is how we talk to Claude Code (claude-code-facts 1.9–1.11): 0 makes it
+//! load FILE into the prompt box, anything else makes it keep the original prompt. So:
+//! success and failures the user must read exit 0 with FILE rewritten; a cancel by the
+//! user or a signal exits non-zero and leaves the original prompt untouched.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::delegate::{Cancel, Coordinator, Event, Observer};
+use super::view::View;
+use super::{passthrough, prompt_file};
+use crate::directive::{self, Directive};
+use crate::state::{MAX_FILE_BYTES, Outcome, StateDir};
+
+/// Exit status when the user cancelled from the view (as for SIGINT).
+pub const EXIT_CANCELLED: i32 = 130;
+
+/// Options of editor mode.
+#[derive(Clone, Debug, Default)]
+pub struct EditorOptions {
+    /// Give up (and cancel the task) after this long.
+    pub timeout: Option<Duration>,
+    /// Never show the view, even on a terminal.
+    pub no_view: bool,
+}
+
+/// Runs editor mode on `file` and returns the process exit status.
+pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
+    let content = std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+    let parsed = directive::parse(&content);
+    let fail = |reason: &str| -> Result<i32> {
+        eprintln!("claude-editor-hook: {reason}");
+        prompt_file::write(file, &prompt_file::failure(reason, parsed.user_text))?;
+        Ok(0)
+    };
+    let (agent, prompt) = match parsed.directive {
+        Directive::Edit => match passthrough::exec_editor(file)? {},
+        Directive::EmptyPrompt { agent } => {
+            return fail(&format!("nothing to send: write the task after @{agent}"));
+        }
+        Directive::Delegate { agent, prompt } => (agent, prompt),
+    };
+    if prompt.len() as u64 > MAX_FILE_BYTES {
+        return fail(&format!(
+            "the prompt is {} bytes, over the {MAX_FILE_BYTES}-byte limit; nothing was sent",
+            prompt.len()
+        ));
+    }
+    let Ok(prompt) = String::from_utf8(prompt.to_vec()) else {
+        return fail("the prompt is not UTF-8 text; nothing was sent");
+    };
+    let state = match StateDir::from_env() {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("{e:#}")),
+    };
+
+    let coordinator = Coordinator::new(state);
+    crate::signals::forward(coordinator.sender(), Event::Signal)?;
+    let interactive = !opts.no_view && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let mut view = if interactive {
+        Some(View::start(coordinator.sender())?)
+    } else {
+        None
+    };
+    let result = coordinator.delegate(
+        &agent,
+        prompt,
+        opts.timeout,
+        view.as_mut().map(|v| v as &mut dyn Observer),
+    );
+    drop(view);
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("{e:#}")),
+    };
+
+    match report.cancelled_by {
+        Some(Cancel::User) => return Ok(EXIT_CANCELLED),
+        Some(Cancel::Signal(sig)) => return Ok(sig.exit_code()),
+        Some(Cancel::Timeout) | None => {}
+    }
+    let elapsed_us = report.elapsed.as_micros() as u64;
+    match (report.done.outcome, report.answer) {
+        (Outcome::Ok, Some(answer)) => {
+            prompt_file::write(file, &prompt_file::answer(&agent, &report.task, elapsed_us, &answer))?;
+            Ok(0)
+        }
+        (outcome, _) => {
+            let why = report.done.reason.as_deref().unwrap_or("no reason recorded");
+            fail(&format!("@{agent} {outcome} (task {}): {why}", report.task))
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! What the coordinator writes back into the prompt file.
+//!
+//! Both shapes start with a one-line header whose first character is `[`, so the text
+//! never starts with `/` or `!`, which Claude Code would run as a slash command or shell
+//! command when the chief submits it (claude-code-facts 3.5).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::state::{AgentName, TaskId, atomic_write};
+use crate::time::human_us;
+
+/// Prefix of every failure line, so the user can tell who wrote it.
+pub const FAILURE_PREFIX: &str = "[claude-editor-hook] ";
+
+/// The agent's answer under a header naming the agent, the task and the duration.
+pub fn answer(agent: &AgentName, task: &TaskId, elapsed_us: u64, answer: &str) -> Vec<u8> {
+    format!("[@{agent} · task {task} · {}]\n{answer}", human_us(elapsed_us)).into_bytes()
+}
+
+/// A one-line reason above what the user wrote, which is kept byte for byte.
+pub fn failure(reason: &str, user_text: &[u8]) -> Vec<u8> {
+    let line: String = reason.lines().collect::<Vec<_>>().join(" ");
+    let mut out = format!("{FAILURE_PREFIX}{line}\n").into_bytes();
+    out.extend_from_slice(user_text);
+    out
+}
+
+/// Replaces the prompt file atomically; Claude Code reads it by path after we exit
+/// (claude-code-facts 1.14).
+pub fn write(file: &Path, content: &[u8]) -> Result<()> {
+    atomic_write(file, content)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_keeps_the_user_text_and_is_one_line() {
+        let out = failure("agent died\nwith details", b"@a /do \xff it");
+        assert_eq!(out, b"[claude-editor-hook] agent died with details\n@a /do \xff it");
+    }
+
+    #[test]
+    fn answer_has_a_header() {
+        let out = answer(
+            &AgentName::parse("planning").unwrap(),
+            &TaskId::parse("t-1").unwrap(),
+            3_200_000,
+            "/not a command",
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), "[@planning · task t-1 · 3.2s]\n/not a command");
+    }
+}

@@ -1,0 +1,128 @@
+//! The waiting view: what the chief's terminal shows while the coordinator waits.
+//!
+//! Claude Code is frozen while its editor runs and has switched to the alternate screen
+//! (claude-code-facts 1.17, 1.18), so the view owns the whole screen. The terminal is put
+//! in raw mode, which also turns off the signal keys: Ctrl-C arrives as a key and cancels
+//! the task instead of killing the chief with SIGINT (facts 1.21). [`TerminalGuard`]
+//! restores the mode and flushes pending input on every exit path, unwinding included, so
+//! no stray byte reaches Claude Code afterwards.
+
+use std::io::{Stdout, Write, stdout};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
+use crossterm::{cursor, queue, style, terminal};
+
+use super::delegate::{Event, Observer, Progress};
+
+/// Raw mode, a hidden cursor and a flush of pending input on drop.
+pub struct TerminalGuard(());
+
+impl TerminalGuard {
+    pub fn enter() -> Result<Self> {
+        terminal::enable_raw_mode().context("failed to put the terminal in raw mode")?;
+        let _ = crossterm::execute!(stdout(), cursor::Hide);
+        Ok(Self(()))
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let mut out = stdout();
+        let _ = crossterm::execute!(
+            out,
+            terminal::Clear(terminal::ClearType::All),
+            cursor::MoveTo(0, 0),
+            cursor::Show
+        );
+        let _ = terminal::disable_raw_mode();
+        // Keys typed while we waited must not be replayed into the chief's prompt box.
+        let _ = nix::sys::termios::tcflush(std::io::stdin(), nix::sys::termios::FlushArg::TCIFLUSH);
+    }
+}
+
+/// The view: draws [`Progress`] and turns Esc / Ctrl-C into [`Event::Cancel`].
+pub struct View {
+    out: Stdout,
+    _guard: TerminalGuard,
+}
+
+impl View {
+    /// Takes over the terminal. Key presses are read on a thread and sent to `tx`.
+    pub fn start(tx: Sender<Event>) -> Result<Self> {
+        let guard = TerminalGuard::enter()?;
+        std::thread::Builder::new()
+            .name("keys".into())
+            .spawn(move || read_keys(tx))
+            .context("failed to start the key reader")?;
+        Ok(Self {
+            out: stdout(),
+            _guard: guard,
+        })
+    }
+}
+
+fn read_keys(tx: Sender<Event>) {
+    while let Ok(ev) = crossterm::event::read() {
+        let TermEvent::Key(key) = ev else { continue };
+        if key.kind != KeyEventKind::Press {
+            continue;
+        }
+        let reason = match (key.code, key.modifiers) {
+            (KeyCode::Esc, _) => "cancelled with Esc",
+            (KeyCode::Char('c'), m) if m.contains(KeyModifiers::CONTROL) => "cancelled with Ctrl-C",
+            _ => continue,
+        };
+        if tx.send(Event::Cancel(reason.into())).is_err() {
+            return;
+        }
+    }
+}
+
+fn fit(s: &str, width: usize) -> String {
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    if s.chars().count() >= width {
+        out.push('…');
+    }
+    out
+}
+
+impl Observer for View {
+    fn update(&mut self, p: &Progress) {
+        let width = terminal::size().map(|(w, _)| w as usize).unwrap_or(80).max(20);
+        let secs = p.elapsed.as_secs();
+        let head = format!(
+            "claude-editor-hook → @{}  {}  {}:{:02}  task {}",
+            p.agent,
+            p.agent_state,
+            secs / 60,
+            secs % 60,
+            p.task
+        );
+        let queue = match p.ahead {
+            Some(0) | None => String::new(),
+            Some(n) => format!("waiting in line: {n} task(s) ahead"),
+        };
+        let latest = p.latest_output.as_deref().unwrap_or("");
+        let lines = [
+            head,
+            format!("  {}", p.title),
+            String::new(),
+            format!("  │ {latest}"),
+            String::new(),
+            queue,
+            "Esc or Ctrl-C cancels and keeps your prompt".to_owned(),
+        ];
+        let _ = queue!(self.out, terminal::Clear(terminal::ClearType::All), cursor::MoveTo(0, 0));
+        for line in lines {
+            let _ = queue!(self.out, style::Print(fit(&line, width)), cursor::MoveToNextLine(1));
+        }
+        let _ = self.out.flush();
+    }
+
+    fn refresh(&self) -> Option<Duration> {
+        Some(Duration::from_millis(500))
+    }
+}

@@ -1,0 +1,20 @@
+//! `claude-editor-hook`: delegate from Claude Code's Ctrl-G editor to persistent agents.
+//!
+//! The library holds everything testable; the two binaries in `bin/` only parse their
+//! arguments and call into [`cli`].
+//!
+//! - [`state`]: the private state directory and its on-disk protocol (status, inbox, tasks).
+//! - [`coordinator`]: editor mode, the round trip the chief waits on.
+//! - [`agent`]: the agent host run by `agent-wrap` and its drivers.
+//! - [`watch`], [`signals`], [`process`]: the event sources that feed the two event loops.
+//! - [`directive`]: what an `@NAME …` prompt means.
+
+pub mod agent;
+pub mod cli;
+pub mod coordinator;
+pub mod directive;
+pub mod process;
+pub mod signals;
+pub mod state;
+pub mod time;
+pub mod watch;

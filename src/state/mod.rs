@@ -1,0 +1,26 @@
+//! The private state directory shared by coordinators and agent hosts.
+//!
+//! Every file format, writer and reader is described in `docs/protocol.md`; the types
+//! here are the single source of truth for field names.
+
+mod dir;
+mod file;
+mod inbox;
+mod lock;
+mod name;
+mod status;
+mod task;
+
+pub use dir::{STATE_DIR_ENV, StateDir};
+pub use file::{
+    MAX_FILE_BYTES, atomic_create, atomic_write, file_is_temp, read_json, read_optional, write_json,
+};
+pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
+pub use lock::{HostLock, lock_holder};
+pub use name::AgentName;
+pub use status::{AgentInfo, AgentState, AgentStatus, RecentTask, TaskRef, TmuxLocation};
+pub use task::{CancelRequest, Done, FinishedBy, Outcome, Requester, TaskEnvelope, TaskId};
+
+/// The format version written into every JSON state file. Readers refuse other versions
+/// with a message naming the file, rather than misreading it.
+pub const FORMAT_VERSION: u32 = 1;

@@ -1,0 +1,160 @@
+//! An agent's status file, and the live view of an agent that combines it with the lock.
+//!
+//! `status.json` is written only by the agent's host. It is a report, not a proof of
+//! life: readers go through [`AgentInfo`], which reads the host lock and shows an agent
+//! whose host is gone as `offline`, whatever its last status said.
+
+use std::fmt;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::file::{read_json, write_json};
+use super::lock::lock_holder;
+use super::{AgentName, FORMAT_VERSION, Outcome, StateDir, TaskId};
+
+/// What an agent is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentState {
+    /// The host runs, the agent is not ready for tasks yet.
+    Starting,
+    /// Ready: the next inbox task is taken at once.
+    Idle,
+    /// Working on `task`.
+    Working,
+    /// Blocked on the human (a dialog, a permission prompt).
+    Waiting,
+    /// The human is using the agent directly; tasks wait.
+    User,
+    /// No live host.
+    Offline,
+}
+
+impl fmt::Display for AgentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self).expect("a unit enum serializes");
+        f.write_str(s.as_str().unwrap_or("?"))
+    }
+}
+
+/// A reference to a task from a status file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub id: TaskId,
+    pub title: String,
+}
+
+/// One entry of the agent's recent-work summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecentTask {
+    pub id: TaskId,
+    pub title: String,
+    pub outcome: Outcome,
+    pub finished_at_us: u64,
+}
+
+/// Where the host runs in tmux.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TmuxLocation {
+    /// `session:window`, e.g. `Claude:planning`.
+    pub window: String,
+    /// `$TMUX_PANE`, e.g. `%3`.
+    pub pane: String,
+}
+
+/// `agents/<name>/status.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub version: u32,
+    pub name: AgentName,
+    pub status: AgentState,
+    /// The task being worked on.
+    pub task: Option<TaskRef>,
+    /// The last few finished tasks, newest first: a summary of the agent's context.
+    pub recent: Vec<RecentTask>,
+    pub last_active_us: u64,
+    pub started_at_us: u64,
+    /// The host (`agent-wrap`) process.
+    pub pid: u32,
+    /// `exec`, `demo` or `claude`.
+    pub driver: String,
+    pub roles: Vec<String>,
+    pub tmux: Option<TmuxLocation>,
+    /// The Claude Code session id of the hosted agent, when it has one.
+    pub claude_session_id: Option<String>,
+}
+
+/// How many finished tasks `recent` keeps.
+pub const RECENT_TASKS: usize = 5;
+
+impl AgentStatus {
+    pub fn new(name: AgentName, driver: &str, roles: Vec<String>) -> Self {
+        let now = crate::time::now_us();
+        Self {
+            version: FORMAT_VERSION,
+            name,
+            status: AgentState::Starting,
+            task: None,
+            recent: Vec::new(),
+            last_active_us: now,
+            started_at_us: now,
+            pid: std::process::id(),
+            driver: driver.to_owned(),
+            roles,
+            tmux: None,
+            claude_session_id: None,
+        }
+    }
+
+    pub fn load(state: &StateDir, name: &AgentName) -> Result<Option<Self>> {
+        read_json(&state.status_path(name))
+    }
+
+    pub fn save(&self, state: &StateDir) -> Result<()> {
+        write_json(&state.status_path(&self.name), self)
+    }
+
+    /// Records a finished task at the front of `recent`.
+    pub fn push_recent(&mut self, task: RecentTask) {
+        self.recent.insert(0, task);
+        self.recent.truncate(RECENT_TASKS);
+    }
+}
+
+/// An agent as a reader should see it: the status file plus the truth about its host.
+#[derive(Clone, Debug)]
+pub struct AgentInfo {
+    pub name: AgentName,
+    /// The status file; `None` when the agent directory exists without one.
+    pub status: Option<AgentStatus>,
+    /// The pid holding the host lock, when the host is alive.
+    pub host_pid: Option<i32>,
+}
+
+impl AgentInfo {
+    /// Reads agent `name`. `Ok(None)` when no such agent was ever registered.
+    pub fn load(state: &StateDir, name: &AgentName) -> Result<Option<Self>> {
+        if !state.agent_dir(name).is_dir() {
+            return Ok(None);
+        }
+        // Read the lock first: a host that dies between the two reads shows as offline
+        // only on the next read, but a stale status can never look alive.
+        let host_pid = lock_holder(&state.lock_path(name))?;
+        let status = AgentStatus::load(state, name)?;
+        Ok(Some(Self {
+            name: name.clone(),
+            status,
+            host_pid,
+        }))
+    }
+
+    /// The effective state: `offline` whenever no host holds the lock.
+    pub fn state(&self) -> AgentState {
+        match (&self.status, self.host_pid) {
+            (_, None) => AgentState::Offline,
+            (Some(s), Some(_)) => s.status,
+            (None, Some(_)) => AgentState::Starting,
+        }
+    }
+}

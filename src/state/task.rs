@@ -1,0 +1,276 @@
+//! Tasks: the envelope a coordinator writes, the cancel request, and the `.done` signal.
+//!
+//! A task lives in `tasks/<id>/`. The coordinator writes `task.json`; the agent appends
+//! to `output.log` while it works, then writes `result.txt`, then `done.json` last.
+//! `done.json` is created exclusively: whichever party writes it first decides the
+//! outcome, so a task can never end twice.
+
+use std::fmt;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::FORMAT_VERSION;
+use super::name::AgentName;
+use crate::time::now_us;
+
+/// A task id: lowercase hex timestamp, pid and a counter, e.g. `19a9e3c1f2b-3e8f-0`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// A fresh id candidate. Uniqueness is enforced by creating the task directory.
+    pub fn generate(attempt: u32) -> Self {
+        Self(format!(
+            "{:x}-{:x}-{attempt:x}",
+            now_us() / 1000,
+            std::process::id()
+        ))
+    }
+
+    /// Parses an id read from a file name or the command line.
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && !s.starts_with('-')
+            && s.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == b'-');
+        if !ok {
+            bail!("invalid task id {s:?}");
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TaskId {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl From<TaskId> for String {
+    fn from(id: TaskId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who asked for a task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Requester {
+    /// The coordinator process waiting on the task.
+    pub pid: u32,
+    /// Its parent: the chief's Claude Code process when run from Ctrl-G.
+    pub parent_pid: u32,
+    pub cwd: String,
+    /// `$TMUX_PANE` of the chief, when it runs inside tmux.
+    pub tmux_pane: Option<String>,
+}
+
+impl Requester {
+    /// Describes the current process.
+    pub fn current() -> Self {
+        Self {
+            pid: std::process::id(),
+            parent_pid: nix::unistd::getppid().as_raw() as u32,
+            cwd: std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            tmux_pane: std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty()),
+        }
+    }
+}
+
+/// `tasks/<id>/task.json`, written once by the coordinator before the inbox entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskEnvelope {
+    pub version: u32,
+    pub id: TaskId,
+    pub agent: AgentName,
+    /// The prompt, byte-exact as the user wrote it after the directive.
+    pub prompt: String,
+    /// First line of the prompt, shortened, for status displays.
+    pub title: String,
+    pub requester: Requester,
+    pub created_at_us: u64,
+}
+
+impl TaskEnvelope {
+    pub fn new(id: TaskId, agent: AgentName, prompt: String) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            title: title_of(&prompt),
+            id,
+            agent,
+            prompt,
+            requester: Requester::current(),
+            created_at_us: now_us(),
+        }
+    }
+}
+
+/// The first non-empty line of `prompt`, at most 60 characters.
+pub fn title_of(prompt: &str) -> String {
+    let line = prompt.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let mut title: String = line.chars().take(60).collect();
+    if line.chars().count() > 60 {
+        title.push('…');
+    }
+    title
+}
+
+/// `tasks/<id>/cancel.json`: the coordinator asks the agent to stop working on a task
+/// it has already claimed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CancelRequest {
+    pub version: u32,
+    pub reason: String,
+    pub requested_at_us: u64,
+}
+
+impl CancelRequest {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            reason: reason.into(),
+            requested_at_us: now_us(),
+        }
+    }
+}
+
+/// How a task ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The agent answered; `result.txt` holds the answer.
+    Ok,
+    /// The agent or its command failed, or the agent died.
+    Failed,
+    /// The requester cancelled (Esc, Ctrl-C, a signal or its timeout).
+    Cancelled,
+    /// The agent's work was stopped by something other than the requester.
+    Interrupted,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Interrupted => "interrupted",
+        })
+    }
+}
+
+/// Which side wrote `done.json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishedBy {
+    Agent,
+    Coordinator,
+}
+
+/// `tasks/<id>/done.json`: the completion signal, written last and exactly once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    pub version: u32,
+    pub task_id: TaskId,
+    pub outcome: Outcome,
+    /// Why the task did not end `ok`: one line for the user.
+    pub reason: Option<String>,
+    pub finished_by: FinishedBy,
+    pub created_at_us: u64,
+    /// When the agent took the task from its inbox.
+    pub claimed_at_us: Option<u64>,
+    /// When the agent handed the prompt to its driver.
+    pub started_at_us: Option<u64>,
+    pub finished_at_us: u64,
+    /// Size of `result.txt` when the outcome is `ok`.
+    pub result_bytes: Option<u64>,
+}
+
+impl Done {
+    /// A done record for `task` that did not succeed.
+    pub fn unsuccessful(
+        task: &TaskEnvelope,
+        outcome: Outcome,
+        reason: impl Into<String>,
+        by: FinishedBy,
+    ) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            task_id: task.id.clone(),
+            outcome,
+            reason: Some(reason.into()),
+            finished_by: by,
+            created_at_us: task.created_at_us,
+            claimed_at_us: None,
+            started_at_us: None,
+            finished_at_us: now_us(),
+            result_bytes: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_and_refuse_paths() {
+        let id = TaskId::generate(0);
+        assert_eq!(TaskId::parse(id.as_str()).unwrap(), id);
+        for bad in ["", "../x", "a/b", "A", ".x", "-x"] {
+            assert!(TaskId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn envelope_round_trips_with_version() {
+        let env = TaskEnvelope::new(
+            TaskId::parse("abc-1-0").unwrap(),
+            AgentName::parse("planning").unwrap(),
+            "  \nplan the dark-mode feature\nmore".into(),
+        );
+        assert_eq!(env.title, "plan the dark-mode feature");
+        let json = serde_json::to_value(&env).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["agent"], "planning");
+        let back: TaskEnvelope = serde_json::from_value(json).unwrap();
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn bad_ids_and_names_in_json_are_rejected() {
+        let mut json = serde_json::to_value(TaskEnvelope::new(
+            TaskId::parse("abc").unwrap(),
+            AgentName::parse("p").unwrap(),
+            "x".into(),
+        ))
+        .unwrap();
+        json["id"] = "../../etc".into();
+        assert!(serde_json::from_value::<TaskEnvelope>(json).is_err());
+    }
+
+    #[test]
+    fn outcome_serializes_lowercase() {
+        assert_eq!(serde_json::to_string(&Outcome::Cancelled).unwrap(), "\"cancelled\"");
+    }
+
+    #[test]
+    fn long_titles_are_shortened() {
+        let t = title_of(&"x".repeat(100));
+        assert_eq!(t.chars().count(), 61);
+    }
+}

@@ -1,0 +1,611 @@
+//! An offline fake of the Anthropic Messages API, good enough for Claude Code.
+//!
+//! `FakeApi` listens on `127.0.0.1:<random port>` and answers
+//! `POST /v1/messages?beta=true` the way Claude Code 2.1.x needs (see
+//! `shared/claude-code-facts.md`, "What a fake Messages API must do"):
+//! streaming SSE with a unique message id per reply, a JSON answer for the
+//! interactive title request, Anthropic error bodies, and a Bash `tool_use`
+//! round trip. Every request is recorded so tests can wait for a prompt and
+//! check the conversation that Claude Code sent.
+//!
+//! It is a small HTTP/1.1 server on std only: one thread per connection,
+//! keep-alive, `Content-Length` or chunked request bodies. Every response has
+//! a `Content-Length`, so keep-alive stays unambiguous for the client.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Longest first line of a prompt echoed back by the default reply.
+const ECHO_MAX_CHARS: usize = 200;
+
+/// What the fake answers to one prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A normal assistant text answer (`stop_reason: end_turn`).
+    Text(String),
+    /// An HTTP error with an Anthropic error body and `x-should-retry: false`.
+    Error {
+        status: u16,
+        kind: String,
+        message: String,
+    },
+    /// A Bash `tool_use` block running `command`. Claude Code runs it and sends
+    /// a second request with the `tool_result`; the fake answers that one with
+    /// the text `FAKE-TOOL-DONE: <first line of the result>`.
+    BashToolUse { command: String },
+}
+
+/// What kind of request Claude Code sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// A user prompt: the last user message ends with a text block.
+    Prompt,
+    /// The interactive session-title side request (structured output).
+    Title,
+    /// The follow-up that carries `tool_result` blocks.
+    ToolResult,
+}
+
+/// One `POST /v1/messages` as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub kind: RequestKind,
+    /// The last text block of the last user message ("" if there is none).
+    pub prompt: String,
+    /// Length of the `messages` array, `role: "system"` entries included.
+    pub n_messages: usize,
+    /// The `X-Claude-Code-Session-Id` header, if sent.
+    pub session_header: Option<String>,
+    /// Text of each `tool_result` block in the last user message.
+    pub tool_results: Vec<String>,
+    /// The whole JSON request body, for checks the fields above do not cover.
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    /// How many entries of `messages` have this `role` ("user", "assistant",
+    /// "system"), for checks on the conversation context Claude Code sent.
+    pub fn n_role(&self, role: &str) -> usize {
+        self.body["messages"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|m| m["role"] == role).count())
+    }
+}
+
+type ReplyFn = dyn Fn(&str) -> Reply + Send + Sync;
+
+struct Shared {
+    requests: Mutex<Vec<RecordedRequest>>,
+    recorded: Condvar,
+    reply: Mutex<Arc<ReplyFn>>,
+    next_id: AtomicU64,
+    stopping: AtomicBool,
+    /// `METHOD path` of every request other than `POST /v1/messages`.
+    other_requests: Mutex<Vec<String>>,
+    /// Clones of live connections, shut down on drop to end their threads.
+    connections: Mutex<Vec<TcpStream>>,
+}
+
+/// A running fake Messages API; stops accepting when dropped.
+pub struct FakeApi {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FakeApi {
+    /// Starts the server on `127.0.0.1:0` with the default echo reply.
+    pub fn start() -> FakeApi {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake api listener");
+        let addr = listener.local_addr().expect("fake api local addr");
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Vec::new()),
+            recorded: Condvar::new(),
+            reply: Mutex::new(Arc::new(|prompt: &str| Reply::Text(default_reply(prompt)))),
+            next_id: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+            other_requests: Mutex::new(Vec::new()),
+            connections: Mutex::new(Vec::new()),
+        });
+        let accept_shared = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("fake-api-accept".into())
+            .spawn(move || accept_loop(&listener, &accept_shared))
+            .expect("spawn fake api accept thread");
+        FakeApi { addr, shared }
+    }
+
+    /// `http://127.0.0.1:PORT`, the value for `ANTHROPIC_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Replaces the reply script. `f` gets the newest prompt text. Title and
+    /// tool-result requests are answered by the fake itself, not by `f`.
+    pub fn set_reply(&self, f: impl Fn(&str) -> Reply + Send + Sync + 'static) {
+        *lock(&self.shared.reply) = Arc::new(f);
+    }
+
+    /// The prompts received so far (kind `Prompt` only), oldest first.
+    pub fn prompts(&self) -> Vec<String> {
+        let requests = lock(&self.shared.requests);
+        requests
+            .iter()
+            .filter(|r| r.kind == RequestKind::Prompt)
+            .map(|r| r.prompt.clone())
+            .collect()
+    }
+
+    /// Every request received so far, titles and tool results included.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// `METHOD path` of every request that was not a Messages call, such as
+    /// the `HEAD /` connection warm-up, oldest first.
+    pub fn other_requests(&self) -> Vec<String> {
+        lock(&self.shared.other_requests).clone()
+    }
+
+    /// Returns the first recorded request matching `pred`, waiting up to
+    /// `timeout` for one to arrive; `None` on timeout.
+    pub fn wait_for_request(
+        &self,
+        pred: impl Fn(&RecordedRequest) -> bool,
+        timeout: Duration,
+    ) -> Option<RecordedRequest> {
+        let deadline = Instant::now() + timeout;
+        let mut requests = lock(&self.shared.requests);
+        loop {
+            if let Some(found) = requests.iter().find(|r| pred(r)) {
+                return Some(found.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            requests = self
+                .shared
+                .recorded
+                .wait_timeout(requests, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Returns the first recorded prompt matching `pred`, waiting up to
+    /// `timeout`; `None` on timeout.
+    pub fn wait_for_prompt(
+        &self,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Option<String> {
+        self.wait_for_request(
+            |r| r.kind == RequestKind::Prompt && pred(&r.prompt),
+            timeout,
+        )
+        .map(|r| r.prompt)
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the blocking accept() so the accept thread sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        for conn in lock(&self.shared.connections).drain(..) {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// The default answer: `FAKE-REPLY: ` + the prompt's first line, truncated.
+pub fn default_reply(prompt: &str) -> String {
+    let first_line: String = prompt
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(ECHO_MAX_CHARS)
+        .collect();
+    format!("FAKE-REPLY: {first_line}")
+}
+
+/// Locks `m`, ignoring poisoning: a panicking test thread must not hide the
+/// recorded requests from the other threads.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        if let Ok(clone) = stream.try_clone() {
+            lock(&shared.connections).push(clone);
+        }
+        let shared = Arc::clone(shared);
+        let _ = thread::Builder::new()
+            .name("fake-api-conn".into())
+            .spawn(move || {
+                if let Err(err) = serve_connection(stream, &shared)
+                    && !shared.stopping.load(Ordering::SeqCst)
+                {
+                    eprintln!("fake api: connection error: {err}");
+                }
+            });
+    }
+}
+
+/// One parsed HTTP request.
+struct HttpRequest {
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// Serves requests on one keep-alive connection until the client closes it.
+fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    while let Some(request) = read_request(&mut reader, &mut writer)? {
+        let close = request
+            .headers
+            .get("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let response = route(&request, shared);
+        writer.write_all(&response)?;
+        writer.flush()?;
+        if close {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads one request; `Ok(None)` when the client closed the connection.
+fn read_request(
+    reader: &mut impl BufRead,
+    writer: &mut impl Write,
+) -> io::Result<Option<HttpRequest>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = HashMap::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    if headers
+        .get("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    {
+        writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let body = if chunked {
+        read_chunked(reader)?
+    } else {
+        let len = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body)?;
+        body
+    };
+    Ok(Some(HttpRequest {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
+/// Reads a `Transfer-Encoding: chunked` body, trailers included.
+fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let size_hex = line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_hex, 16).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad chunk size {line:?}"),
+            )
+        })?;
+        if size == 0 {
+            // Trailer lines end with an empty line.
+            loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut crlf = [0; 2];
+        reader.read_exact(&mut crlf)?;
+    }
+}
+
+/// Builds the full HTTP response for `request`.
+fn route(request: &HttpRequest, shared: &Shared) -> Vec<u8> {
+    let path = request.path.split('?').next().unwrap_or("");
+    match (request.method.as_str(), path) {
+        ("POST", "/v1/messages") => return messages(request, shared),
+        ("POST", "/v1/messages/count_tokens") => {
+            return http_response(
+                200,
+                "application/json",
+                &[],
+                &json!({"input_tokens": 10}).to_string(),
+            );
+        }
+        _ => {}
+    }
+    lock(&shared.other_requests).push(format!("{} {}", request.method, request.path));
+    match (request.method.as_str(), path) {
+        // Claude Code warms up its connection with `HEAD <base url>` at start.
+        ("HEAD" | "GET", "/") => http_response(200, "text/plain", &[], ""),
+        _ => error_response(
+            404,
+            "not_found_error",
+            &format!("fake api has no {} {}", request.method, request.path),
+        ),
+    }
+}
+
+fn messages(request: &HttpRequest, shared: &Shared) -> Vec<u8> {
+    let body: Value = match serde_json::from_slice(&request.body) {
+        Ok(body) => body,
+        Err(err) => {
+            return error_response(400, "invalid_request_error", &format!("bad json: {err}"));
+        }
+    };
+    let recorded = record(
+        &body,
+        request.headers.get("x-claude-code-session-id").cloned(),
+    );
+    let kind = recorded.kind;
+    let prompt = recorded.prompt.clone();
+    let first_result = recorded.tool_results.first().cloned().unwrap_or_default();
+    {
+        lock(&shared.requests).push(recorded);
+        shared.recorded.notify_all();
+    }
+    let reply = match kind {
+        RequestKind::Title => Reply::Text(r#"{"title":"t"}"#.to_string()),
+        RequestKind::ToolResult => Reply::Text(format!(
+            "FAKE-TOOL-DONE: {}",
+            first_result.lines().next().unwrap_or("")
+        )),
+        RequestKind::Prompt => {
+            let script = Arc::clone(&lock(&shared.reply));
+            script(&prompt)
+        }
+    };
+    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+    let model = body["model"].as_str().unwrap_or("claude-fake").to_string();
+    let message = Message {
+        id: format!("msg_fake_{id:06}"),
+        model,
+        reply,
+    };
+    if let Reply::Error {
+        status,
+        kind,
+        message,
+    } = &message.reply
+    {
+        return error_response(*status, kind, message);
+    }
+    if body["stream"].as_bool() == Some(true) {
+        http_response(
+            200,
+            "text/event-stream",
+            &[("cache-control", "no-cache")],
+            &message.sse(),
+        )
+    } else {
+        http_response(200, "application/json", &[], &message.json().to_string())
+    }
+}
+
+/// Classifies and records a Messages request body.
+fn record(body: &Value, session_header: Option<String>) -> RecordedRequest {
+    let messages = body["messages"].as_array().map_or(&[][..], Vec::as_slice);
+    let last_user = messages.iter().rev().find(|m| m["role"] == "user");
+    let blocks: Vec<Value> = match last_user.map(|m| &m["content"]) {
+        Some(Value::String(text)) => vec![json!({"type": "text", "text": text})],
+        Some(Value::Array(blocks)) => blocks.clone(),
+        _ => Vec::new(),
+    };
+    let prompt = blocks
+        .iter()
+        .rev()
+        .find(|b| b["type"] == "text")
+        .and_then(|b| b["text"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let tool_results: Vec<String> = blocks
+        .iter()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| block_text(&b["content"]))
+        .collect();
+    // The title request asks for structured output: `output_config.format`
+    // with a JSON schema. Every request has an `output_config` (it holds
+    // `effort`), so only `format` tells them apart.
+    let is_title = !body["output_config"]["format"].is_null();
+    let kind = if is_title {
+        RequestKind::Title
+    } else if !tool_results.is_empty() {
+        RequestKind::ToolResult
+    } else {
+        RequestKind::Prompt
+    };
+    RecordedRequest {
+        kind,
+        prompt,
+        n_messages: messages.len(),
+        session_header,
+        tool_results,
+        body: body.clone(),
+    }
+}
+
+/// The text of a `tool_result` content: a string or an array of text blocks.
+fn block_text(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// One assistant reply, rendered as SSE or as a plain JSON message.
+struct Message {
+    id: String,
+    model: String,
+    reply: Reply,
+}
+
+impl Message {
+    fn content_and_stop(&self) -> (Value, &'static str) {
+        match &self.reply {
+            Reply::Text(text) => (json!({"type": "text", "text": text}), "end_turn"),
+            Reply::BashToolUse { command } => (
+                json!({
+                    "type": "tool_use",
+                    "id": format!("toolu_{}", self.id),
+                    "name": "Bash",
+                    "input": {"command": command, "description": "fake tool call"},
+                }),
+                "tool_use",
+            ),
+            Reply::Error { .. } => unreachable!("errors are answered before rendering"),
+        }
+    }
+
+    fn usage() -> Value {
+        json!({"input_tokens": 10, "output_tokens": 10, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
+    }
+
+    fn json(&self) -> Value {
+        let (block, stop) = self.content_and_stop();
+        json!({
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+            "content": [block], "stop_reason": stop, "stop_sequence": null, "usage": Self::usage(),
+        })
+    }
+
+    fn sse(&self) -> String {
+        let (block, stop) = self.content_and_stop();
+        // The start event carries the block empty; its body follows as a delta.
+        let (start_block, delta) = if block["type"] == "text" {
+            (
+                json!({"type": "text", "text": ""}),
+                json!({"type": "text_delta", "text": block["text"]}),
+            )
+        } else {
+            let mut start = block.clone();
+            start["input"] = json!({});
+            (
+                start,
+                json!({"type": "input_json_delta", "partial_json": block["input"].to_string()}),
+            )
+        };
+        let events = [
+            json!({"type": "message_start", "message": {
+                "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+                "stop_reason": null, "stop_sequence": null, "usage": Self::usage()}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": start_block}),
+            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+            json!({"type": "content_block_stop", "index": 0}),
+            json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+                   "usage": {"output_tokens": 10}}),
+            json!({"type": "message_stop"}),
+        ];
+        let mut out = String::new();
+        for event in events {
+            let name = event["type"].as_str().unwrap_or("");
+            // Writing to a String cannot fail.
+            let _ = std::fmt::Write::write_fmt(
+                &mut out,
+                format_args!("event: {name}\ndata: {event}\n\n"),
+            );
+        }
+        out
+    }
+}
+
+/// An Anthropic-style error; `x-should-retry: false` stops Claude Code retrying.
+fn error_response(status: u16, kind: &str, message: &str) -> Vec<u8> {
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    http_response(
+        status,
+        "application/json",
+        &[("x-should-retry", "false")],
+        &body.to_string(),
+    )
+}
+
+fn http_response(status: u16, content_type: &str, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        529 => "Overloaded",
+        _ => "Status",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nrequest-id: req_fake\r\n",
+        body.len()
+    );
+    for (name, value) in extra {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}

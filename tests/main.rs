@@ -1,0 +1,4 @@
+//! The integration test crate: one binary, with shared helpers in `helper/`.
+
+mod harness_smoke;
+mod helper;
