@@ -17,6 +17,32 @@ use crate::state::TaskEnvelope;
 /// How much of stderr is kept for the failure reason.
 const STDERR_TAIL: usize = 4096;
 
+/// Kills the command when the host dies.
+trait DeathSignal {
+    fn pre_exec_death_signal(&mut self) -> &mut Self;
+}
+
+impl DeathSignal for Command {
+    fn pre_exec_death_signal(&mut self) -> &mut Self {
+        // SAFETY: the closure runs between fork and exec and only makes the
+        // async-signal-safe prctl(2) call. PR_SET_PDEATHSIG fires when the forking thread
+        // exits; the host starts runs from its main thread, which lives as long as it does.
+        // If the host died before prctl, the parent is already someone else: give up.
+        let host = std::process::id() as libc::pid_t;
+        unsafe {
+            self.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != host {
+                    return Err(std::io::Error::other("agent-wrap exited"));
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
 pub fn start<E: Send + 'static>(
     cmd: &str,
     task: &TaskEnvelope,
@@ -33,6 +59,7 @@ pub fn start<E: Send + 'static>(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
+        .pre_exec_death_signal()
         .spawn()
         .with_context(|| format!("failed to start `{cmd}`"))?;
     let pgid = child.id();

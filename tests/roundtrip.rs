@@ -1,0 +1,264 @@
+//! Editor mode against real `agent-wrap` processes: the round trip and its failures.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::fixture::*;
+use crate::helper::wait::wait_until;
+
+#[test]
+fn demo_agent_answer_lands_in_the_prompt_file() {
+    let env = Env::new();
+    let _agent = env.agent("alpha", &["--demo", "--demo-delay-ms", "0"]);
+    let (out, after) = env.run_hook(b"@alpha plan the dark-mode feature");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (head, body) = head_and_body(&after);
+    assert!(head.starts_with("[@alpha · task "), "{head}");
+    let sum = ceh::agent::demo::checksum(b"plan the dark-mode feature");
+    assert!(
+        text(&body).contains(&format!("DEMO-ANSWER {sum:016x} plan the dark-mode feature")),
+        "{}",
+        text(&body)
+    );
+    let done = env.wait_single_done();
+    assert_eq!(done["outcome"], "ok");
+    assert_eq!(done["finished_by"], "agent");
+    env.wait_status("alpha", "idle", |s| s["recent"][0]["outcome"] == "ok");
+}
+
+#[test]
+fn exec_agent_gets_the_prompt_byte_exact_on_stdin() {
+    let env = Env::new();
+    let _agent = env.agent("echo", &["--exec", "cat"]);
+    let prompt = "first line\n/second starts with slash\n!third bang\n#fourth hash\nünïcödé ✓\n\ttabbed  \n";
+    let (out, after) = env.run_hook(format!("@echo {prompt}").as_bytes());
+    assert_eq!(out.status.code(), Some(0));
+    let (head, body) = head_and_body(&after);
+    assert!(head.starts_with("[@echo · task "), "{head}");
+    assert_eq!(text(&body), prompt);
+}
+
+#[test]
+fn the_context_block_is_not_sent() {
+    let env = Env::new();
+    let _agent = env.agent("echo", &["--exec", "cat"]);
+    let file = "# ─── Claude's last response (for reference; removed on save) ───\n# earlier answer\n\
+                # ─── Write your reply below this line ──────────────────────────\n\n@echo just this";
+    let (_, after) = env.run_hook(file.as_bytes());
+    assert_eq!(head_and_body(&after).1, b"just this");
+}
+
+#[test]
+fn a_failing_command_fails_the_task_and_keeps_the_prompt() {
+    let env = Env::new();
+    let _agent = env.agent("bad", &["--exec", "cat >/dev/null; echo partial; echo 'boom: disk on fire' >&2; exit 3"]);
+    let (out, after) = env.run_hook(b"@bad do the thing\nline two");
+    assert_eq!(out.status.code(), Some(0));
+    let (head, body) = head_and_body(&after);
+    assert!(head.starts_with("[claude-editor-hook] @bad failed (task "), "{head}");
+    assert!(head.ends_with("the command exited with status 3: boom: disk on fire"), "{head}");
+    assert_eq!(body, b"@bad do the thing\nline two");
+}
+
+#[test]
+fn unknown_and_offline_agents_fail_at_once_keeping_the_prompt() {
+    let env = Env::new();
+    let t = Instant::now();
+    let (out, after) = env.run_hook(b"@ghost hello\nsecond line");
+    assert_eq!(out.status.code(), Some(0));
+    let (head, body) = head_and_body(&after);
+    assert!(head.contains("unknown agent @ghost: no agents are registered"), "{head}");
+    assert_eq!(body, b"@ghost hello\nsecond line");
+
+    let mut agent = env.agent("planning", &["--demo"]);
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(SECS), 143);
+    let (_, after) = env.run_hook(b"@planning hi");
+    let (head, _) = head_and_body(&after);
+    assert!(head.contains("agent @planning is offline"), "{head}");
+    let (_, after) = env.run_hook(b"@other hi");
+    assert!(text(&after).contains("unknown agent @other (known: planning)"), "{}", text(&after));
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_busy_agent_serves_waiting_coordinators_in_order() {
+    let env = Env::new();
+    let gate = env.dir.path().join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // Each task blocks until the test opens and closes the gate once.
+    let cmd = format!("cat '{}' >/dev/null; cat", gate.display());
+    let _agent = env.agent("busy", &["--exec", &cmd]);
+
+    let (mut first, f1) = env.spawn_hook(b"@busy one");
+    env.wait_status("busy", "working", |_| true);
+    let (mut second, f2) = env.spawn_hook(b"@busy two");
+    wait_until(SECS, "the second task to queue", || pending(&env, "busy").eq(&1).then_some(()));
+    let (mut third, f3) = env.spawn_hook(b"@busy three");
+    wait_until(SECS, "the third task to queue", || pending(&env, "busy").eq(&2).then_some(()));
+
+    let status = status_json(&env);
+    assert_eq!(status["agents"][0]["queued"], 2, "{status}");
+    assert_eq!(status["agents"][0]["status"], "working");
+
+    for child in [&mut first, &mut second, &mut third] {
+        drop(fs::File::create(&gate).unwrap()); // open + close releases one task
+        assert!(wait_child(child, SECS, "a coordinator").success());
+    }
+    for (file, want) in [(f1, "one"), (f2, "two"), (f3, "three")] {
+        assert_eq!(head_and_body(&fs::read(file).unwrap()).1, want.as_bytes());
+    }
+    let mut done = env.done_files();
+    done.sort_by_key(|d| d["claimed_at_us"].as_u64());
+    let created: Vec<_> = done.iter().map(|d| d["created_at_us"].as_u64().unwrap()).collect();
+    assert!(created.windows(2).all(|w| w[0] < w[1]), "not FIFO: {done:?}");
+}
+
+fn pending(env: &Env, name: &str) -> usize {
+    fs::read_dir(env.state.join("agents").join(name).join("inbox"))
+        .map(|d| d.filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count())
+        .unwrap_or(0)
+}
+
+fn status_json(env: &Env) -> serde_json::Value {
+    let out = env.cmd(HOOK).args(["status", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("status --json prints one JSON document")
+}
+
+#[test]
+fn agent_killed_mid_task_returns_within_two_seconds_with_the_reason() {
+    let env = Env::new();
+    let mut agent = env.agent("victim", &["--exec", "exec sleep 60"]);
+    let (mut hook, file) = env.spawn_hook(b"@victim long job");
+    env.wait_status("victim", "working", |_| true);
+    let killed = Instant::now();
+    agent.signal(Signal::SIGKILL);
+    let status = wait_child(&mut hook, Duration::from_secs(2), "the coordinator to notice the death");
+    assert!(killed.elapsed() < Duration::from_secs(2));
+    assert_eq!(status.code(), Some(0));
+    let (head, body) = head_and_body(&fs::read(file).unwrap());
+    assert!(head.contains("@victim failed") && head.contains("died"), "{head}");
+    assert_eq!(body, b"@victim long job");
+    assert_eq!(env.wait_single_done()["finished_by"], "coordinator");
+    // The status file still says working: readers must not believe it.
+    assert_eq!(status_json(&env)["agents"][0]["status"], "offline");
+}
+
+#[test]
+fn sigterm_to_the_coordinator_cancels_the_task_and_frees_the_agent() {
+    let env = Env::new();
+    let _agent = env.agent("worker", &["--exec", "exec sleep 60"]);
+    let (mut hook, file) = env.spawn_hook(b"@worker long job");
+    env.wait_status("worker", "working", |_| true);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(hook.id() as i32), Signal::SIGTERM).unwrap();
+    let status = wait_child(&mut hook, SECS, "the coordinator to stop");
+    assert_eq!(status.code(), Some(143));
+    let done = env.wait_single_done();
+    assert_eq!(done["outcome"], "cancelled", "{done}");
+    assert_eq!(done["finished_by"], "agent");
+    assert!(done["reason"].as_str().unwrap().contains("SIGTERM"));
+    env.wait_status("worker", "idle", |_| true);
+    // Non-zero exit: Claude Code ignores the file, so it is left as it was.
+    assert_eq!(fs::read(file).unwrap(), b"@worker long job");
+}
+
+#[test]
+fn sigterm_to_the_agent_fails_the_task_with_the_reason() {
+    let env = Env::new();
+    let mut agent = env.agent("worker", &["--exec", "exec sleep 60"]);
+    let (mut hook, file) = env.spawn_hook(b"@worker long job");
+    env.wait_status("worker", "working", |_| true);
+    agent.signal(Signal::SIGTERM);
+    assert!(wait_child(&mut hook, SECS, "the coordinator").success());
+    assert_eq!(agent.wait_exit(SECS), 143);
+    let head = head_and_body(&fs::read(file).unwrap()).0;
+    assert!(head.contains("agent-wrap received SIGTERM"), "{head}");
+    assert_eq!(env.status("worker").unwrap()["status"], "offline");
+}
+
+#[test]
+fn timeout_cancels_and_says_so() {
+    let env = Env::new();
+    let _agent = env.agent("slow", &["--exec", "exec sleep 60"]);
+    let file = env.prompt_file(b"@slow take your time");
+    let out = env.cmd(HOOK).args(["--timeout", "1"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let (head, body) = head_and_body(&fs::read(file).unwrap());
+    assert!(head.contains("@slow cancelled") && head.contains("timed out after 1s"), "{head}");
+    assert_eq!(body, b"@slow take your time");
+    env.wait_status("slow", "idle", |_| true);
+}
+
+#[test]
+fn binary_and_empty_prompts_are_refused_and_kept() {
+    let env = Env::new();
+    let _agent = env.agent("echo", &["--exec", "cat"]);
+    let (_, after) = env.run_hook(b"@echo \xff\xfe binary");
+    let (head, body) = head_and_body(&after);
+    assert!(head.contains("not UTF-8"), "{head}");
+    assert_eq!(body, b"@echo \xff\xfe binary");
+    let (_, after) = env.run_hook(b"@echo   ");
+    assert!(text(&after).starts_with("[claude-editor-hook] nothing to send"), "{}", text(&after));
+    assert!(env.done_files().is_empty(), "no task may be created");
+}
+
+#[test]
+fn a_second_host_for_the_same_name_is_refused() {
+    let env = Env::new();
+    let agent = env.agent("solo", &["--demo"]);
+    let out = env.cmd(WRAP).args(["solo", "--demo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("already hosted by agent-wrap pid {}", agent.pid())), "{err}");
+    let out = env.cmd(WRAP).args(["../etc", "--demo"]).output().unwrap();
+    assert!(text(&out.stderr).contains("invalid agent name"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn corrupt_state_files_give_clear_errors_without_crashing() {
+    let env = Env::new();
+    let agent = env.agent("good", &["--exec", "cat"]);
+    // A corrupt task envelope in the inbox: the agent fails it and keeps serving.
+    let tasks = env.state.join("tasks").join("bad-1");
+    fs::create_dir(&tasks).unwrap();
+    fs::write(tasks.join("task.json"), b"{ nope").unwrap();
+    let inbox = env.state.join("agents/good/inbox");
+    fs::write(inbox.join("00000000000000000001-bad-1.json"), br#"{"version":1,"task_id":"bad-1","queued_at_us":1}"#).unwrap();
+    let done = wait_until(SECS, "the corrupt task to be failed", || fs::read(tasks.join("done.json")).ok());
+    let done: serde_json::Value = serde_json::from_slice(&done).unwrap();
+    assert!(done["reason"].as_str().unwrap().contains("corrupt state file"), "{done}");
+    let (_, after) = env.run_hook(b"@good still alive");
+    assert_eq!(head_and_body(&after).1, b"still alive");
+
+    // A corrupt status file: the coordinator and `status` name the file.
+    drop(agent);
+    fs::create_dir_all(env.state.join("agents/broken")).unwrap();
+    fs::write(env.state.join("agents/broken/status.json"), b"\x00garbage").unwrap();
+    let (out, after) = env.run_hook(b"@broken hi");
+    assert_eq!(out.status.code(), Some(0));
+    let head = head_and_body(&after).0;
+    assert!(head.contains("corrupt state file") && head.contains("broken/status.json"), "{head}");
+    let status = status_json(&env);
+    let broken = status["agents"].as_array().unwrap().iter().find(|a| a["name"] == "broken").unwrap();
+    assert_eq!(broken["status"], "error");
+    let table = env.cmd(HOOK).arg("status").output().unwrap();
+    assert!(table.status.success());
+    assert!(text(&table.stdout).contains("good") && text(&table.stdout).contains("offline"));
+}
+
+#[test]
+fn an_unsafe_state_directory_is_refused_and_left_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    fs::create_dir(&env.state).unwrap();
+    fs::set_permissions(&env.state, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = env.cmd(WRAP).args(["x", "--demo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("world-writable"), "{}", text(&out.stderr));
+    let (_, after) = env.run_hook(b"@x hi");
+    assert!(text(&after).contains("world-writable"));
+    assert_eq!(fs::read_dir(&env.state).unwrap().count(), 0);
+}
