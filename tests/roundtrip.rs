@@ -131,7 +131,7 @@ fn status_json(env: &Env) -> serde_json::Value {
 #[test]
 fn agent_killed_mid_task_returns_within_two_seconds_with_the_reason() {
     let env = Env::new();
-    let mut agent = env.agent("victim", &["--exec", "exec sleep 60"]);
+    let agent = env.agent("victim", &["--exec", "exec sleep 60"]);
     let (mut hook, file) = env.spawn_hook(b"@victim long job");
     env.wait_status("victim", "working", |_| true);
     let killed = Instant::now();
