@@ -1,62 +1,101 @@
-//! Process facts: exit notification by pidfd, liveness, and process-group termination.
+//! Process facts: exit notification by pidfd, liveness, and process-group signals.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::mpsc::Sender;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+/// Watches a process for its exit. Dropping the guard stops the watch.
+pub struct ExitWatch {
+    /// Closing this wakes the watcher thread, which then ends without reporting.
+    _stop: Option<OwnedFd>,
+}
+
 /// Sends `make()` on `tx` when process `pid` exits, without polling: a thread blocks in
 /// `poll(2)` on a pidfd, which becomes readable when the process ends.
 ///
-/// If `pid` is already gone the event is sent at once. The caller re-checks that `pid`
-/// is still the process it meant after this returns, to rule out pid reuse.
-pub fn notify_exit<E: Send + 'static>(pid: i32, tx: Sender<E>, make: impl FnOnce() -> E + Send + 'static) -> Result<()> {
+/// If `pid` is already gone the event is sent at once. Callers re-check afterwards that
+/// `pid` is still the process they meant, to rule out pid reuse.
+pub fn notify_exit<E: Send + 'static>(
+    pid: i32,
+    tx: Sender<E>,
+    make: impl FnOnce() -> E + Send + 'static,
+) -> Result<ExitWatch> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it
     // touches no memory of ours.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
-        // ESRCH: already gone. Anything else (an old kernel): report it as gone too
-        // would be wrong, so surface the error.
         let err = Errno::last();
         if err == Errno::ESRCH {
             let _ = tx.send(make());
-            return Ok(());
+            return Ok(ExitWatch { _stop: None });
         }
-        anyhow::bail!("failed to watch process {pid}: pidfd_open: {err}");
+        bail!("failed to watch process {pid}: pidfd_open: {err} (Linux 5.3 or later is needed)");
     }
     // SAFETY: `fd` is a new descriptor returned by pidfd_open that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let (stop_rx, stop_tx) = nix::unistd::pipe().context("failed to create a pipe")?;
     std::thread::Builder::new()
         .name(format!("exit-{pid}"))
         .spawn(move || {
-            loop {
-                let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&fd), PollFlags::POLLIN)];
+            let exited = loop {
+                let mut fds = [
+                    PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(stop_rx.as_fd(), PollFlags::POLLIN),
+                ];
                 match poll(&mut fds, PollTimeout::NONE) {
                     Err(Errno::EINTR) => continue,
-                    _ => break,
+                    Err(_) => break false,
+                    Ok(_) => break fds[0].any().unwrap_or(false),
                 }
+            };
+            if exited {
+                let _ = tx.send(make());
             }
-            let _ = tx.send(make());
-        })?;
-    Ok(())
+        })
+        .context("failed to start the exit watcher")?;
+    Ok(ExitWatch { _stop: Some(stop_tx) })
 }
 
 /// Returns true if and only if a process with this pid exists.
 pub fn is_alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else { return false };
-    !matches!(
-        nix::sys::signal::kill(Pid::from_raw(pid), None),
-        Err(Errno::ESRCH)
-    )
+    !matches!(nix::sys::signal::kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
 }
 
 /// Sends `signal` to the process group led by `pgid`. A group that is gone is fine.
 pub fn signal_group(pgid: u32, signal: Signal) {
     if let Ok(pgid) = i32::try_from(pgid) {
         let _ = killpg(Pid::from_raw(pgid), signal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    #[test]
+    fn reports_exit_and_stops_when_dropped() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let (tx, rx) = channel();
+        let watch = notify_exit(child.id() as i32, tx.clone(), || "exited").unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        child.kill().unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("exited"));
+        drop(watch);
+        child.wait().unwrap();
+
+        // A dropped watch never reports, even when the process later exits.
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        drop(notify_exit(child.id() as i32, tx, || "late").unwrap());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
     }
 }

@@ -147,7 +147,7 @@ impl Coordinator {
             watcher.watch(&self.state.agent_dir(agent))?;
             watcher.watch(&self.state.inbox_dir(agent))?;
         }
-        notify_exit(host_pid, self.tx.clone(), move || Event::HostExited(host_pid))?;
+        let _exit_watch = notify_exit(host_pid, self.tx.clone(), move || Event::HostExited(host_pid))?;
         let entry = enqueue(&self.state, agent, &id)?;
         // The host may have died before the pidfd existed, or a new host may hold the
         // lock under a reused pid: either way the pidfd is not watching our host.

@@ -105,7 +105,8 @@ impl TmuxServer {
 
     /// Starts a detached 200x50 session running `command` (argv, run without
     /// a shell when it has more than one element) in `cwd`, with `env` set in
-    /// the pane. Returns the pane id (`%N`), usable as a target.
+    /// the pane. Returns the pane id (`%N`), usable as a target. tmux sets
+    /// the pane's `TERM` itself (`tmux-256color`), whatever `env` says.
     pub fn new_session(
         &mut self,
         name: &str,
@@ -165,6 +166,12 @@ impl TmuxServer {
     /// The visible screen of `target`, one line per row.
     pub fn capture(&self, target: &str) -> String {
         self.run(&["capture-pane", "-p", "-t", target])
+    }
+
+    /// The whole history of `target` plus its screen. A dead pane needs
+    /// this: tmux scrolls its last screen up to print "Pane is dead".
+    pub fn capture_history(&self, target: &str) -> String {
+        self.run(&["capture-pane", "-p", "-S", "-", "-t", target])
     }
 
     /// Returns true if and only if the program in `target` has exited.
