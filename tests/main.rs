@@ -1,7 +1,9 @@
 //! The integration test crate: one binary, with shared helpers in `helper/`.
 
+mod e2e_chief;
 mod fixture;
 mod harness_smoke;
 mod helper;
 mod passthrough;
 mod roundtrip;
+mod view;
