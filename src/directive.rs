@@ -100,9 +100,10 @@ mod tests {
 
     fn delegate(file: &str) -> Option<(String, String)> {
         match parse(file.as_bytes()).directive {
-            Directive::Delegate { agent, prompt } => {
-                Some((agent.to_string(), String::from_utf8(prompt.to_vec()).unwrap()))
-            }
+            Directive::Delegate { agent, prompt } => Some((
+                agent.to_string(),
+                String::from_utf8(prompt.to_vec()).unwrap(),
+            )),
             _ => None,
         }
     }
@@ -121,14 +122,28 @@ mod tests {
 
     #[test]
     fn non_names_and_plain_text_go_to_the_editor() {
-        for file in ["plain text", "@src/main.rs explain", "@README.md", "@ planning x", "email a@b", ""] {
-            assert_eq!(parse(file.as_bytes()).directive, Directive::Edit, "{file:?}");
+        for file in [
+            "plain text",
+            "@src/main.rs explain",
+            "@README.md",
+            "@ planning x",
+            "email a@b",
+            "",
+        ] {
+            assert_eq!(
+                parse(file.as_bytes()).directive,
+                Directive::Edit,
+                "{file:?}"
+            );
         }
     }
 
     #[test]
     fn empty_prompt_is_reported() {
-        assert!(matches!(parse(b"@planning   \n").directive, Directive::EmptyPrompt { .. }));
+        assert!(matches!(
+            parse(b"@planning   \n").directive,
+            Directive::EmptyPrompt { .. }
+        ));
     }
 
     #[test]

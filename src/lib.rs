@@ -6,13 +6,15 @@
 //! - [`state`]: the private state directory and its on-disk protocol (status, inbox, tasks).
 //! - [`coordinator`]: editor mode, the round trip the chief waits on.
 //! - [`agent`]: the agent host run by `agent-wrap` and its drivers.
-//! - [`watch`], [`signals`], [`process`]: the event sources that feed the two event loops.
+//! - [`watch`], [`doorbell`], [`signals`], [`process`]: the event sources that feed the two
+//!   event loops.
 //! - [`directive`]: what an `@NAME …` prompt means.
 
 pub mod agent;
 pub mod cli;
 pub mod coordinator;
 pub mod directive;
+pub mod doorbell;
 pub mod process;
 pub mod signals;
 pub mod state;

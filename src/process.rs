@@ -58,13 +58,20 @@ pub fn notify_exit<E: Send + 'static>(
             }
         })
         .context("failed to start the exit watcher")?;
-    Ok(ExitWatch { _stop: Some(stop_tx) })
+    Ok(ExitWatch {
+        _stop: Some(stop_tx),
+    })
 }
 
 /// Returns true if and only if a process with this pid exists.
 pub fn is_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    !matches!(nix::sys::signal::kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    !matches!(
+        nix::sys::signal::kill(Pid::from_raw(pid), None),
+        Err(Errno::ESRCH)
+    )
 }
 
 /// Sends `signal` to the process group led by `pgid`. A group that is gone is fine.
@@ -82,7 +89,10 @@ mod tests {
 
     #[test]
     fn reports_exit_and_stops_when_dropped() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let (tx, rx) = channel();
         let watch = notify_exit(child.id() as i32, tx.clone(), || "exited").unwrap();
         assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
@@ -92,7 +102,10 @@ mod tests {
         child.wait().unwrap();
 
         // A dropped watch never reports, even when the process later exits.
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         drop(notify_exit(child.id() as i32, tx, || "late").unwrap());
         child.kill().unwrap();
         child.wait().unwrap();

@@ -19,10 +19,15 @@ pub struct DirWatcher {
 
 impl DirWatcher {
     /// Creates a watcher that sends `make()` for each change under the watched dirs.
-    pub fn new<E: Send + 'static>(tx: Sender<E>, make: impl Fn() -> E + Send + 'static) -> Result<Self> {
+    pub fn new<E: Send + 'static>(
+        tx: Sender<E>,
+        make: impl Fn() -> E + Send + 'static,
+    ) -> Result<Self> {
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let relevant = match &res {
-                Ok(event) => !event.paths.iter().all(|p| file_is_temp(p)) && !event.kind.is_access(),
+                Ok(event) => {
+                    !event.paths.iter().all(|p| file_is_temp(p)) && !event.kind.is_access()
+                }
                 // A watcher error (e.g. queue overflow) means we may have missed events:
                 // wake the loop so it re-reads the state.
                 Err(_) => true,

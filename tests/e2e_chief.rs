@@ -33,7 +33,11 @@ fn start_chief(test: &str, env: &Env) -> Option<Chief> {
     ];
     let pane = tmux.new_session("chief", sandbox.project_dir(), &vars, &cmd);
     wait_for_file(&marker, CLAUDE_WAIT);
-    Some(Chief { tmux, pane, sandbox })
+    Some(Chief {
+        tmux,
+        pane,
+        sandbox,
+    })
 }
 
 impl Chief {
@@ -47,34 +51,57 @@ impl Chief {
 #[test]
 fn ctrl_g_delegates_and_the_answer_becomes_the_chiefs_next_prompt() {
     let env = Env::new();
-    let Some(chief) = start_chief("ctrl_g_delegates_and_the_answer_becomes_the_chiefs_next_prompt", &env) else {
+    let Some(chief) = start_chief(
+        "ctrl_g_delegates_and_the_answer_becomes_the_chiefs_next_prompt",
+        &env,
+    ) else {
         return;
     };
     let _agent = env.agent("planning", &["--demo", "--demo-delay-ms", "0"]);
-    chief.tmux.send_literal(&chief.pane, "@planning plan the dark-mode feature");
-    chief.screen_until("the typed prompt", |s| s.contains("@planning plan the dark-mode feature"));
+    chief
+        .tmux
+        .send_literal(&chief.pane, "@planning plan the dark-mode feature");
+    chief.screen_until("the typed prompt", |s| {
+        s.contains("@planning plan the dark-mode feature")
+    });
     chief.tmux.send_keys(&chief.pane, &["C-g"]);
     let sum = ceh::agent::demo::checksum(b"plan the dark-mode feature");
     let answer_line = format!("DEMO-ANSWER {sum:016x} plan the dark-mode feature");
     let screen = chief.screen_until("the answer in the prompt box", |s| s.contains(&answer_line));
     assert!(screen.contains("[@planning · task "), "{screen}");
-    assert!(chief.sandbox.api.prompts().is_empty(), "nothing may be submitted before Enter");
+    assert!(
+        chief.sandbox.api.prompts().is_empty(),
+        "nothing may be submitted before Enter"
+    );
 
     chief.tmux.send_keys(&chief.pane, &["Enter"]);
     let prompt = chief
         .sandbox
         .api
         .wait_for_prompt(|p| p.contains(&answer_line), CLAUDE_WAIT)
-        .unwrap_or_else(|| panic!("the chief never submitted the answer:\n{}", chief.tmux.capture(&chief.pane)));
+        .unwrap_or_else(|| {
+            panic!(
+                "the chief never submitted the answer:\n{}",
+                chief.tmux.capture(&chief.pane)
+            )
+        });
     assert!(prompt.starts_with("[@planning · task "), "{prompt:?}");
-    assert!(prompt.contains("demo agent @planning is working on: plan the dark-mode feature"), "{prompt:?}");
-    chief.screen_until("the chief's reply", |s| s.contains("FAKE-REPLY: [@planning · task"));
+    assert!(
+        prompt.contains("demo agent @planning is working on: plan the dark-mode feature"),
+        "{prompt:?}"
+    );
+    chief.screen_until("the chief's reply", |s| {
+        s.contains("FAKE-REPLY: [@planning · task")
+    });
 }
 
 #[test]
 fn ctrl_c_while_waiting_keeps_the_chief_alive_and_its_prompt_unchanged() {
     let env = Env::new();
-    let Some(chief) = start_chief("ctrl_c_while_waiting_keeps_the_chief_alive_and_its_prompt_unchanged", &env) else {
+    let Some(chief) = start_chief(
+        "ctrl_c_while_waiting_keeps_the_chief_alive_and_its_prompt_unchanged",
+        &env,
+    ) else {
         return;
     };
     let _agent = env.agent("slow", &["--exec", "echo thinking; exec sleep 60"]);
@@ -88,8 +115,13 @@ fn ctrl_c_while_waiting_keeps_the_chief_alive_and_its_prompt_unchanged() {
     let done = env.wait_single_done();
     assert_eq!(done["outcome"], "cancelled", "{done}");
     env.wait_status("slow", "idle", |_| true);
-    chief.screen_until("the original prompt back in the box", |s| s.contains(typed) && !s.contains("│ thinking"));
-    assert!(!chief.tmux.pane_dead(&chief.pane), "Ctrl-C killed the chief");
+    chief.screen_until("the original prompt back in the box", |s| {
+        s.contains(typed) && !s.contains("│ thinking")
+    });
+    assert!(
+        !chief.tmux.pane_dead(&chief.pane),
+        "Ctrl-C killed the chief"
+    );
 
     // The chief is alive and its prompt is exactly what was typed: submit it.
     chief.tmux.send_keys(&chief.pane, &["Enter"]);

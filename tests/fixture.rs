@@ -43,8 +43,12 @@ impl Agent {
     /// Waits for the process to exit and returns its exit code (or 128+signal).
     pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
         use std::os::unix::process::ExitStatusExt;
-        let status = wait_until(timeout, "agent-wrap to exit", || self.child.try_wait().unwrap());
-        status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+        let status = wait_until(timeout, "agent-wrap to exit", || {
+            self.child.try_wait().unwrap()
+        });
+        status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
     }
 }
 
@@ -96,12 +100,16 @@ impl Env {
     /// Waits until the agent's status file says `status` and `extra` holds.
     pub fn wait_status(&self, name: &str, status: &str, extra: impl Fn(&Value) -> bool) -> Value {
         wait_until(SECS, &format!("agent {name} to be {status}"), || {
-            self.status(name).filter(|s| s["status"] == status && extra(s))
+            self.status(name)
+                .filter(|s| s["status"] == status && extra(s))
         })
     }
 
     pub fn prompt_file(&self, content: &[u8]) -> PathBuf {
-        let path = self.dir.path().join(format!("claude-prompt-{}.md", next_id()));
+        let path = self
+            .dir
+            .path()
+            .join(format!("claude-prompt-{}.md", next_id()));
         fs::write(&path, content).unwrap();
         path
     }
@@ -129,7 +137,9 @@ impl Env {
 
     /// All task directories' `done.json`, parsed.
     pub fn done_files(&self) -> Vec<Value> {
-        let Ok(dir) = fs::read_dir(self.state.join("tasks")) else { return vec![] };
+        let Ok(dir) = fs::read_dir(self.state.join("tasks")) else {
+            return vec![];
+        };
         dir.filter_map(|e| fs::read(e.ok()?.path().join("done.json")).ok())
             .map(|b| serde_json::from_slice(&b).unwrap())
             .collect()
@@ -158,7 +168,10 @@ pub fn text(bytes: &[u8]) -> String {
 
 /// Splits a rewritten prompt file into its first line and the rest.
 pub fn head_and_body(file: &[u8]) -> (String, Vec<u8>) {
-    let nl = file.iter().position(|&b| b == b'\n').expect("a header line");
+    let nl = file
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("a header line");
     (text(&file[..nl]), file[nl + 1..].to_vec())
 }
 

@@ -8,15 +8,30 @@ use crate::helper::wait::output_with_timeout;
 #[test]
 fn a_plain_prompt_opens_the_real_editor_with_its_exit_status() {
     let env = Env::new();
-    let editor = write_script(env.dir.path(), "myeditor", r#"printf ' EDITED' >> "$1"; exit "${EXIT:-0}""#);
+    let editor = write_script(
+        env.dir.path(),
+        "myeditor",
+        r#"printf ' EDITED' >> "$1"; exit "${EXIT:-0}""#,
+    );
     let file = env.prompt_file(b"plain text");
-    let out = env.cmd(HOOK).env("EDITOR", &editor).arg(&file).output().unwrap();
+    let out = env
+        .cmd(HOOK)
+        .env("EDITOR", &editor)
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(fs::read(&file).unwrap(), b"plain text EDITED");
 
     // File mentions are Claude Code syntax, not agents.
     let file = env.prompt_file(b"@src/main.rs explain");
-    let out = env.cmd(HOOK).env("VISUAL", &editor).env("EXIT", "3").arg(&file).output().unwrap();
+    let out = env
+        .cmd(HOOK)
+        .env("VISUAL", &editor)
+        .env("EXIT", "3")
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(fs::read(&file).unwrap(), b"@src/main.rs explain EDITED");
 }
@@ -30,12 +45,21 @@ fn editor_variables_pointing_at_the_hook_never_loop() {
     // A wrapper that calls $EDITOR again, as many editor shims do.
     let shim = write_script(&bin, "shim", &format!(r#"exec "{HOOK}" "$1""#));
     let path = format!("{}:/usr/bin:/bin", bin.display());
-    for (var, value) in [("EDITOR", HOOK.to_owned()), ("VISUAL", "claude-editor-hook".to_owned()), ("EDITOR", shim.display().to_string())] {
+    for (var, value) in [
+        ("EDITOR", HOOK.to_owned()),
+        ("VISUAL", "claude-editor-hook".to_owned()),
+        ("EDITOR", shim.display().to_string()),
+    ] {
         let file = env.prompt_file(b"text");
         let mut cmd = env.cmd(HOOK);
         cmd.env(var, &value).env("PATH", &path).arg(&file);
         let out = output_with_timeout(&mut cmd, SECS);
-        assert_eq!(out.status.code(), Some(0), "{var}={value}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{var}={value}: {}",
+            text(&out.stderr)
+        );
         assert_eq!(fs::read(&file).unwrap(), b"text VI-RAN", "{var}={value}");
     }
     // No editor at all: a clear error and a non-zero exit, so Claude keeps the prompt.
@@ -44,5 +68,9 @@ fn editor_variables_pointing_at_the_hook_never_loop() {
     cmd.env("PATH", "/nonexistent").arg(&file);
     let out = output_with_timeout(&mut cmd, SECS);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("failed to run editor `vi`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("failed to run editor `vi`"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -18,7 +18,9 @@ fn demo_agent_answer_lands_in_the_prompt_file() {
     assert!(head.starts_with("[@alpha · task "), "{head}");
     let sum = ceh::agent::demo::checksum(b"plan the dark-mode feature");
     assert!(
-        text(&body).contains(&format!("DEMO-ANSWER {sum:016x} plan the dark-mode feature")),
+        text(&body).contains(&format!(
+            "DEMO-ANSWER {sum:016x} plan the dark-mode feature"
+        )),
         "{}",
         text(&body)
     );
@@ -32,7 +34,8 @@ fn demo_agent_answer_lands_in_the_prompt_file() {
 fn exec_agent_gets_the_prompt_byte_exact_on_stdin() {
     let env = Env::new();
     let _agent = env.agent("echo", &["--exec", "cat"]);
-    let prompt = "first line\n/second starts with slash\n!third bang\n#fourth hash\nünïcödé ✓\n\ttabbed  \n";
+    let prompt =
+        "first line\n/second starts with slash\n!third bang\n#fourth hash\nünïcödé ✓\n\ttabbed  \n";
     let (out, after) = env.run_hook(format!("@echo {prompt}").as_bytes());
     assert_eq!(out.status.code(), Some(0));
     let (head, body) = head_and_body(&after);
@@ -53,12 +56,24 @@ fn the_context_block_is_not_sent() {
 #[test]
 fn a_failing_command_fails_the_task_and_keeps_the_prompt() {
     let env = Env::new();
-    let _agent = env.agent("bad", &["--exec", "cat >/dev/null; echo partial; echo 'boom: disk on fire' >&2; exit 3"]);
+    let _agent = env.agent(
+        "bad",
+        &[
+            "--exec",
+            "cat >/dev/null; echo partial; echo 'boom: disk on fire' >&2; exit 3",
+        ],
+    );
     let (out, after) = env.run_hook(b"@bad do the thing\nline two");
     assert_eq!(out.status.code(), Some(0));
     let (head, body) = head_and_body(&after);
-    assert!(head.starts_with("[claude-editor-hook] @bad failed (task "), "{head}");
-    assert!(head.ends_with("the command exited with status 3: boom: disk on fire"), "{head}");
+    assert!(
+        head.starts_with("[claude-editor-hook] @bad failed (task "),
+        "{head}"
+    );
+    assert!(
+        head.ends_with("the command exited with status 3: boom: disk on fire"),
+        "{head}"
+    );
     assert_eq!(body, b"@bad do the thing\nline two");
 }
 
@@ -69,7 +84,10 @@ fn unknown_and_offline_agents_fail_at_once_keeping_the_prompt() {
     let (out, after) = env.run_hook(b"@ghost hello\nsecond line");
     assert_eq!(out.status.code(), Some(0));
     let (head, body) = head_and_body(&after);
-    assert!(head.contains("unknown agent @ghost: no agents are registered"), "{head}");
+    assert!(
+        head.contains("unknown agent @ghost: no agents are registered"),
+        "{head}"
+    );
     assert_eq!(body, b"@ghost hello\nsecond line");
 
     let mut agent = env.agent("planning", &["--demo"]);
@@ -79,7 +97,11 @@ fn unknown_and_offline_agents_fail_at_once_keeping_the_prompt() {
     let (head, _) = head_and_body(&after);
     assert!(head.contains("agent @planning is offline"), "{head}");
     let (_, after) = env.run_hook(b"@other hi");
-    assert!(text(&after).contains("unknown agent @other (known: planning)"), "{}", text(&after));
+    assert!(
+        text(&after).contains("unknown agent @other (known: planning)"),
+        "{}",
+        text(&after)
+    );
     assert!(t.elapsed() < Duration::from_secs(10));
 }
 
@@ -95,9 +117,13 @@ fn a_busy_agent_serves_waiting_coordinators_in_order() {
     let (mut first, f1) = env.spawn_hook(b"@busy one");
     env.wait_status("busy", "working", |_| true);
     let (mut second, f2) = env.spawn_hook(b"@busy two");
-    wait_until(SECS, "the second task to queue", || pending(&env, "busy").eq(&1).then_some(()));
+    wait_until(SECS, "the second task to queue", || {
+        pending(&env, "busy").eq(&1).then_some(())
+    });
     let (mut third, f3) = env.spawn_hook(b"@busy three");
-    wait_until(SECS, "the third task to queue", || pending(&env, "busy").eq(&2).then_some(()));
+    wait_until(SECS, "the third task to queue", || {
+        pending(&env, "busy").eq(&2).then_some(())
+    });
 
     let status = status_json(&env);
     assert_eq!(status["agents"][0]["queued"], 2, "{status}");
@@ -112,13 +138,28 @@ fn a_busy_agent_serves_waiting_coordinators_in_order() {
     }
     let mut done = env.done_files();
     done.sort_by_key(|d| d["claimed_at_us"].as_u64());
-    let created: Vec<_> = done.iter().map(|d| d["created_at_us"].as_u64().unwrap()).collect();
-    assert!(created.windows(2).all(|w| w[0] < w[1]), "not FIFO: {done:?}");
+    let created: Vec<_> = done
+        .iter()
+        .map(|d| d["created_at_us"].as_u64().unwrap())
+        .collect();
+    assert!(
+        created.windows(2).all(|w| w[0] < w[1]),
+        "not FIFO: {done:?}"
+    );
 }
 
 fn pending(env: &Env, name: &str) -> usize {
     fs::read_dir(env.state.join("agents").join(name).join("inbox"))
-        .map(|d| d.filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count())
+        .map(|d| {
+            d.filter(|e| {
+                !e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .count()
+        })
         .unwrap_or(0)
 }
 
@@ -136,11 +177,18 @@ fn agent_killed_mid_task_returns_within_two_seconds_with_the_reason() {
     env.wait_status("victim", "working", |_| true);
     let killed = Instant::now();
     agent.signal(Signal::SIGKILL);
-    let status = wait_child(&mut hook, Duration::from_secs(2), "the coordinator to notice the death");
+    let status = wait_child(
+        &mut hook,
+        Duration::from_secs(2),
+        "the coordinator to notice the death",
+    );
     assert!(killed.elapsed() < Duration::from_secs(2));
     assert_eq!(status.code(), Some(0));
     let (head, body) = head_and_body(&fs::read(file).unwrap());
-    assert!(head.contains("@victim failed") && head.contains("died"), "{head}");
+    assert!(
+        head.contains("@victim failed") && head.contains("died"),
+        "{head}"
+    );
     assert_eq!(body, b"@victim long job");
     assert_eq!(env.wait_single_done()["finished_by"], "coordinator");
     // The status file still says working: readers must not believe it.
@@ -153,7 +201,11 @@ fn sigterm_to_the_coordinator_cancels_the_task_and_frees_the_agent() {
     let _agent = env.agent("worker", &["--exec", "exec sleep 60"]);
     let (mut hook, file) = env.spawn_hook(b"@worker long job");
     env.wait_status("worker", "working", |_| true);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(hook.id() as i32), Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hook.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
     let status = wait_child(&mut hook, SECS, "the coordinator to stop");
     assert_eq!(status.code(), Some(143));
     let done = env.wait_single_done();
@@ -184,10 +236,18 @@ fn timeout_cancels_and_says_so() {
     let env = Env::new();
     let _agent = env.agent("slow", &["--exec", "exec sleep 60"]);
     let file = env.prompt_file(b"@slow take your time");
-    let out = env.cmd(HOOK).args(["--timeout", "1"]).arg(&file).output().unwrap();
+    let out = env
+        .cmd(HOOK)
+        .args(["--timeout", "1"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let (head, body) = head_and_body(&fs::read(file).unwrap());
-    assert!(head.contains("@slow cancelled") && head.contains("timed out after 1s"), "{head}");
+    assert!(
+        head.contains("@slow cancelled") && head.contains("timed out after 1s"),
+        "{head}"
+    );
     assert_eq!(body, b"@slow take your time");
     env.wait_status("slow", "idle", |_| true);
 }
@@ -201,7 +261,11 @@ fn binary_and_empty_prompts_are_refused_and_kept() {
     assert!(head.contains("not UTF-8"), "{head}");
     assert_eq!(body, b"@echo \xff\xfe binary");
     let (_, after) = env.run_hook(b"@echo   ");
-    assert!(text(&after).starts_with("[claude-editor-hook] nothing to send"), "{}", text(&after));
+    assert!(
+        text(&after).starts_with("[claude-editor-hook] nothing to send"),
+        "{}",
+        text(&after)
+    );
     assert!(env.done_files().is_empty(), "no task may be created");
 }
 
@@ -212,9 +276,16 @@ fn a_second_host_for_the_same_name_is_refused() {
     let out = env.cmd(WRAP).args(["solo", "--demo"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("already hosted by agent-wrap pid {}", agent.pid())), "{err}");
+    assert!(
+        err.contains(&format!("already hosted by agent-wrap pid {}", agent.pid())),
+        "{err}"
+    );
     let out = env.cmd(WRAP).args(["../etc", "--demo"]).output().unwrap();
-    assert!(text(&out.stderr).contains("invalid agent name"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("invalid agent name"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -226,10 +297,22 @@ fn corrupt_state_files_give_clear_errors_without_crashing() {
     fs::create_dir(&tasks).unwrap();
     fs::write(tasks.join("task.json"), b"{ nope").unwrap();
     let inbox = env.state.join("agents/good/inbox");
-    fs::write(inbox.join("00000000000000000001-bad-1.json"), br#"{"version":1,"task_id":"bad-1","queued_at_us":1}"#).unwrap();
-    let done = wait_until(SECS, "the corrupt task to be failed", || fs::read(tasks.join("done.json")).ok());
+    fs::write(
+        inbox.join("00000000000000000001-bad-1.json"),
+        br#"{"version":1,"task_id":"bad-1","queued_at_us":1}"#,
+    )
+    .unwrap();
+    let done = wait_until(SECS, "the corrupt task to be failed", || {
+        fs::read(tasks.join("done.json")).ok()
+    });
     let done: serde_json::Value = serde_json::from_slice(&done).unwrap();
-    assert!(done["reason"].as_str().unwrap().contains("corrupt state file"), "{done}");
+    assert!(
+        done["reason"]
+            .as_str()
+            .unwrap()
+            .contains("corrupt state file"),
+        "{done}"
+    );
     let (_, after) = env.run_hook(b"@good still alive");
     assert_eq!(head_and_body(&after).1, b"still alive");
 
@@ -240,9 +323,17 @@ fn corrupt_state_files_give_clear_errors_without_crashing() {
     let (out, after) = env.run_hook(b"@broken hi");
     assert_eq!(out.status.code(), Some(0));
     let head = head_and_body(&after).0;
-    assert!(head.contains("corrupt state file") && head.contains("broken/status.json"), "{head}");
+    assert!(
+        head.contains("corrupt state file") && head.contains("broken/status.json"),
+        "{head}"
+    );
     let status = status_json(&env);
-    let broken = status["agents"].as_array().unwrap().iter().find(|a| a["name"] == "broken").unwrap();
+    let broken = status["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "broken")
+        .unwrap();
     assert_eq!(broken["status"], "error");
     let table = env.cmd(HOOK).arg("status").output().unwrap();
     assert!(table.status.success());
@@ -257,7 +348,11 @@ fn an_unsafe_state_directory_is_refused_and_left_untouched() {
     fs::set_permissions(&env.state, fs::Permissions::from_mode(0o777)).unwrap();
     let out = env.cmd(WRAP).args(["x", "--demo"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("world-writable"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("world-writable"),
+        "{}",
+        text(&out.stderr)
+    );
     let (_, after) = env.run_hook(b"@x hi");
     assert!(text(&after).contains("world-writable"));
     assert_eq!(fs::read_dir(&env.state).unwrap().count(), 0);

@@ -9,21 +9,35 @@ use crate::helper::tmux::{TmuxServer, require_tmux};
 
 /// Runs the hook on `file` in a tmux pane, then records `stty -a` once it exits, so the
 /// test can check the terminal modes the hook left behind.
-fn hook_in_pane(tmux: &mut TmuxServer, env: &Env, file: &std::path::Path) -> (String, std::path::PathBuf) {
+fn hook_in_pane(
+    tmux: &mut TmuxServer,
+    env: &Env,
+    file: &std::path::Path,
+) -> (String, std::path::PathBuf) {
     let stty = env.dir.path().join("stty-after");
     let script = format!(
         "stty -a > '{s}.before'; '{HOOK}' '{f}'; echo \"exit=$?\" > '{s}.exit'; stty -a > '{s}'; sleep 60",
         s = stty.display(),
         f = file.display()
     );
-    let vars = vec![("CLAUDE_AGENTS_DIR".to_owned(), env.state.display().to_string())];
-    let pane = tmux.new_session("view", env.dir.path(), &vars, &["sh".into(), "-c".into(), script]);
+    let vars = vec![(
+        "CLAUDE_AGENTS_DIR".to_owned(),
+        env.state.display().to_string(),
+    )];
+    let pane = tmux.new_session(
+        "view",
+        env.dir.path(),
+        &vars,
+        &["sh".into(), "-c".into(), script],
+    );
     (pane, stty)
 }
 
 #[test]
 fn the_view_shows_progress_and_escape_cancels_leaving_the_terminal_as_it_was() {
-    if require_tmux("the_view_shows_progress_and_escape_cancels_leaving_the_terminal_as_it_was").is_none() {
+    if require_tmux("the_view_shows_progress_and_escape_cancels_leaving_the_terminal_as_it_was")
+        .is_none()
+    {
         return;
     }
     let env = Env::new();
@@ -42,20 +56,47 @@ fn the_view_shows_progress_and_escape_cancels_leaving_the_terminal_as_it_was() {
     assert!(screen.contains("second task"), "{screen}");
 
     // Let the first task go; ours starts and streams its first line.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     wait_child(&mut first, SECS, "the first coordinator");
     let screen = tmux
-        .wait_for_screen(&pane, |s| s.contains("│ step-one-done") && s.contains("working"), SECS)
+        .wait_for_screen(
+            &pane,
+            |s| s.contains("│ step-one-done") && s.contains("working"),
+            SECS,
+        )
         .unwrap_or_else(|s| panic!("no progress on screen:\n{s}"));
     assert!(!screen.contains("ahead"), "{screen}");
 
     tmux.send_keys(&pane, &["Escape"]);
     crate::helper::wait::wait_for_file(&stty, SECS);
-    assert_eq!(fs::read_to_string(stty.with_extension("exit")).unwrap().trim(), "exit=130");
-    assert_eq!(fs::read_to_string(&stty).unwrap(), fs::read_to_string(stty.with_extension("before")).unwrap(), "terminal modes changed");
-    assert_eq!(fs::read(&file).unwrap(), b"@slow second task", "a cancel must not touch the file");
-    let cancelled = env.done_files().into_iter().find(|d| d["reason"].as_str().is_some_and(|r| r.contains("Esc")));
-    assert_eq!(cancelled.expect("a task cancelled with Esc")["outcome"], "cancelled");
+    assert_eq!(
+        fs::read_to_string(stty.with_extension("exit"))
+            .unwrap()
+            .trim(),
+        "exit=130"
+    );
+    assert_eq!(
+        fs::read_to_string(&stty).unwrap(),
+        fs::read_to_string(stty.with_extension("before")).unwrap(),
+        "terminal modes changed"
+    );
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        b"@slow second task",
+        "a cancel must not touch the file"
+    );
+    let cancelled = env
+        .done_files()
+        .into_iter()
+        .find(|d| d["reason"].as_str().is_some_and(|r| r.contains("Esc")));
+    assert_eq!(
+        cancelled.expect("a task cancelled with Esc")["outcome"],
+        "cancelled"
+    );
     env.wait_status("slow", "idle", |_| true);
 }
 
@@ -74,7 +115,12 @@ fn ctrl_c_in_the_view_cancels_instead_of_interrupting() {
     tmux.send_keys(&pane, &["C-c"]);
     crate::helper::wait::wait_for_file(&stty, SECS);
     // The shell script went on (no SIGINT reached the group) and saw exit 130.
-    assert_eq!(fs::read_to_string(stty.with_extension("exit")).unwrap().trim(), "exit=130");
+    assert_eq!(
+        fs::read_to_string(stty.with_extension("exit"))
+            .unwrap()
+            .trim(),
+        "exit=130"
+    );
     let done = env.wait_single_done();
     assert_eq!(done["outcome"], "cancelled");
     assert_eq!(done["reason"], "cancelled with Ctrl-C");

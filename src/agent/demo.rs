@@ -22,7 +22,11 @@ pub fn answer_lines(task: &TaskEnvelope) -> Vec<String> {
     let prompt = task.prompt.as_bytes();
     vec![
         format!("demo agent @{} is working on: {}", task.agent, task.title),
-        format!("read {} bytes in {} line(s)", prompt.len(), task.prompt.lines().count()),
+        format!(
+            "read {} bytes in {} line(s)",
+            prompt.len(),
+            task.prompt.lines().count()
+        ),
         format!("DEMO-ANSWER {:016x} {}", checksum(prompt), task.title),
     ]
 }

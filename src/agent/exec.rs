@@ -24,11 +24,12 @@ trait DeathSignal {
 
 impl DeathSignal for Command {
     fn pre_exec_death_signal(&mut self) -> &mut Self {
-        // SAFETY: the closure runs between fork and exec and only makes the
-        // async-signal-safe prctl(2) call. PR_SET_PDEATHSIG fires when the forking thread
-        // exits; the host starts runs from its main thread, which lives as long as it does.
         // If the host died before prctl, the parent is already someone else: give up.
+        // PR_SET_PDEATHSIG fires when the forking thread exits; the host starts runs from
+        // its main thread, which lives as long as it does.
         let host = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs between fork and exec and only makes the
+        // async-signal-safe prctl(2) and getppid(2) calls.
         unsafe {
             self.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {

@@ -14,9 +14,9 @@ use super::output::OutputSink;
 use crate::process::is_alive;
 use crate::signals::{self, Signal};
 use crate::state::{
-    AgentName, AgentState, AgentStatus, CancelRequest, Done, FORMAT_VERSION, FinishedBy,
-    HostLock, Outcome, RecentTask, StateDir, TaskEnvelope, TaskId, TaskRef, TmuxLocation,
-    atomic_create, atomic_write, claim_next, pending, read_json, withdraw,
+    AgentName, AgentState, AgentStatus, CancelRequest, Done, FORMAT_VERSION, FinishedBy, HostLock,
+    Outcome, RecentTask, StateDir, TaskEnvelope, TaskId, TaskRef, TmuxLocation, atomic_create,
+    atomic_write, claim_next, pending, read_json, withdraw,
 };
 use crate::time::{human_us, now_us};
 use crate::watch::DirWatcher;
@@ -100,7 +100,10 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
     };
     host.recover_interrupted_task()?;
     host.set_state(AgentState::Idle)?;
-    host.say(&format!("agent @{name} ready ({} driver), waiting for tasks", host.opts.driver.name()));
+    host.say(&format!(
+        "agent @{name} ready ({} driver), waiting for tasks",
+        host.opts.driver.name()
+    ));
     let code = host.run(&rx);
     host.shutdown(code)
 }
@@ -175,7 +178,12 @@ impl Host {
         };
         if let Ok(Some(task)) = read_json::<TaskEnvelope>(&self.state.task_path(&entry.task_id)) {
             let reason = "the previous agent-wrap died while working on this task";
-            self.write_done(&Done::unsuccessful(&task, Outcome::Failed, reason, FinishedBy::Agent))?;
+            self.write_done(&Done::unsuccessful(
+                &task,
+                Outcome::Failed,
+                reason,
+                FinishedBy::Agent,
+            ))?;
         }
         std::fs::remove_file(&current)?;
         Ok(())
@@ -199,7 +207,12 @@ impl Host {
                 }
             };
             if let Some(skip) = self.reason_to_skip(&task)? {
-                self.write_done(&Done::unsuccessful(&task, Outcome::Cancelled, skip, FinishedBy::Agent))?;
+                self.write_done(&Done::unsuccessful(
+                    &task,
+                    Outcome::Cancelled,
+                    skip,
+                    FinishedBy::Agent,
+                ))?;
                 std::fs::remove_file(&current)?;
                 continue;
             }
@@ -232,7 +245,10 @@ impl Host {
             version: FORMAT_VERSION,
             task_id: id.clone(),
             outcome: Outcome::Failed,
-            reason: Some(format!("agent @{} could not read the task: {why}", self.opts.name)),
+            reason: Some(format!(
+                "agent @{} could not read the task: {why}",
+                self.opts.name
+            )),
             finished_by: FinishedBy::Agent,
             created_at_us: now,
             claimed_at_us: Some(now),
@@ -245,19 +261,25 @@ impl Host {
     fn start(&mut self, task: TaskEnvelope, claimed_at_us: u64) -> Result<()> {
         let task_dir = self.state.task_dir(&task.id);
         self.watcher.watch(&task_dir)?;
-        self.status.task = Some(TaskRef {
-            id: task.id.clone(),
-            title: task.title.clone(),
-        });
-        self.set_state(AgentState::Working)?;
         self.say(&format!(
             "task {} from pid {} in {}: {}",
             task.id, task.requester.parent_pid, task.requester.cwd, task.title
         ));
         let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
         let started_at_us = now_us();
-        match self.opts.driver.start(&task, sink, self.tx.clone(), HostEvent::RunEnded) {
+        match self
+            .opts
+            .driver
+            .start(&task, sink, self.tx.clone(), HostEvent::RunEnded)
+        {
             Ok(handle) => {
+                // Saved after the start so the status write overlaps the run instead of
+                // delaying it; the run's end cannot be handled before this returns.
+                self.status.task = Some(TaskRef {
+                    id: task.id.clone(),
+                    title: task.title.clone(),
+                });
+                self.set_state(AgentState::Working)?;
                 self.running = Some(Running {
                     task,
                     handle,
@@ -278,7 +300,9 @@ impl Host {
     }
 
     fn check_cancel(&mut self) -> Result<()> {
-        let Some(r) = &self.running else { return Ok(()) };
+        let Some(r) = &self.running else {
+            return Ok(());
+        };
         if r.stopping.is_some() {
             return Ok(());
         }
@@ -304,11 +328,15 @@ impl Host {
     }
 
     fn finish_run(&mut self, end: RunEnd) -> Result<()> {
-        let Some(r) = self.running.take() else { return Ok(()) };
+        let Some(r) = self.running.take() else {
+            return Ok(());
+        };
         let (outcome, reason) = match (&r.stopping, &end.status) {
             (Some((outcome, reason)), _) => (*outcome, Some(reason.clone())),
             (None, RunStatus::Exited(0)) => (Outcome::Ok, None),
-            (None, RunStatus::Exited(code)) => (Outcome::Failed, Some(exit_reason(*code, &end.stderr_tail))),
+            (None, RunStatus::Exited(code)) => {
+                (Outcome::Failed, Some(exit_reason(*code, &end.stderr_tail)))
+            }
             (None, RunStatus::Signaled(sig)) => (
                 Outcome::Interrupted,
                 Some(format!("the command was killed by signal {sig}")),
@@ -340,16 +368,31 @@ impl Host {
     fn write_done(&self, done: &Done) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(done)?;
         if !atomic_create(&self.state.done_path(&done.task_id), &bytes)? {
-            self.say(&format!("task {} was already finished by its coordinator", done.task_id));
+            self.say(&format!(
+                "task {} was already finished by its coordinator",
+                done.task_id
+            ));
         }
+        crate::doorbell::ring(&self.state.wake_path(&done.task_id));
         Ok(())
     }
 
     fn after_task(&mut self, task: &TaskEnvelope, done: &Done) -> Result<()> {
         let _ = std::fs::remove_file(self.state.current_path(&self.opts.name));
-        let took = done.finished_at_us.saturating_sub(done.started_at_us.unwrap_or(done.created_at_us));
-        let why = done.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-        self.say(&format!("task {} {} in {}{why}", task.id, done.outcome, human_us(took)));
+        let took = done
+            .finished_at_us
+            .saturating_sub(done.started_at_us.unwrap_or(done.created_at_us));
+        let why = done
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        self.say(&format!(
+            "task {} {} in {}{why}",
+            task.id,
+            done.outcome,
+            human_us(took)
+        ));
         self.status.push_recent(RecentTask {
             id: task.id.clone(),
             title: task.title.clone(),
@@ -368,7 +411,12 @@ impl Host {
                 continue;
             }
             if let Ok(Some(task)) = read_json::<TaskEnvelope>(&self.state.task_path(&id)) {
-                self.write_done(&Done::unsuccessful(&task, Outcome::Failed, why, FinishedBy::Agent))?;
+                self.write_done(&Done::unsuccessful(
+                    &task,
+                    Outcome::Failed,
+                    why,
+                    FinishedBy::Agent,
+                ))?;
             }
         }
         self.status.task = None;
@@ -390,7 +438,13 @@ fn tmux_location() -> Option<TmuxLocation> {
     std::env::var_os("TMUX")?;
     let pane = std::env::var("TMUX_PANE").ok()?;
     let out = std::process::Command::new("tmux")
-        .args(["display-message", "-p", "-t", &pane, "#{session_name}:#{window_name}"])
+        .args([
+            "display-message",
+            "-p",
+            "-t",
+            &pane,
+            "#{session_name}:#{window_name}",
+        ])
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
@@ -404,7 +458,10 @@ mod tests {
 
     #[test]
     fn exit_reason_uses_the_last_stderr_line() {
-        assert_eq!(exit_reason(3, "warn\nboom: no such file\n\n"), "the command exited with status 3: boom: no such file");
+        assert_eq!(
+            exit_reason(3, "warn\nboom: no such file\n\n"),
+            "the command exited with status 3: boom: no such file"
+        );
         assert_eq!(exit_reason(1, ""), "the command exited with status 1");
     }
 }

@@ -18,15 +18,23 @@ const AGENT: &str = "demo";
 const PROMPT: &str = "@demo plan the dark-mode feature for settings";
 
 pub fn run() -> Result<i32> {
-    let tmp = tempfile::Builder::new().prefix("claude-editor-hook-demo-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("claude-editor-hook-demo-")
+        .tempdir()?;
     let state = StateDir::open(&tmp.path().join("state"))?;
     let exe = std::env::current_exe().context("failed to find this program")?;
     let wrap = exe.with_file_name("agent-wrap");
     if !wrap.is_file() {
-        bail!("agent-wrap was not found next to {}; build both binaries", exe.display());
+        bail!(
+            "agent-wrap was not found next to {}; build both binaries",
+            exe.display()
+        );
     }
 
-    println!("state directory: {} (private, removed at the end)", state.root().display());
+    println!(
+        "state directory: {} (private, removed at the end)",
+        state.root().display()
+    );
     println!("$ agent-wrap {AGENT} --demo");
     let mut agent = Command::new(&wrap)
         .args([AGENT, "--demo"])
@@ -53,7 +61,10 @@ pub fn run() -> Result<i32> {
     let file = tmp.path().join("claude-prompt-demo.md");
     std::fs::write(&file, PROMPT)?;
     println!("\nprompt file before: {PROMPT:?}");
-    println!("$ claude-editor-hook {}   (what Claude Code runs on Ctrl-G)", file.display());
+    println!(
+        "$ claude-editor-hook {}   (what Claude Code runs on Ctrl-G)",
+        file.display()
+    );
     let t0 = Instant::now();
     let status = Command::new(&exe)
         .arg(&file)
@@ -69,17 +80,31 @@ pub fn run() -> Result<i32> {
     print_timings(&state, &after, total.as_micros() as u64)?;
 
     std::fs::write(&file, "@nobody hello")?;
-    Command::new(&exe).arg(&file).env(STATE_DIR_ENV, state.root()).stderr(Stdio::null()).status()?;
+    Command::new(&exe)
+        .arg(&file)
+        .env(STATE_DIR_ENV, state.root())
+        .stderr(Stdio::null())
+        .status()?;
     println!("\nan unknown agent instead: the reason goes on top, the prompt is kept:");
     for line in std::fs::read_to_string(&file)?.lines() {
         println!("  | {line}");
     }
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(agent.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
     let code = agent.wait()?;
     let _ = echo.join();
-    println!("\nagent stopped with SIGTERM: exit status {}", code.code().unwrap_or(-1));
-    Ok(if status.success() && after.contains("DEMO-ANSWER") { 0 } else { 1 })
+    println!(
+        "\nagent stopped with SIGTERM: exit status {}",
+        code.code().unwrap_or(-1)
+    );
+    Ok(if status.success() && after.contains("DEMO-ANSWER") {
+        0
+    } else {
+        1
+    })
 }
 
 fn print_timings(state: &StateDir, answer: &str, total_us: u64) -> Result<()> {
@@ -95,9 +120,18 @@ fn print_timings(state: &StateDir, answer: &str, total_us: u64) -> Result<()> {
     let started = done.started_at_us.unwrap_or(claimed);
     let work = done.finished_at_us.saturating_sub(started);
     println!("timings for task {id} (outcome {}):", done.outcome);
-    println!("  queued → claimed by the agent   {}", human_us(claimed.saturating_sub(done.created_at_us)));
+    println!(
+        "  queued → claimed by the agent   {}",
+        human_us(claimed.saturating_sub(done.created_at_us))
+    );
     println!("  agent work (3 streamed lines)   {}", human_us(work));
-    println!("  whole round trip, process start to exit   {}", human_us(total_us));
-    println!("  overhead (round trip − agent work)        {}", human_us(total_us.saturating_sub(work)));
+    println!(
+        "  whole round trip, process start to exit   {}",
+        human_us(total_us)
+    );
+    println!(
+        "  overhead (round trip − agent work)        {}",
+        human_us(total_us.saturating_sub(work))
+    );
     Ok(())
 }

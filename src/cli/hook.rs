@@ -13,7 +13,11 @@ use crate::coordinator::{EditorOptions, run_editor_mode};
 /// `@NAME` is sent to the agent hosted by `agent-wrap NAME`, and its answer replaces the
 /// prompt. Any other prompt opens your real editor.
 #[derive(Parser, Debug)]
-#[command(name = "claude-editor-hook", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "claude-editor-hook",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub struct HookCli {
     /// The prompt file Claude Code passes on Ctrl-G.
     pub file: Option<PathBuf>,

@@ -38,10 +38,16 @@ pub fn run(as_json: bool) -> Result<i32> {
         return Ok(0);
     }
     if rows.is_empty() {
-        println!("no agents in {} (start one with `agent-wrap NAME`)", state.root().display());
+        println!(
+            "no agents in {} (start one with `agent-wrap NAME`)",
+            state.root().display()
+        );
         return Ok(0);
     }
-    println!("{:<16} {:<9} {:<40} {:>7} {:>6}  WINDOW", "AGENT", "STATUS", "TASK", "AGE", "QUEUED");
+    println!(
+        "{:<16} {:<9} {:<40} {:>7} {:>6}  WINDOW",
+        "AGENT", "STATUS", "TASK", "AGE", "QUEUED"
+    );
     for row in rows {
         let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
         if let Some(err) = row["error"].as_str() {

@@ -1,7 +1,8 @@
 //! The round trip: queue a task in an agent's inbox and wait for its `.done` signal.
 //!
-//! Waiting is event-driven: a directory watch on the task and the agent wakes the loop
-//! when the agent writes, and a pidfd wakes it the moment the agent's host dies. The
+//! Waiting is event-driven: the task's doorbell wakes the loop when the agent writes
+//! `done.json`, a pidfd wakes it the moment the agent's host dies, and with a view a
+//! directory watch follows the agent's status, queue and output. The
 //! loop never sleeps to poll; it only times out for a deadline or a view refresh.
 
 use std::fs::File;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
+use crate::doorbell::Doorbell;
 use crate::process::notify_exit;
 use crate::signals::Signal;
 use crate::state::{
@@ -85,7 +87,9 @@ pub fn preflight(state: &StateDir, agent: &AgentName) -> Result<i32> {
     let Some(info) = AgentInfo::load(state, agent)? else {
         let known: Vec<String> = state.agent_names()?.iter().map(|n| n.to_string()).collect();
         if known.is_empty() {
-            bail!("unknown agent @{agent}: no agents are registered; start one with `agent-wrap {agent}`");
+            bail!(
+                "unknown agent @{agent}: no agents are registered; start one with `agent-wrap {agent}`"
+            );
         }
         bail!("unknown agent @{agent} (known: {})", known.join(", "));
     };
@@ -99,7 +103,9 @@ pub fn preflight(state: &StateDir, agent: &AgentName) -> Result<i32> {
                     format!(", last active {} ago", crate::time::human_us(ago))
                 })
                 .unwrap_or_default();
-            bail!("agent @{agent} is offline: no agent-wrap is running for it{seen}; start it with `agent-wrap {agent}`")
+            bail!(
+                "agent @{agent} is offline: no agent-wrap is running for it{seen}; start it with `agent-wrap {agent}`"
+            )
         }
     }
 }
@@ -141,13 +147,24 @@ impl Coordinator {
 
         let task = self.create_task(agent, prompt)?;
         let id = task.id.clone();
-        let mut watcher = DirWatcher::new(self.tx.clone(), || Event::Changed)?;
-        watcher.watch(&self.state.task_dir(&id))?;
-        if observer.is_some() {
-            watcher.watch(&self.state.agent_dir(agent))?;
-            watcher.watch(&self.state.inbox_dir(agent))?;
-        }
-        let _exit_watch = notify_exit(host_pid, self.tx.clone(), move || Event::HostExited(host_pid))?;
+        let _doorbell = Doorbell::listen(&self.state.wake_path(&id), self.tx.clone(), || {
+            Event::Changed
+        })?;
+        // Only a view needs to follow the agent's status, queue and output; without one
+        // no file watch is made at all (see `doorbell` for why that matters).
+        let _watcher = match observer {
+            Some(_) => {
+                let mut w = DirWatcher::new(self.tx.clone(), || Event::Changed)?;
+                w.watch(&self.state.task_dir(&id))?;
+                w.watch(&self.state.agent_dir(agent))?;
+                w.watch(&self.state.inbox_dir(agent))?;
+                Some(w)
+            }
+            None => None,
+        };
+        let _exit_watch = notify_exit(host_pid, self.tx.clone(), move || {
+            Event::HostExited(host_pid)
+        })?;
         let entry = enqueue(&self.state, agent, &id)?;
         // The host may have died before the pidfd existed, or a new host may hold the
         // lock under a reused pid: either way the pidfd is not watching our host.
@@ -156,7 +173,13 @@ impl Coordinator {
         }
 
         let deadline = timeout.map(|t| started + t);
-        let wait = Wait { c: self, task: &task, entry, host_pid, started };
+        let wait = Wait {
+            c: self,
+            task: &task,
+            entry,
+            host_pid,
+            started,
+        };
         let cancelled_by = loop {
             if wait.done()?.is_some() {
                 break None;
@@ -197,7 +220,9 @@ impl Coordinator {
                 }
             }
         };
-        let done = wait.done()?.expect("every exit from the wait loop leaves a done.json");
+        let done = wait
+            .done()?
+            .expect("every exit from the wait loop leaves a done.json");
         let answer = match done.outcome {
             Outcome::Ok => read_optional(&self.state.result_path(&id))?
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
@@ -221,7 +246,10 @@ impl Coordinator {
                 return Ok(task);
             }
         }
-        bail!("failed to allocate a task id in {}", self.state.root().display())
+        bail!(
+            "failed to allocate a task id in {}",
+            self.state.root().display()
+        )
     }
 }
 
@@ -264,7 +292,10 @@ impl Wait<'_> {
         if withdraw(&self.entry)? {
             return self.finish(Outcome::Cancelled, reason);
         }
-        write_json(&self.c.state.cancel_path(&self.task.id), &CancelRequest::new(reason))?;
+        write_json(
+            &self.c.state.cancel_path(&self.task.id),
+            &CancelRequest::new(reason),
+        )?;
         let deadline = Instant::now() + CANCEL_GRACE;
         while self.done()?.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -274,7 +305,10 @@ impl Wait<'_> {
                 Err(_) => break,
             }
         }
-        self.finish(Outcome::Cancelled, &format!("{reason} (the agent did not confirm in time)"))
+        self.finish(
+            Outcome::Cancelled,
+            &format!("{reason} (the agent did not confirm in time)"),
+        )
     }
 
     fn progress(&self) -> Result<Progress> {
@@ -284,7 +318,10 @@ impl Wait<'_> {
         let agent_state = info.as_ref().map_or(AgentState::Offline, AgentInfo::state);
         let queue = pending(state, agent)?;
         let ahead = queue.iter().position(|(p, _)| *p == self.entry).map(|pos| {
-            let working = matches!(agent_state, AgentState::Working | AgentState::User | AgentState::Waiting);
+            let working = matches!(
+                agent_state,
+                AgentState::Working | AgentState::User | AgentState::Waiting
+            );
             pos + usize::from(working)
         });
         Ok(Progress {

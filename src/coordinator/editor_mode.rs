@@ -31,7 +31,8 @@ pub struct EditorOptions {
 
 /// Runs editor mode on `file` and returns the process exit status.
 pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
-    let content = std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+    let content =
+        std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
     let parsed = directive::parse(&content);
     let fail = |reason: &str| -> Result<i32> {
         eprintln!("claude-editor-hook: {reason}");
@@ -61,7 +62,8 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
 
     let coordinator = Coordinator::new(state);
     crate::signals::forward(coordinator.sender(), Event::Signal)?;
-    let interactive = !opts.no_view && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let interactive =
+        !opts.no_view && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let mut view = if interactive {
         Some(View::start(coordinator.sender())?)
     } else {
@@ -87,11 +89,18 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
     let elapsed_us = report.elapsed.as_micros() as u64;
     match (report.done.outcome, report.answer) {
         (Outcome::Ok, Some(answer)) => {
-            prompt_file::write(file, &prompt_file::answer(&agent, &report.task, elapsed_us, &answer))?;
+            prompt_file::write(
+                file,
+                &prompt_file::answer(&agent, &report.task, elapsed_us, &answer),
+            )?;
             Ok(0)
         }
         (outcome, _) => {
-            let why = report.done.reason.as_deref().unwrap_or("no reason recorded");
+            let why = report
+                .done
+                .reason
+                .as_deref()
+                .unwrap_or("no reason recorded");
             fail(&format!("@{agent} {outcome} (task {}): {why}", report.task))
         }
     }

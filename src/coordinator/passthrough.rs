@@ -42,14 +42,20 @@ fn split(value: &str) -> Vec<String> {
 
 /// Returns true if and only if `program` resolves to this binary (or one named like it).
 fn is_self(program: &str) -> bool {
-    if Path::new(program).file_name().is_some_and(|n| n == SELF_NAME) {
+    if Path::new(program)
+        .file_name()
+        .is_some_and(|n| n == SELF_NAME)
+    {
         return true;
     }
     let Some(path) = resolve(program) else {
         return false;
     };
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
-    match (canon(&path), std::env::current_exe().ok().and_then(|e| canon(&e))) {
+    match (
+        canon(&path),
+        std::env::current_exe().ok().and_then(|e| canon(&e)),
+    ) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }

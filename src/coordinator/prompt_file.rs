@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::state::{AgentName, TaskId, atomic_write};
+use crate::state::{AgentName, Durability, TaskId, atomic_write_with};
 use crate::time::human_us;
 
 /// Prefix of every failure line, so the user can tell who wrote it.
@@ -16,7 +16,11 @@ pub const FAILURE_PREFIX: &str = "[claude-editor-hook] ";
 
 /// The agent's answer under a header naming the agent, the task and the duration.
 pub fn answer(agent: &AgentName, task: &TaskId, elapsed_us: u64, answer: &str) -> Vec<u8> {
-    format!("[@{agent} · task {task} · {}]\n{answer}", human_us(elapsed_us)).into_bytes()
+    format!(
+        "[@{agent} · task {task} · {}]\n{answer}",
+        human_us(elapsed_us)
+    )
+    .into_bytes()
 }
 
 /// A one-line reason above what the user wrote, which is kept byte for byte.
@@ -28,9 +32,9 @@ pub fn failure(reason: &str, user_text: &[u8]) -> Vec<u8> {
 }
 
 /// Replaces the prompt file atomically; Claude Code reads it by path after we exit
-/// (claude-code-facts 1.14).
+/// (claude-code-facts 1.14) and deletes it, so it needs no fsync.
 pub fn write(file: &Path, content: &[u8]) -> Result<()> {
-    atomic_write(file, content)
+    atomic_write_with(file, content, Durability::Volatile)
 }
 
 #[cfg(test)]
@@ -40,7 +44,10 @@ mod tests {
     #[test]
     fn failure_keeps_the_user_text_and_is_one_line() {
         let out = failure("agent died\nwith details", b"@a /do \xff it");
-        assert_eq!(out, b"[claude-editor-hook] agent died with details\n@a /do \xff it");
+        assert_eq!(
+            out,
+            b"[claude-editor-hook] agent died with details\n@a /do \xff it"
+        );
     }
 
     #[test]
@@ -51,6 +58,9 @@ mod tests {
             3_200_000,
             "/not a command",
         );
-        assert_eq!(String::from_utf8(out).unwrap(), "[@planning · task t-1 · 3.2s]\n/not a command");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[@planning · task t-1 · 3.2s]\n/not a command"
+        );
     }
 }

@@ -91,7 +91,10 @@ fn fit(s: &str, width: usize) -> String {
 
 impl Observer for View {
     fn update(&mut self, p: &Progress) {
-        let width = terminal::size().map(|(w, _)| w as usize).unwrap_or(80).max(20);
+        let width = terminal::size()
+            .map(|(w, _)| w as usize)
+            .unwrap_or(80)
+            .max(20);
         let secs = p.elapsed.as_secs();
         let head = format!(
             "claude-editor-hook → @{}  {}  {}:{:02}  task {}",
@@ -115,9 +118,17 @@ impl Observer for View {
             queue,
             "Esc or Ctrl-C cancels and keeps your prompt".to_owned(),
         ];
-        let _ = queue!(self.out, terminal::Clear(terminal::ClearType::All), cursor::MoveTo(0, 0));
+        let _ = queue!(
+            self.out,
+            terminal::Clear(terminal::ClearType::All),
+            cursor::MoveTo(0, 0)
+        );
         for line in lines {
-            let _ = queue!(self.out, style::Print(fit(&line, width)), cursor::MoveToNextLine(1));
+            let _ = queue!(
+                self.out,
+                style::Print(fit(&line, width)),
+                cursor::MoveToNextLine(1)
+            );
         }
         let _ = self.out.flush();
     }

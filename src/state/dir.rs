@@ -25,6 +25,7 @@ const OUTPUT_FILE: &str = "output.log";
 const RESULT_FILE: &str = "result.txt";
 const CANCEL_FILE: &str = "cancel.json";
 const DONE_FILE: &str = "done.json";
+const WAKE_FIFO: &str = "wake";
 
 /// An opened, validated state directory. All paths into it come from here.
 #[derive(Clone, Debug)]
@@ -58,11 +59,12 @@ impl StateDir {
     /// Refuses, writing nothing, when `root` is a symlink, is owned by another user or is
     /// group/world-writable: another user could then plant or read tasks.
     pub fn open(root: &Path) -> Result<Self> {
-        if let Some(parent) = root.parent() {
-            if !parent.as_os_str().is_empty() && fs::symlink_metadata(parent).is_err() {
-                fs::create_dir_all(parent)
-                    .with_context(|| format!("failed to create {}", parent.display()))?;
-            }
+        if let Some(parent) = root.parent()
+            && !parent.as_os_str().is_empty()
+            && fs::symlink_metadata(parent).is_err()
+        {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create {}", parent.display()))?;
         }
         ensure_private_dir(root)?;
         let state = Self {
@@ -113,9 +115,15 @@ impl StateDir {
     pub fn agent_names(&self) -> Result<Vec<AgentName>> {
         let dir = self.agents_dir();
         let mut names = Vec::new();
-        for entry in fs::read_dir(&dir).with_context(|| format!("failed to list {}", dir.display()))? {
+        for entry in
+            fs::read_dir(&dir).with_context(|| format!("failed to list {}", dir.display()))?
+        {
             let entry = entry?;
-            if let Some(name) = entry.file_name().to_str().filter(|n| AgentName::is_valid(n)) {
+            if let Some(name) = entry
+                .file_name()
+                .to_str()
+                .filter(|n| AgentName::is_valid(n))
+            {
                 names.push(AgentName::parse(name)?);
             }
         }
@@ -155,6 +163,11 @@ impl StateDir {
     pub fn done_path(&self, id: &TaskId) -> PathBuf {
         self.task_dir(id).join(DONE_FILE)
     }
+
+    /// The task's doorbell FIFO (see [`crate::doorbell`]).
+    pub fn wake_path(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join(WAKE_FIFO)
+    }
 }
 
 /// Creates `dir` with mode 0700, or checks that the existing one is a real directory,
@@ -171,12 +184,19 @@ fn ensure_private_dir(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e).with_context(|| format!("failed to create {}", dir.display())),
     }
-    let meta = fs::symlink_metadata(dir).with_context(|| format!("failed to stat {}", dir.display()))?;
+    let meta =
+        fs::symlink_metadata(dir).with_context(|| format!("failed to stat {}", dir.display()))?;
     if meta.file_type().is_symlink() {
-        bail!("refusing state directory {}: it is a symlink", dir.display());
+        bail!(
+            "refusing state directory {}: it is a symlink",
+            dir.display()
+        );
     }
     if !meta.is_dir() {
-        bail!("refusing state directory {}: it is not a directory", dir.display());
+        bail!(
+            "refusing state directory {}: it is not a directory",
+            dir.display()
+        );
     }
     let uid = nix::unistd::geteuid().as_raw();
     if meta.uid() != uid {

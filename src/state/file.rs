@@ -28,21 +28,43 @@ pub fn file_is_temp(path: &Path) -> bool {
         .is_some_and(|n| n.starts_with(TEMP_PREFIX))
 }
 
-fn write_temp(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+fn write_temp(path: &Path, bytes: &[u8], durable: bool) -> Result<tempfile::NamedTempFile> {
     let dir = path.parent().context("state file path has no parent")?;
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .with_context(|| format!("failed to create a temp file in {}", dir.display()))?;
     tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| {
+            if durable {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
         .with_context(|| format!("failed to write {}", tmp.path().display()))?;
     Ok(tmp)
 }
 
-/// Replaces `path` with `bytes` atomically. A symlink at `path` is replaced, not followed.
+/// Whether a write must survive a power loss, or only be atomic for readers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync before the rename: for state files.
+    Synced,
+    /// No fsync: for files that only live until their reader has read them once, such
+    /// as Claude Code's prompt file, where an fsync would only delay the chief.
+    Volatile,
+}
+
+/// Replaces `path` with `bytes` atomically and durably. A symlink at `path` is
+/// replaced, not followed.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_temp(path, bytes)?
+    atomic_write_with(path, bytes, Durability::Synced)
+}
+
+/// [`atomic_write`] with a choice of [`Durability`].
+pub fn atomic_write_with(path: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
+    write_temp(path, bytes, durability == Durability::Synced)?
         .persist(path)
         .with_context(|| format!("failed to write {}", path.display()))?;
     Ok(())
@@ -53,7 +75,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Returns true if and only if this call created the file. The `.done` signal is written
 /// this way so that exactly one party (agent or coordinator) decides a task's outcome.
 pub fn atomic_create(path: &Path, bytes: &[u8]) -> Result<bool> {
-    match write_temp(path, bytes)?.persist_noclobber(path) {
+    match write_temp(path, bytes, true)?.persist_noclobber(path) {
         Ok(_) => Ok(true),
         Err(e) if e.error.kind() == ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e.error).with_context(|| format!("failed to create {}", path.display())),
@@ -132,7 +154,10 @@ mod tests {
         let p = dir.path().join("a.json");
         write_json(&p, &Doc { version: 1, x: 1 }).unwrap();
         write_json(&p, &Doc { version: 1, x: 2 }).unwrap();
-        assert_eq!(read_json::<Doc>(&p).unwrap(), Some(Doc { version: 1, x: 2 }));
+        assert_eq!(
+            read_json::<Doc>(&p).unwrap(),
+            Some(Doc { version: 1, x: 2 })
+        );
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "temp files left behind");
     }
@@ -153,7 +178,10 @@ mod tests {
         assert_eq!(read_json::<Doc>(&p).unwrap(), None);
         std::fs::write(&p, b"{not json").unwrap();
         let err = format!("{:#}", read_json::<Doc>(&p).unwrap_err());
-        assert!(err.contains("corrupt state file") && err.contains("s.json"), "{err}");
+        assert!(
+            err.contains("corrupt state file") && err.contains("s.json"),
+            "{err}"
+        );
         std::fs::write(&p, br#"{"version":99,"x":1}"#).unwrap();
         let err = format!("{:#}", read_json::<Doc>(&p).unwrap_err());
         assert!(err.contains("format version 99"), "{err}");
@@ -171,6 +199,11 @@ mod tests {
         // Writing replaces the link itself and leaves the target alone.
         atomic_write(&link, b"new").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"x");
-        assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            !std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 }

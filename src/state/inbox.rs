@@ -100,8 +100,13 @@ mod tests {
         let state = StateDir::open(tmp.path()).unwrap();
         let agent = AgentName::parse("a").unwrap();
         state.create_agent_dirs(&agent).unwrap();
-        let ids: Vec<_> = (0..3).map(|i| TaskId::parse(&format!("t-{i}")).unwrap()).collect();
-        let paths: Vec<_> = ids.iter().map(|id| enqueue(&state, &agent, id).unwrap()).collect();
+        let ids: Vec<_> = (0..3)
+            .map(|i| TaskId::parse(&format!("t-{i}")).unwrap())
+            .collect();
+        let paths: Vec<_> = ids
+            .iter()
+            .map(|id| enqueue(&state, &agent, id).unwrap())
+            .collect();
         assert_eq!(pending(&state, &agent).unwrap().len(), 3);
 
         assert_eq!(claim_next(&state, &agent).unwrap(), Some(ids[0].clone()));

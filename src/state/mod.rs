@@ -13,7 +13,8 @@ mod task;
 
 pub use dir::{STATE_DIR_ENV, StateDir};
 pub use file::{
-    MAX_FILE_BYTES, atomic_create, atomic_write, file_is_temp, read_json, read_optional, write_json,
+    Durability, MAX_FILE_BYTES, atomic_create, atomic_write, atomic_write_with, file_is_temp,
+    read_json, read_optional, write_json,
 };
 pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
 pub use lock::{HostLock, lock_holder};

@@ -8,7 +8,9 @@ use anyhow::{Result, bail};
 ///
 /// The pattern rules out path traversal (`..`, `/`), hidden files and names that differ
 /// only by case, so a name can be joined to a directory path as is.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct AgentName(String);
 
@@ -72,8 +74,18 @@ mod tests {
     #[test]
     fn refuses_everything_else() {
         for bad in [
-            "", "..", ".hidden", "a/b", "../etc", "Planning", "-x", "_x", "a b", "é",
-            &"a".repeat(33), "a\0b",
+            "",
+            "..",
+            ".hidden",
+            "a/b",
+            "../etc",
+            "Planning",
+            "-x",
+            "_x",
+            "a b",
+            "é",
+            &"a".repeat(33),
+            "a\0b",
         ] {
             let err = AgentName::parse(bad).unwrap_err().to_string();
             assert!(err.contains("invalid agent name"), "{bad}: {err}");

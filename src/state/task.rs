@@ -34,7 +34,8 @@ impl TaskId {
         let ok = !s.is_empty()
             && s.len() <= 64
             && !s.starts_with('-')
-            && s.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == b'-');
+            && s.bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == b'-');
         if !ok {
             bail!("invalid task id {s:?}");
         }
@@ -121,7 +122,11 @@ impl TaskEnvelope {
 
 /// The first non-empty line of `prompt`, at most 60 characters.
 pub fn title_of(prompt: &str) -> String {
-    let line = prompt.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let line = prompt
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     let mut title: String = line.chars().take(60).collect();
     if line.chars().count() > 60 {
         title.push('…');
@@ -265,7 +270,10 @@ mod tests {
 
     #[test]
     fn outcome_serializes_lowercase() {
-        assert_eq!(serde_json::to_string(&Outcome::Cancelled).unwrap(), "\"cancelled\"");
+        assert_eq!(
+            serde_json::to_string(&Outcome::Cancelled).unwrap(),
+            "\"cancelled\""
+        );
     }
 
     #[test]
