@@ -26,7 +26,7 @@ pub fn run() -> Result<i32> {
     let wrap = exe.with_file_name("agent-wrap");
     if !wrap.is_file() {
         bail!(
-            "agent-wrap was not found next to {}; build both binaries",
+            "agent-wrap was not found next to {}; build both with `cargo build --release`",
             exe.display()
         );
     }
