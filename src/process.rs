@@ -50,6 +50,8 @@ pub fn notify_exit<E: Send + 'static>(
                 match poll(&mut fds, PollTimeout::NONE) {
                     Err(Errno::EINTR) => continue,
                     Err(_) => break false,
+                    // A stopped watch never reports, even if the process died too.
+                    Ok(_) if fds[1].any().unwrap_or(true) => break false,
                     Ok(_) => break fds[0].any().unwrap_or(false),
                 }
             };

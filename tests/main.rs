@@ -1,5 +1,6 @@
 //! The integration test crate: one binary, with shared helpers in `helper/`.
 
+mod agent_window;
 mod e2e_chief;
 mod fixture;
 mod harness_smoke;

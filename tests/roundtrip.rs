@@ -357,3 +357,29 @@ fn an_unsafe_state_directory_is_refused_and_left_untouched() {
     assert!(text(&after).contains("world-writable"));
     assert_eq!(fs::read_dir(&env.state).unwrap().count(), 0);
 }
+
+#[test]
+fn a_starting_agent_prunes_its_own_week_old_tasks_only() {
+    let env = Env::new();
+    let week_and_a_day_us = 8 * 24 * 3600 * 1_000_000u64;
+    let now = ceh::time::now_us();
+    let make = |id: &str, agent: &str, finished_at_us: u64| {
+        let dir = env.state.join("tasks").join(id);
+        fs::create_dir_all(&dir).unwrap();
+        let task = serde_json::json!({"version": 1, "id": id, "agent": agent, "prompt": "p", "title": "p",
+            "requester": {"pid": 1, "parent_pid": 1, "cwd": "/", "tmux_pane": null}, "created_at_us": 1});
+        let done = serde_json::json!({"version": 1, "task_id": id, "outcome": "ok", "reason": null,
+            "finished_by": "agent", "created_at_us": 1, "claimed_at_us": null, "started_at_us": null,
+            "finished_at_us": finished_at_us, "result_bytes": 0});
+        fs::write(dir.join("task.json"), task.to_string()).unwrap();
+        fs::write(dir.join("done.json"), done.to_string()).unwrap();
+        dir
+    };
+    fs::create_dir_all(env.state.join("tasks")).unwrap();
+    let old_mine = make("old-mine", "keeper", now - week_and_a_day_us);
+    let new_mine = make("new-mine", "keeper", now);
+    let old_other = make("old-other", "someone", now - week_and_a_day_us);
+    let _agent = env.agent("keeper", &["--demo"]);
+    assert!(!old_mine.exists());
+    assert!(new_mine.exists() && old_other.exists());
+}

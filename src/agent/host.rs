@@ -4,6 +4,7 @@
 //! watch) and the driver's end-of-run all arrive as [`HostEvent`]s on one channel, so
 //! there is no locking and no polling.
 
+use std::io::Write;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ use crate::watch::DirWatcher;
 
 /// How long a run gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Finished tasks of this agent older than this are removed when its host starts.
+pub const TASK_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What `agent-wrap` was asked to do.
 #[derive(Clone, Debug)]
@@ -85,7 +89,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
     match AgentStatus::load(state, &name) {
         Ok(Some(old)) => status.recent = old.recent,
         Ok(None) => {}
-        Err(e) => eprintln!("agent-wrap: ignoring the old status: {e:#}"),
+        Err(e) => warn(&format!("ignoring the old status: {e:#}")),
     }
     status.tmux = tmux_location();
     status.save(state)?;
@@ -99,6 +103,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         running: None,
     };
     host.recover_interrupted_task()?;
+    host.prune_old_tasks();
     host.set_state(AgentState::Idle)?;
     host.say(&format!(
         "agent @{name} ready ({} driver), waiting for tasks",
@@ -117,7 +122,7 @@ impl Host {
                     return sig.exit_code();
                 }
                 if let Err(e) = self.start_next() {
-                    eprintln!("agent-wrap: {e:#}");
+                    warn(&format!("{e:#}"));
                 }
             }
             let Ok(event) = rx.recv() else { return 1 };
@@ -145,7 +150,7 @@ impl Host {
                 }
             };
             if let Err(e) = result {
-                eprintln!("agent-wrap: {e:#}");
+                warn(&format!("{e:#}"));
             }
         }
     }
@@ -155,12 +160,16 @@ impl Host {
         if !self.opts.echo {
             return;
         }
-        // Dim on a terminal; plain text when piped, as in the demo and tests.
-        if std::io::stdout().is_terminal() {
-            println!("\x1b[2m── {line}\x1b[0m");
+        // Dim on a terminal; plain text when piped, as in the demo and tests. Errors are
+        // ignored: the window may be gone (SIGHUP after `tmux kill-window`), and the
+        // host must still finish its task and write `offline`.
+        let mut out = std::io::stdout().lock();
+        let _ = if out.is_terminal() {
+            writeln!(out, "\x1b[2m── {line}\x1b[0m")
         } else {
-            println!("── {line}");
-        }
+            writeln!(out, "── {line}")
+        };
+        let _ = out.flush();
     }
 
     fn set_state(&mut self, state: AgentState) -> Result<()> {
@@ -187,6 +196,33 @@ impl Host {
         }
         std::fs::remove_file(&current)?;
         Ok(())
+    }
+
+    /// Removes this agent's finished tasks older than [`TASK_RETENTION`], so the state
+    /// directory does not grow without bound. Problems are reported, never fatal.
+    fn prune_old_tasks(&self) {
+        let cutoff = now_us().saturating_sub(TASK_RETENTION.as_micros() as u64);
+        let Ok(dir) = std::fs::read_dir(self.state.tasks_dir()) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| TaskId::parse(n).ok())
+            else {
+                continue;
+            };
+            let mine = matches!(read_json::<TaskEnvelope>(&self.state.task_path(&id)),
+                Ok(Some(t)) if t.agent == self.opts.name);
+            let old = matches!(read_json::<Done>(&self.state.done_path(&id)),
+                Ok(Some(d)) if d.finished_at_us < cutoff);
+            if mine && old {
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    warn(&format!("failed to remove old task {id}: {e}"));
+                }
+            }
+        }
     }
 
     /// Claims inbox entries until one starts running or the inbox is empty.
@@ -424,6 +460,11 @@ impl Host {
         self.say(&format!("agent @{} offline", self.opts.name));
         Ok(code)
     }
+}
+
+/// Reports a problem on stderr without ever panicking (the terminal may be gone).
+fn warn(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "agent-wrap: {msg}");
 }
 
 fn exit_reason(code: i32, stderr_tail: &str) -> String {

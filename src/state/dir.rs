@@ -131,8 +131,12 @@ impl StateDir {
         Ok(names)
     }
 
+    pub fn tasks_dir(&self) -> PathBuf {
+        self.root.join(TASKS)
+    }
+
     pub fn task_dir(&self, id: &TaskId) -> PathBuf {
-        self.root.join(TASKS).join(id.as_str())
+        self.tasks_dir().join(id.as_str())
     }
 
     /// Creates a task's directory; fails if it exists, which keeps task ids unique.
