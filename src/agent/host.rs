@@ -217,10 +217,11 @@ impl Host {
                 Ok(Some(t)) if t.agent == self.opts.name);
             let old = matches!(read_json::<Done>(&self.state.done_path(&id)),
                 Ok(Some(d)) if d.finished_at_us < cutoff);
-            if mine && old {
-                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
-                    warn(&format!("failed to remove old task {id}: {e}"));
-                }
+            if mine
+                && old
+                && let Err(e) = std::fs::remove_dir_all(entry.path())
+            {
+                warn(&format!("failed to remove old task {id}: {e}"));
             }
         }
     }
