@@ -21,7 +21,20 @@ use nix::sys::stat::Mode;
 
 /// A listening doorbell. Dropping it stops the listener thread.
 pub struct Doorbell {
-    _stop: OwnedFd,
+    stop: OwnedFd,
+}
+
+impl Drop for Doorbell {
+    fn drop(&mut self) {
+        stop_listener(&self.stop);
+    }
+}
+
+/// Tells a listener thread to end by writing to its stop pipe. An explicit byte, not
+/// the hang-up of closing the pipe: a child forked by another thread holds a copy of
+/// the write end until its exec, which would delay the hang-up past our next ring.
+pub(crate) fn stop_listener(stop: &OwnedFd) {
+    let _ = nix::unistd::write(stop, b"x");
 }
 
 impl Doorbell {
@@ -41,7 +54,8 @@ impl Doorbell {
             .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .with_context(|| format!("failed to open {}", path.display()))?;
-        let (stop_rx, stop_tx) = nix::unistd::pipe().context("failed to create a pipe")?;
+        let (stop_rx, stop_tx) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create a pipe")?;
         std::thread::Builder::new()
             .name("doorbell".into())
             .spawn(move || {
@@ -64,7 +78,7 @@ impl Doorbell {
                 }
             })
             .context("failed to start the doorbell listener")?;
-        Ok(Self { _stop: stop_tx })
+        Ok(Self { stop: stop_tx })
     }
 }
 
@@ -76,8 +90,12 @@ pub fn ring(path: &Path) {
         .open(path);
     match fifo {
         Ok(mut f) => {
+            use std::os::unix::fs::FileTypeExt;
+            // Only a FIFO is a doorbell; never write into anything else planted there.
             // A full pipe (EAGAIN) has been rung already.
-            let _ = f.write(b"!");
+            if f.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+                let _ = f.write(b"!");
+            }
         }
         // ENXIO: nobody listens; NotFound: no doorbell (an older or a gone coordinator).
         Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENXIO) => {}
@@ -102,11 +120,11 @@ mod tests {
         ring(&path);
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("rang"));
         drop(bell);
+        ring(&path); // nobody listens: a no-op, not a hang
         assert!(
             rx.recv_timeout(Duration::from_millis(300)).is_err(),
-            "listener must stop"
+            "a dropped doorbell must not report rings"
         );
-        ring(&path); // nobody listens: a no-op, not a hang
         ring(&dir.path().join("missing"));
     }
 }

@@ -11,8 +11,16 @@ use nix::unistd::Pid;
 
 /// Watches a process for its exit. Dropping the guard stops the watch.
 pub struct ExitWatch {
-    /// Closing this wakes the watcher thread, which then ends without reporting.
-    _stop: Option<OwnedFd>,
+    /// Written to on drop: the watcher thread then ends without reporting.
+    stop: Option<OwnedFd>,
+}
+
+impl Drop for ExitWatch {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.stop {
+            crate::doorbell::stop_listener(stop);
+        }
+    }
 }
 
 /// Sends `make()` on `tx` when process `pid` exits, without polling: a thread blocks in
@@ -32,13 +40,14 @@ pub fn notify_exit<E: Send + 'static>(
         let err = Errno::last();
         if err == Errno::ESRCH {
             let _ = tx.send(make());
-            return Ok(ExitWatch { _stop: None });
+            return Ok(ExitWatch { stop: None });
         }
         bail!("failed to watch process {pid}: pidfd_open: {err} (Linux 5.3 or later is needed)");
     }
     // SAFETY: `fd` is a new descriptor returned by pidfd_open that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let (stop_rx, stop_tx) = nix::unistd::pipe().context("failed to create a pipe")?;
+    let (stop_rx, stop_tx) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create a pipe")?;
     std::thread::Builder::new()
         .name(format!("exit-{pid}"))
         .spawn(move || {
@@ -61,7 +70,7 @@ pub fn notify_exit<E: Send + 'static>(
         })
         .context("failed to start the exit watcher")?;
     Ok(ExitWatch {
-        _stop: Some(stop_tx),
+        stop: Some(stop_tx),
     })
 }
 
@@ -81,6 +90,50 @@ pub fn signal_group(pgid: u32, signal: Signal) {
     if let Ok(pgid) = i32::try_from(pgid) {
         let _ = killpg(Pid::from_raw(pgid), signal);
     }
+}
+
+/// Kills every process whose environment marks it as running task `task` of `agent`,
+/// returning how many were signalled.
+///
+/// `agent-wrap` runs each command with `AGENT_NAME` and `AGENT_TASK_ID` set, and every
+/// descendant inherits them. When a host was SIGKILLed its command's direct child dies
+/// with it (`PR_SET_PDEATHSIG`), but grandchildren live on; the next host finds them
+/// here. Matching on the environment, not on a saved pid, rules out killing an unrelated
+/// process that reused a pid. Only processes of our own user are readable.
+pub fn kill_task_processes(agent: &str, task: &str) -> usize {
+    let name = format!("AGENT_NAME={agent}");
+    let id = format!("AGENT_TASK_ID={task}");
+    let me = std::process::id();
+    let Ok(proc_dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in proc_dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let mut vars = environ.split(|&b| b == 0);
+        let (mut has_name, mut has_id) = (false, false);
+        for var in vars.by_ref() {
+            has_name |= var == name.as_bytes();
+            has_id |= var == id.as_bytes();
+        }
+        if has_name && has_id {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            killed += 1;
+        }
+    }
+    killed
 }
 
 #[cfg(test)]

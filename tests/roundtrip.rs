@@ -130,7 +130,7 @@ fn a_busy_agent_serves_waiting_coordinators_in_order() {
     assert_eq!(status["agents"][0]["status"], "working");
 
     for child in [&mut first, &mut second, &mut third] {
-        drop(fs::File::create(&gate).unwrap()); // open + close releases one task
+        release(&gate);
         assert!(wait_child(child, SECS, "a coordinator").success());
     }
     for (file, want) in [(f1, "one"), (f2, "two"), (f3, "three")] {
@@ -146,6 +146,19 @@ fn a_busy_agent_serves_waiting_coordinators_in_order() {
         created.windows(2).all(|w| w[0] < w[1]),
         "not FIFO: {done:?}"
     );
+}
+
+/// Opens and closes the gate FIFO once, which lets one blocked task go on. The open is
+/// non-blocking and retried, so a task that never reaches the gate fails the test.
+fn release(gate: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    wait_until(SECS, "a task to wait at the gate", || {
+        fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(gate)
+            .ok()
+    });
 }
 
 fn pending(env: &Env, name: &str) -> usize {
@@ -313,6 +326,30 @@ fn corrupt_state_files_give_clear_errors_without_crashing() {
             .contains("corrupt state file"),
         "{done}"
     );
+    // An envelope that names another agent is refused, not run.
+    let forged = env.state.join("tasks").join("forged-1");
+    fs::create_dir(&forged).unwrap();
+    let task = serde_json::json!({"version": 1, "id": "forged-1", "agent": "other", "prompt": "p",
+        "title": "p", "requester": {"pid": std::process::id(), "parent_pid": 1, "cwd": "/",
+        "tmux_pane": null}, "created_at_us": 1});
+    fs::write(forged.join("task.json"), task.to_string()).unwrap();
+    fs::write(
+        inbox.join("00000000000000000002-forged-1.json"),
+        br#"{"version":1,"task_id":"forged-1","queued_at_us":2}"#,
+    )
+    .unwrap();
+    let done = wait_until(SECS, "the forged task to be failed", || {
+        fs::read(forged.join("done.json")).ok()
+    });
+    let done: serde_json::Value = serde_json::from_slice(&done).unwrap();
+    assert!(
+        done["reason"]
+            .as_str()
+            .unwrap()
+            .contains("names task forged-1 for @other"),
+        "{done}"
+    );
+
     let (_, after) = env.run_hook(b"@good still alive");
     assert_eq!(head_and_body(&after).1, b"still alive");
 
@@ -382,4 +419,83 @@ fn a_starting_agent_prunes_its_own_week_old_tasks_only() {
     let _agent = env.agent("keeper", &["--demo"]);
     assert!(!old_mine.exists());
     assert!(new_mine.exists() && old_other.exists());
+}
+
+#[test]
+fn a_process_that_escapes_the_group_cannot_hold_the_task_open() {
+    let env = Env::new();
+    // The daemonized sleep keeps the command's stdout open after the command exits.
+    let _agent = env.agent("leaky", &["--exec", "setsid sleep 5 & echo answered"]);
+    let t = Instant::now();
+    let (out, after) = env.run_hook(b"@leaky go");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(head_and_body(&after).1, b"answered\n");
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "waited for the escaped process"
+    );
+    env.wait_status("leaky", "idle", |_| true);
+}
+
+#[test]
+fn the_agent_stops_working_for_a_task_its_coordinator_already_ended() {
+    let env = Env::new();
+    let _agent = env.agent("worker", &["--exec", "exec sleep 60"]);
+    let (mut hook, _) = env.spawn_hook(b"@worker long job");
+    let status = env.wait_status("worker", "working", |_| true);
+    let id = status["task"]["id"].as_str().unwrap();
+    // What a coordinator that gave up on the agent writes.
+    let done = serde_json::json!({"version": 1, "task_id": id, "outcome": "failed",
+        "reason": "gave up", "finished_by": "coordinator", "created_at_us": 1,
+        "claimed_at_us": null, "started_at_us": null, "finished_at_us": 2, "result_bytes": null});
+    fs::write(
+        env.state.join("tasks").join(id).join("done.json"),
+        done.to_string(),
+    )
+    .unwrap();
+    let status = env.wait_status("worker", "idle", |_| true);
+    assert_eq!(
+        status["recent"][0]["outcome"], "failed",
+        "the outcome that stands is recorded"
+    );
+    assert!(wait_child(&mut hook, SECS, "the coordinator").success());
+}
+
+#[test]
+fn a_restarted_agent_kills_what_its_dead_predecessor_left_running() {
+    let env = Env::new();
+    let pidfile = env.dir.path().join("grandchild.pid");
+    // `sh` forks the sleep (it is not the last command), so the sleep is a grandchild
+    // of agent-wrap that PR_SET_PDEATHSIG does not reach.
+    let cmd = format!("sleep 300 & echo $! > '{}'; wait", pidfile.display());
+    let agent = env.agent("crashy", &["--exec", &cmd]);
+    let (mut hook, _) = env.spawn_hook(b"@crashy job");
+    env.wait_status("crashy", "working", |_| true);
+    let pid: i32 = wait_until(SECS, "the grandchild's pid", || {
+        fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
+    });
+    agent.signal(Signal::SIGKILL);
+    assert!(wait_child(&mut hook, SECS, "the coordinator").success());
+    assert!(
+        running(pid),
+        "the grandchild survives its host, which is the point"
+    );
+
+    let _again = env.agent("crashy", &["--exec", "cat"]);
+    wait_until(SECS, "the leftover process to die", || {
+        (!running(pid)).then_some(())
+    });
+    let done = env.wait_single_done();
+    assert_eq!(done["outcome"], "failed");
+}
+
+/// True while `pid` exists and is not a zombie waiting to be reaped.
+fn running(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(") ")
+                .next()
+                .is_some_and(|rest| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
 }

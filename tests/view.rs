@@ -2,7 +2,6 @@
 //! Ctrl-C, and that the terminal modes are restored. No Claude Code needed.
 
 use std::fs;
-use std::time::Duration;
 
 use crate::fixture::*;
 use crate::helper::tmux::{TmuxServer, require_tmux};
@@ -14,9 +13,18 @@ fn hook_in_pane(
     env: &Env,
     file: &std::path::Path,
 ) -> (String, std::path::PathBuf) {
+    hook_in_pane_with(tmux, env, file, "")
+}
+
+fn hook_in_pane_with(
+    tmux: &mut TmuxServer,
+    env: &Env,
+    file: &std::path::Path,
+    flags: &str,
+) -> (String, std::path::PathBuf) {
     let stty = env.dir.path().join("stty-after");
     let script = format!(
-        "stty -a > '{s}.before'; '{HOOK}' '{f}'; echo \"exit=$?\" > '{s}.exit'; stty -a > '{s}'; sleep 60",
+        "stty -a > '{s}.before'; '{HOOK}' {flags} '{f}'; echo \"exit=$?\" > '{s}.exit'; stty -a > '{s}'; sleep 60",
         s = stty.display(),
         f = file.display()
     );
@@ -125,5 +133,32 @@ fn ctrl_c_in_the_view_cancels_instead_of_interrupting() {
     assert_eq!(done["outcome"], "cancelled");
     assert_eq!(done["reason"], "cancelled with Ctrl-C");
     env.wait_status("slow", "idle", |_| true);
-    let _ = Duration::ZERO;
+}
+
+#[test]
+fn without_the_view_ctrl_c_still_cancels_instead_of_interrupting() {
+    if require_tmux("without_the_view_ctrl_c_still_cancels_instead_of_interrupting").is_none() {
+        return;
+    }
+    let env = Env::new();
+    let _agent = env.agent("slow", &["--exec", "exec sleep 60"]);
+    let mut tmux = TmuxServer::new();
+    let file = env.prompt_file(b"@slow task");
+    let (pane, stty) = hook_in_pane_with(&mut tmux, &env, &file, "--no-view");
+    // The terminal is guarded before the task is queued, so once the agent works on it
+    // a Ctrl-C is a key, not a signal.
+    env.wait_status("slow", "working", |_| true);
+    assert!(
+        !tmux.capture(&pane).contains("claude-editor-hook →"),
+        "--no-view drew the view"
+    );
+    tmux.send_keys(&pane, &["C-c"]);
+    crate::helper::wait::wait_for_file(&stty, SECS);
+    assert_eq!(
+        fs::read_to_string(stty.with_extension("exit"))
+            .unwrap()
+            .trim(),
+        "exit=130"
+    );
+    assert_eq!(env.wait_single_done()["reason"], "cancelled with Ctrl-C");
 }

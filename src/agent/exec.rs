@@ -6,7 +6,9 @@
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -16,6 +18,48 @@ use crate::state::TaskEnvelope;
 
 /// How much of stderr is kept for the failure reason.
 const STDERR_TAIL: usize = 4096;
+
+/// How long output may still arrive after the command exited.
+const PIPE_DRAIN: Duration = Duration::from_millis(500);
+
+/// Bytes read from a pipe, shared with the thread that reads them.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Reads `pipe` to its end on a thread, passing each chunk to `each` and keeping at
+    /// most the last `keep` bytes. The returned channel closes when the pipe ends.
+    fn drain(
+        &self,
+        mut pipe: impl Read + Send + 'static,
+        mut each: impl FnMut(&[u8]) + Send + 'static,
+        keep: usize,
+    ) -> Receiver<()> {
+        let (done_tx, done_rx) = channel();
+        let buf = self.0.clone();
+        std::thread::spawn(move || {
+            let _done = done_tx;
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                each(&chunk[..n]);
+                let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > keep {
+                    let excess = buf.len() - keep;
+                    buf.drain(..excess);
+                }
+            }
+        });
+        done_rx
+    }
+
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 /// Kills the command when the host dies.
 trait DeathSignal {
@@ -72,44 +116,28 @@ pub fn start<E: Send + 'static>(
         let _ = stdin.write_all(&prompt);
     });
 
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let out_thread = std::thread::spawn(move || {
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.write(&buf[..n]);
-            answer.extend_from_slice(&buf[..n]);
-        }
-        answer
-    });
-
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let err_thread = std::thread::spawn(move || {
-        let mut tail = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let _ = std::io::stderr().write_all(&buf[..n]);
-            tail.extend_from_slice(&buf[..n]);
-            if tail.len() > STDERR_TAIL {
-                tail.drain(..tail.len() - STDERR_TAIL);
-            }
-        }
-        String::from_utf8_lossy(&tail).into_owned()
-    });
+    let answer = Captured::default();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let out_done = answer.drain(stdout, move |chunk| sink.write(chunk), usize::MAX);
+    let stderr_tail = Captured::default();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let err_done = stderr_tail.drain(
+        stderr,
+        |chunk| {
+            let _ = std::io::stderr().write_all(chunk);
+        },
+        STDERR_TAIL,
+    );
 
     std::thread::spawn(move || {
         let status = child.wait();
-        // Processes the command left behind would keep our pipes open and run on after
-        // the task; one task at a time means the whole group goes with it.
+        // Processes the command left behind would keep running after the task; one task
+        // at a time means the whole group goes with it.
         crate::process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
-        let answer = out_thread.join().unwrap_or_default();
-        let stderr_tail = err_thread.join().unwrap_or_default();
+        // A process that left the group (setsid, a daemon) can still hold the pipes open:
+        // take what arrived so far instead of waiting for it.
+        let _ = out_done.recv_timeout(PIPE_DRAIN);
+        let _ = err_done.recv_timeout(PIPE_DRAIN);
         let status = match status {
             Ok(s) => match (s.code(), s.signal()) {
                 (Some(code), _) => RunStatus::Exited(code),
@@ -120,8 +148,8 @@ pub fn start<E: Send + 'static>(
         };
         let _ = tx.send(on_end(RunEnd {
             status,
-            answer,
-            stderr_tail,
+            answer: answer.take(),
+            stderr_tail: String::from_utf8_lossy(&stderr_tail.take()).into_owned(),
         }));
     });
     Ok(RunHandle::Process { pgid })

@@ -8,16 +8,16 @@ use std::io::Write;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::driver::{Driver, RunEnd, RunHandle, RunStatus};
 use super::output::OutputSink;
-use crate::process::is_alive;
+use crate::process::{is_alive, kill_task_processes};
 use crate::signals::{self, Signal};
 use crate::state::{
     AgentName, AgentState, AgentStatus, CancelRequest, Done, FORMAT_VERSION, FinishedBy, HostLock,
-    Outcome, RecentTask, StateDir, TaskEnvelope, TaskId, TaskRef, TmuxLocation, atomic_create,
-    atomic_write, claim_next, pending, read_json, withdraw,
+    InboxEntry, Outcome, RecentTask, StateDir, TaskEnvelope, TaskId, TaskRef, TmuxLocation,
+    atomic_create, atomic_write, claim_next, pending, read_json, withdraw,
 };
 use crate::time::{human_us, now_us};
 use crate::watch::DirWatcher;
@@ -102,7 +102,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         watcher,
         running: None,
     };
-    host.recover_interrupted_task()?;
+    host.recover_interrupted_task();
     host.prune_old_tasks();
     host.set_state(AgentState::Idle)?;
     host.say(&format!(
@@ -141,7 +141,10 @@ impl Host {
                     self.stop_run(Outcome::Failed, reason);
                     Ok(())
                 }
-                HostEvent::RunEnded(end) => self.finish_run(end),
+                HostEvent::RunEnded(end) => {
+                    self.finish_run(end);
+                    Ok(())
+                }
                 HostEvent::GraceOver(id) => {
                     if let Some(r) = self.running.as_ref().filter(|r| r.task.id == id) {
                         r.handle.kill();
@@ -178,24 +181,28 @@ impl Host {
         self.status.save(&self.state)
     }
 
-    /// A previous host of this agent died while working: that task is over.
-    fn recover_interrupted_task(&mut self) -> Result<()> {
+    /// A previous host of this agent died while working: that task is over, and what
+    /// its command left running is killed.
+    fn recover_interrupted_task(&mut self) {
         let current = self.state.current_path(&self.opts.name);
-        let Some(entry) = read_json::<crate::state::InboxEntry>(&current).unwrap_or(None) else {
-            let _ = std::fs::remove_file(&current);
-            return Ok(());
+        let entry = match read_json::<InboxEntry>(&current) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return,
+            Err(e) => {
+                warn(&format!("removing an unreadable claim: {e:#}"));
+                let _ = std::fs::remove_file(&current);
+                return;
+            }
         };
-        if let Ok(Some(task)) = read_json::<TaskEnvelope>(&self.state.task_path(&entry.task_id)) {
-            let reason = "the previous agent-wrap died while working on this task";
-            self.write_done(&Done::unsuccessful(
-                &task,
-                Outcome::Failed,
-                reason,
-                FinishedBy::Agent,
-            ))?;
+        let killed = kill_task_processes(self.opts.name.as_str(), entry.task_id.as_str());
+        if killed > 0 {
+            self.say(&format!(
+                "killed {killed} process(es) left from task {}",
+                entry.task_id
+            ));
         }
-        std::fs::remove_file(&current)?;
-        Ok(())
+        let reason = "the previous agent-wrap died while working on this task";
+        self.end_claimed(&entry.task_id, Outcome::Failed, reason);
     }
 
     /// Removes this agent's finished tasks older than [`TASK_RETENTION`], so the state
@@ -226,36 +233,36 @@ impl Host {
         }
     }
 
-    /// Claims inbox entries until one starts running or the inbox is empty.
+    /// Claims inbox entries until one starts running or the inbox is empty. Whatever
+    /// goes wrong after a claim, the task still gets its `done.json`.
     fn start_next(&mut self) -> Result<()> {
         while let Some(id) = claim_next(&self.state, &self.opts.name)? {
-            let claimed_at_us = now_us();
-            let current = self.state.current_path(&self.opts.name);
-            let task = match read_json::<TaskEnvelope>(&self.state.task_path(&id)) {
-                Ok(Some(task)) => task,
-                Ok(None) => {
-                    std::fs::remove_file(&current)?;
-                    continue;
-                }
+            match self.begin(&id, now_us()) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
                 Err(e) => {
-                    self.fail_unreadable(&id, &format!("{e:#}"))?;
-                    std::fs::remove_file(&current)?;
-                    continue;
+                    let why = format!("agent @{} could not run the task: {e:#}", self.opts.name);
+                    self.end_claimed(&id, Outcome::Failed, &why);
                 }
-            };
-            if let Some(skip) = self.reason_to_skip(&task)? {
-                self.write_done(&Done::unsuccessful(
-                    &task,
-                    Outcome::Cancelled,
-                    skip,
-                    FinishedBy::Agent,
-                ))?;
-                std::fs::remove_file(&current)?;
-                continue;
             }
-            return self.start(task, claimed_at_us);
         }
         Ok(())
+    }
+
+    /// Starts claimed task `id`; returns false when it was ended without running.
+    fn begin(&mut self, id: &TaskId, claimed_at_us: u64) -> Result<bool> {
+        let task = read_json::<TaskEnvelope>(&self.state.task_path(id))?
+            .context("its task.json is missing")?;
+        // Paths below come from the envelope: it must be the task that was queued here.
+        if task.id != *id || task.agent != self.opts.name {
+            bail!("task.json names task {} for @{}", task.id, task.agent);
+        }
+        if let Some(skip) = self.reason_to_skip(&task)? {
+            self.end_claimed(id, Outcome::Cancelled, &skip);
+            return Ok(false);
+        }
+        self.start(task, claimed_at_us)?;
+        Ok(true)
     }
 
     fn reason_to_skip(&self, task: &TaskEnvelope) -> Result<Option<String>> {
@@ -274,66 +281,69 @@ impl Host {
         Ok(None)
     }
 
-    /// A task whose envelope cannot be read still gets a `.done`, so its coordinator
-    /// stops waiting with the reason.
-    fn fail_unreadable(&self, id: &TaskId, why: &str) -> Result<()> {
+    /// Ends a claimed task that is not running: records `outcome` unless the task has
+    /// one already, and frees the agent for the next task. Never fails: problems are
+    /// reported, and the agent goes on.
+    fn end_claimed(&mut self, id: &TaskId, outcome: Outcome, reason: &str) {
+        let task = read_json::<TaskEnvelope>(&self.state.task_path(id))
+            .ok()
+            .flatten();
         let now = now_us();
-        self.write_done(&Done {
+        let done = Done {
             version: FORMAT_VERSION,
             task_id: id.clone(),
-            outcome: Outcome::Failed,
-            reason: Some(format!(
-                "agent @{} could not read the task: {why}",
-                self.opts.name
-            )),
+            outcome,
+            reason: Some(reason.to_owned()),
             finished_by: FinishedBy::Agent,
-            created_at_us: now,
+            created_at_us: task.as_ref().map_or(now, |t| t.created_at_us),
             claimed_at_us: Some(now),
             started_at_us: None,
             finished_at_us: now,
             result_bytes: None,
-        })
+        };
+        let title = task.map_or_else(|| id.to_string(), |t| t.title);
+        self.after_task(id, &title, done);
     }
 
     fn start(&mut self, task: TaskEnvelope, claimed_at_us: u64) -> Result<()> {
-        let task_dir = self.state.task_dir(&task.id);
-        self.watcher.watch(&task_dir)?;
+        let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
         self.say(&format!(
             "task {} from pid {} in {}: {}",
             task.id, task.requester.parent_pid, task.requester.cwd, task.title
         ));
-        let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
         let started_at_us = now_us();
-        match self
+        let handle = self
             .opts
             .driver
-            .start(&task, sink, self.tx.clone(), HostEvent::RunEnded)
-        {
-            Ok(handle) => {
-                // Saved after the start so the status write overlaps the run instead of
-                // delaying it; the run's end cannot be handled before this returns.
-                self.status.task = Some(TaskRef {
-                    id: task.id.clone(),
-                    title: task.title.clone(),
-                });
-                self.set_state(AgentState::Working)?;
-                self.running = Some(Running {
-                    task,
-                    handle,
-                    claimed_at_us,
-                    started_at_us,
-                    stopping: None,
-                });
-                // The cancel may have been written between the claim and the watch.
-                self.check_cancel()
-            }
-            Err(e) => {
-                let reason = format!("{e:#}");
-                let done = Done::unsuccessful(&task, Outcome::Failed, reason, FinishedBy::Agent);
-                self.write_done(&done)?;
-                self.after_task(&task, &done)
-            }
+            .start(&task, sink, self.tx.clone(), HostEvent::RunEnded)?;
+        // The run exists now: record it before anything else can fail, so its end is
+        // always handled. The status write comes after the start so that it overlaps
+        // the run instead of delaying it.
+        let task_dir = self.state.task_dir(&task.id);
+        self.status.task = Some(TaskRef {
+            id: task.id.clone(),
+            title: task.title.clone(),
+        });
+        self.running = Some(Running {
+            task,
+            handle,
+            claimed_at_us,
+            started_at_us,
+            stopping: None,
+        });
+        if let Err(e) = self.watcher.watch(&task_dir) {
+            warn(&format!(
+                "{e:#}; a cancel will only be seen when the run ends"
+            ));
         }
+        if let Err(e) = self.set_state(AgentState::Working) {
+            warn(&format!("{e:#}"));
+        }
+        // A cancel may have been written between the claim and the watch.
+        if let Err(e) = self.check_cancel() {
+            warn(&format!("{e:#}"));
+        }
+        Ok(())
     }
 
     fn check_cancel(&mut self) -> Result<()> {
@@ -343,8 +353,14 @@ impl Host {
         if r.stopping.is_some() {
             return Ok(());
         }
-        if let Some(cancel) = read_json::<CancelRequest>(&self.state.cancel_path(&r.task.id))? {
+        let id = r.task.id.clone();
+        if let Some(cancel) = read_json::<CancelRequest>(&self.state.cancel_path(&id))? {
             self.stop_run(Outcome::Cancelled, cancel.reason);
+        } else if self.state.done_path(&id).exists() {
+            // The coordinator decided the outcome itself (it gave up on us): stop working
+            // for nobody.
+            let why = "the coordinator had already ended the task".to_owned();
+            self.stop_run(Outcome::Cancelled, why);
         }
         Ok(())
     }
@@ -364,11 +380,9 @@ impl Host {
         });
     }
 
-    fn finish_run(&mut self, end: RunEnd) -> Result<()> {
-        let Some(r) = self.running.take() else {
-            return Ok(());
-        };
-        let (outcome, reason) = match (&r.stopping, &end.status) {
+    fn finish_run(&mut self, end: RunEnd) {
+        let Some(r) = self.running.take() else { return };
+        let (mut outcome, mut reason) = match (&r.stopping, &end.status) {
             (Some((outcome, reason)), _) => (*outcome, Some(reason.clone())),
             (None, RunStatus::Exited(0)) => (Outcome::Ok, None),
             (None, RunStatus::Exited(code)) => {
@@ -382,8 +396,16 @@ impl Host {
         };
         let mut result_bytes = None;
         if outcome == Outcome::Ok {
-            atomic_write(&self.state.result_path(&r.task.id), &end.answer)?;
-            result_bytes = Some(end.answer.len() as u64);
+            match atomic_write(&self.state.result_path(&r.task.id), &end.answer) {
+                Ok(()) => result_bytes = Some(end.answer.len() as u64),
+                Err(e) => {
+                    outcome = Outcome::Failed;
+                    reason = Some(format!(
+                        "agent @{} could not save the answer: {e:#}",
+                        self.opts.name
+                    ));
+                }
+            }
         }
         let done = Done {
             version: FORMAT_VERSION,
@@ -397,24 +419,32 @@ impl Host {
             finished_at_us: now_us(),
             result_bytes,
         };
-        self.write_done(&done)?;
         self.watcher.unwatch(&self.state.task_dir(&r.task.id));
-        self.after_task(&r.task, &done)
+        self.after_task(&r.task.id, &r.task.title, done);
     }
 
-    fn write_done(&self, done: &Done) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(done)?;
-        if !atomic_create(&self.state.done_path(&done.task_id), &bytes)? {
-            self.say(&format!(
-                "task {} was already finished by its coordinator",
-                done.task_id
-            ));
-        }
+    /// Records `done` unless the task already has an outcome, rings the task's doorbell,
+    /// and returns the outcome that stands.
+    fn write_done(&self, done: Done) -> Result<Done> {
+        let path = self.state.done_path(&done.task_id);
+        let created = atomic_create(&path, &serde_json::to_vec_pretty(&done)?)?;
         crate::doorbell::ring(&self.state.wake_path(&done.task_id));
-        Ok(())
+        if created {
+            return Ok(done);
+        }
+        self.say(&format!(
+            "task {} was already finished by its coordinator",
+            done.task_id
+        ));
+        Ok(read_json(&path)?.unwrap_or(done))
     }
 
-    fn after_task(&mut self, task: &TaskEnvelope, done: &Done) -> Result<()> {
+    /// Finishes a task: its outcome, the log line, the recent list, and the agent free.
+    fn after_task(&mut self, id: &TaskId, title: &str, done: Done) {
+        let done = self.write_done(done.clone()).unwrap_or_else(|e| {
+            warn(&format!("failed to record the end of task {id}: {e:#}"));
+            done
+        });
         let _ = std::fs::remove_file(self.state.current_path(&self.opts.name));
         let took = done
             .finished_at_us
@@ -425,19 +455,20 @@ impl Host {
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
         self.say(&format!(
-            "task {} {} in {}{why}",
-            task.id,
+            "task {id} {} in {}{why}",
             done.outcome,
             human_us(took)
         ));
         self.status.push_recent(RecentTask {
-            id: task.id.clone(),
-            title: task.title.clone(),
+            id: id.clone(),
+            title: title.to_owned(),
             outcome: done.outcome,
             finished_at_us: done.finished_at_us,
         });
         self.status.task = None;
-        self.set_state(AgentState::Idle)
+        if let Err(e) = self.set_state(AgentState::Idle) {
+            warn(&format!("{e:#}"));
+        }
     }
 
     /// Fails what is still queued, marks the agent offline and returns `code`.
@@ -448,12 +479,10 @@ impl Host {
                 continue;
             }
             if let Ok(Some(task)) = read_json::<TaskEnvelope>(&self.state.task_path(&id)) {
-                self.write_done(&Done::unsuccessful(
-                    &task,
-                    Outcome::Failed,
-                    why,
-                    FinishedBy::Agent,
-                ))?;
+                let done = Done::unsuccessful(&task, Outcome::Failed, why, FinishedBy::Agent);
+                if let Err(e) = self.write_done(done) {
+                    warn(&format!("{e:#}"));
+                }
             }
         }
         self.status.task = None;

@@ -17,6 +17,17 @@ use crate::time::human_us;
 const AGENT: &str = "demo";
 const PROMPT: &str = "@demo plan the dark-mode feature for settings";
 
+/// The demo agent, killed if the demo stops early (an error, or Esc in its view), so it
+/// never outlives its temporary state directory.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn run() -> Result<i32> {
     let tmp = tempfile::Builder::new()
         .prefix("claude-editor-hook-demo-")
@@ -36,14 +47,16 @@ pub fn run() -> Result<i32> {
         state.root().display()
     );
     println!("$ agent-wrap {AGENT} --demo");
-    let mut agent = Command::new(&wrap)
-        .args([AGENT, "--demo"])
-        .env(STATE_DIR_ENV, state.root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("failed to start {}", wrap.display()))?;
-    let mut window = BufReader::new(agent.stdout.take().expect("stdout is piped")).lines();
+    let mut agent = KillOnDrop(
+        Command::new(&wrap)
+            .args([AGENT, "--demo"])
+            .env(STATE_DIR_ENV, state.root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("failed to start {}", wrap.display()))?,
+    );
+    let mut window = BufReader::new(agent.0.stdout.take().expect("stdout is piped")).lines();
     // The host prints its ready line once it has registered and watches its inbox.
     for line in window.by_ref() {
         let line = line?;
@@ -91,10 +104,10 @@ pub fn run() -> Result<i32> {
     }
 
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(agent.id() as i32),
+        nix::unistd::Pid::from_raw(agent.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )?;
-    let code = agent.wait()?;
+    let code = agent.0.wait()?;
     let _ = echo.join();
     println!(
         "\nagent stopped with SIGTERM: exit status {}",

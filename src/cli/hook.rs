@@ -27,7 +27,7 @@ pub struct HookCli {
     #[arg(long, env = "CLAUDE_EDITOR_HOOK_TIMEOUT", value_name = "SECS")]
     pub timeout: Option<u64>,
 
-    /// Do not show the waiting view even on a terminal.
+    /// Draw nothing while waiting. On a terminal, Esc and Ctrl-C still cancel.
     #[arg(long)]
     pub no_view: bool,
 

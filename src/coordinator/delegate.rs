@@ -5,8 +5,8 @@
 //! directory watch follows the agent's status, queue and output. The
 //! loop never sleeps to poll; it only times out for a deadline or a view refresh.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
@@ -139,15 +139,53 @@ impl Coordinator {
         agent: &AgentName,
         prompt: String,
         timeout: Option<Duration>,
-        mut observer: Option<&mut dyn Observer>,
+        observer: Option<&mut dyn Observer>,
     ) -> Result<Report> {
         let started = Instant::now();
         let host_pid = preflight(&self.state, agent)?;
-        while self.rx.try_recv().is_ok() {}
-
         let task = self.create_task(agent, prompt)?;
-        let id = task.id.clone();
-        let _doorbell = Doorbell::listen(&self.state.wake_path(&id), self.tx.clone(), || {
+        let mut wait = Wait {
+            c: self,
+            task: &task,
+            entry: None,
+            host_pid,
+            started,
+        };
+        let cancelled_by = match self.wait_until_done(&mut wait, timeout, observer) {
+            Ok(cancelled_by) => cancelled_by,
+            Err(e) => {
+                // Whatever failed, the task must not stay pending for an agent to run
+                // for nobody: cancel it, best effort, and report the failure.
+                let _ = wait.cancel(&format!("the coordinator failed: {e:#}"));
+                return Err(e);
+            }
+        };
+        let done = wait
+            .done()?
+            .expect("every exit from the wait loop leaves a done.json");
+        let answer = match done.outcome {
+            Outcome::Ok => read_optional(&self.state.result_path(&task.id))?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            _ => None,
+        };
+        Ok(Report {
+            task: task.id.clone(),
+            done,
+            answer,
+            elapsed: started.elapsed(),
+            cancelled_by,
+        })
+    }
+
+    /// Queues the task and runs the event loop until it has a `done.json`.
+    fn wait_until_done(
+        &self,
+        wait: &mut Wait<'_>,
+        timeout: Option<Duration>,
+        mut observer: Option<&mut dyn Observer>,
+    ) -> Result<Option<Cancel>> {
+        let (id, agent, host_pid) = (&wait.task.id, &wait.task.agent, wait.host_pid);
+        let _doorbell = Doorbell::listen(&self.state.wake_path(id), self.tx.clone(), || {
             Event::Changed
         })?;
         // Only a view needs to follow the agent's status, queue and output; without one
@@ -155,7 +193,7 @@ impl Coordinator {
         let _watcher = match observer {
             Some(_) => {
                 let mut w = DirWatcher::new(self.tx.clone(), || Event::Changed)?;
-                w.watch(&self.state.task_dir(&id))?;
+                w.watch(&self.state.task_dir(id))?;
                 w.watch(&self.state.agent_dir(agent))?;
                 w.watch(&self.state.inbox_dir(agent))?;
                 Some(w)
@@ -165,27 +203,20 @@ impl Coordinator {
         let _exit_watch = notify_exit(host_pid, self.tx.clone(), move || {
             Event::HostExited(host_pid)
         })?;
-        let entry = enqueue(&self.state, agent, &id)?;
+        wait.entry = Some(enqueue(&self.state, agent, id)?);
         // The host may have died before the pidfd existed, or a new host may hold the
         // lock under a reused pid: either way the pidfd is not watching our host.
         if lock_holder(&self.state.lock_path(agent))? != Some(host_pid) {
             let _ = self.tx.send(Event::HostExited(host_pid));
         }
 
-        let deadline = timeout.map(|t| started + t);
-        let wait = Wait {
-            c: self,
-            task: &task,
-            entry,
-            host_pid,
-            started,
-        };
-        let cancelled_by = loop {
+        let deadline = timeout.map(|t| wait.started + t);
+        loop {
             if wait.done()?.is_some() {
-                break None;
+                return Ok(None);
             }
             if let Some(obs) = observer.as_deref_mut() {
-                obs.update(&wait.progress()?);
+                obs.update(&wait.progress());
             }
             let now = Instant::now();
             let refresh = observer.as_ref().and_then(|o| o.refresh()).map(|r| now + r);
@@ -204,7 +235,7 @@ impl Coordinator {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 let secs = timeout.unwrap_or_default().as_secs();
                 wait.cancel(&format!("timed out after {secs}s"))?;
-                break Some(Cancel::Timeout);
+                return Ok(Some(Cancel::Timeout));
             }
             match event {
                 None | Some(Event::Changed) | Some(Event::Signal(Signal::Resize)) => {}
@@ -212,29 +243,14 @@ impl Coordinator {
                 Some(Event::HostExited(_)) => {}
                 Some(Event::Cancel(reason)) => {
                     wait.cancel(&reason)?;
-                    break Some(Cancel::User);
+                    return Ok(Some(Cancel::User));
                 }
                 Some(Event::Signal(sig)) => {
                     wait.cancel(&format!("the coordinator received {}", sig.name()))?;
-                    break Some(Cancel::Signal(sig));
+                    return Ok(Some(Cancel::Signal(sig)));
                 }
             }
-        };
-        let done = wait
-            .done()?
-            .expect("every exit from the wait loop leaves a done.json");
-        let answer = match done.outcome {
-            Outcome::Ok => read_optional(&self.state.result_path(&id))?
-                .map(|b| String::from_utf8_lossy(&b).into_owned()),
-            _ => None,
-        };
-        Ok(Report {
-            task: id,
-            done,
-            answer,
-            elapsed: started.elapsed(),
-            cancelled_by,
-        })
+        }
     }
 
     fn create_task(&self, agent: &AgentName, prompt: String) -> Result<TaskEnvelope> {
@@ -257,7 +273,8 @@ impl Coordinator {
 struct Wait<'a> {
     c: &'a Coordinator,
     task: &'a TaskEnvelope,
-    entry: PathBuf,
+    /// The inbox entry, once queued.
+    entry: Option<PathBuf>,
     host_pid: i32,
     started: Instant,
 }
@@ -275,8 +292,24 @@ impl Wait<'_> {
         Ok(())
     }
 
+    /// Withdraws the inbox entry. Returns true if and only if the agent never claimed
+    /// the task (it was not queued yet, or it was withdrawn now).
+    fn withdraw(&self) -> Result<bool> {
+        match &self.entry {
+            None => Ok(true),
+            Some(entry) => withdraw(entry),
+        }
+    }
+
     fn host_died(&self) -> Result<()> {
-        withdraw(&self.entry)?;
+        if !self.withdraw()? {
+            // A new host may have claimed it already: it must not work for nobody.
+            let why = "agent-wrap died; the coordinator gave up on the task";
+            write_json(
+                &self.c.state.cancel_path(&self.task.id),
+                &CancelRequest::new(why),
+            )?;
+        }
         self.finish(
             Outcome::Failed,
             &format!(
@@ -289,7 +322,7 @@ impl Wait<'_> {
     /// Cancels the task: withdraws it if still queued, else asks the agent to stop and
     /// gives it [`CANCEL_GRACE`] to acknowledge.
     fn cancel(&self, reason: &str) -> Result<()> {
-        if withdraw(&self.entry)? {
+        if self.withdraw()? {
             return self.finish(Outcome::Cancelled, reason);
         }
         write_json(
@@ -297,34 +330,42 @@ impl Wait<'_> {
             &CancelRequest::new(reason),
         )?;
         let deadline = Instant::now() + CANCEL_GRACE;
-        while self.done()?.is_none() {
+        let mut host_died = false;
+        while self.done()?.is_none() && !host_died {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.c.rx.recv_timeout(left) {
-                Ok(Event::HostExited(pid)) if pid == self.host_pid => break,
+                Ok(Event::HostExited(pid)) if pid == self.host_pid => host_died = true,
                 Ok(_) => {}
                 Err(_) => break,
             }
         }
-        self.finish(
-            Outcome::Cancelled,
-            &format!("{reason} (the agent did not confirm in time)"),
-        )
+        let why = if host_died {
+            "the agent died meanwhile"
+        } else {
+            "the agent did not confirm in time"
+        };
+        self.finish(Outcome::Cancelled, &format!("{reason} ({why})"))
     }
 
-    fn progress(&self) -> Result<Progress> {
+    /// What the view shows. Read errors (a corrupt status, say) show as offline rather
+    /// than ending the wait: the task's outcome does not depend on them.
+    fn progress(&self) -> Progress {
         let state = &self.c.state;
         let agent = &self.task.agent;
-        let info = AgentInfo::load(state, agent)?;
-        let agent_state = info.as_ref().map_or(AgentState::Offline, AgentInfo::state);
-        let queue = pending(state, agent)?;
-        let ahead = queue.iter().position(|(p, _)| *p == self.entry).map(|pos| {
-            let working = matches!(
+        let agent_state = AgentInfo::load(state, agent)
+            .ok()
+            .flatten()
+            .map_or(AgentState::Offline, |info| info.state());
+        let queue = pending(state, agent).unwrap_or_default();
+        let ahead = self.entry.as_ref().and_then(|entry| {
+            let pos = queue.iter().position(|(p, _)| p == entry)?;
+            let busy = matches!(
                 agent_state,
                 AgentState::Working | AgentState::User | AgentState::Waiting
             );
-            pos + usize::from(working)
+            Some(pos + usize::from(busy))
         });
-        Ok(Progress {
+        Progress {
             agent: agent.clone(),
             task: self.task.id.clone(),
             title: self.task.title.clone(),
@@ -332,14 +373,21 @@ impl Wait<'_> {
             ahead,
             elapsed: self.started.elapsed(),
             latest_output: latest_line(&state.output_path(&self.task.id)),
-        })
+        }
     }
 }
 
 /// The last non-empty line of a streaming output file, without control characters.
 pub fn latest_line(path: &std::path::Path) -> Option<String> {
     const TAIL: u64 = 4096;
-    let mut file = File::open(path).ok()?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
     let len = file.metadata().ok()?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
     let mut buf = Vec::new();

@@ -25,7 +25,7 @@ pub const EXIT_CANCELLED: i32 = 130;
 pub struct EditorOptions {
     /// Give up (and cancel the task) after this long.
     pub timeout: Option<Duration>,
-    /// Never show the view, even on a terminal.
+    /// Draw nothing while waiting. On a terminal, Esc and Ctrl-C still cancel.
     pub no_view: bool,
 }
 
@@ -62,19 +62,22 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
 
     let coordinator = Coordinator::new(state);
     crate::signals::forward(coordinator.sender(), Event::Signal)?;
-    let interactive =
-        !opts.no_view && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let mut view = if interactive {
+    // If the chief dies while we wait, nobody will read the answer: cancel.
+    let chief = nix::unistd::getppid().as_raw();
+    let _chief_watch = crate::process::notify_exit(chief, coordinator.sender(), move || {
+        Event::Cancel(format!("the chief (pid {chief}) exited"))
+    })?;
+    let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let mut view = if on_terminal {
         Some(View::start(coordinator.sender())?)
     } else {
         None
     };
-    let result = coordinator.delegate(
-        &agent,
-        prompt,
-        opts.timeout,
-        view.as_mut().map(|v| v as &mut dyn Observer),
-    );
+    let observer = match view.as_mut() {
+        Some(v) if !opts.no_view => Some(v as &mut dyn Observer),
+        _ => None,
+    };
+    let result = coordinator.delegate(&agent, prompt, opts.timeout, observer);
     drop(view);
     let report = match result {
         Ok(r) => r,

@@ -44,6 +44,10 @@ impl Drop for TerminalGuard {
 }
 
 /// The view: draws [`Progress`] and turns Esc / Ctrl-C into [`Event::Cancel`].
+///
+/// With `--no-view` it is started but not used as an observer: nothing is drawn, but the
+/// terminal is still guarded and the keys still cancel, because with the signal keys on
+/// a Ctrl-C would kill the chief.
 pub struct View {
     out: Stdout,
     _guard: TerminalGuard,

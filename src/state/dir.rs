@@ -256,8 +256,8 @@ mod tests {
 
     #[test]
     fn refuses_a_directory_owned_by_someone_else() {
-        // Needs root to create a foreign-owned directory; skip quietly otherwise.
         if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping refuses_a_directory_owned_by_someone_else: needs root to chown");
             return;
         }
         let tmp = tempfile::tempdir().unwrap();

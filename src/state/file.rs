@@ -86,7 +86,8 @@ pub fn atomic_create(path: &Path, bytes: &[u8]) -> Result<bool> {
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        // O_NONBLOCK: a FIFO planted in place of a state file must not hang the reader.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path);
     let file = match file {
         Ok(f) => f,
@@ -96,6 +97,13 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
         }
         Err(e) => return Err(e).with_context(|| format!("failed to open {}", path.display())),
     };
+    let is_file = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+    if !is_file {
+        bail!(
+            "refusing to read {}: it is not a regular file",
+            path.display()
+        );
+    }
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)

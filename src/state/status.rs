@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::file::{read_json, write_json};
@@ -135,8 +135,17 @@ pub struct AgentInfo {
 impl AgentInfo {
     /// Reads agent `name`. `Ok(None)` when no such agent was ever registered.
     pub fn load(state: &StateDir, name: &AgentName) -> Result<Option<Self>> {
-        if !state.agent_dir(name).is_dir() {
-            return Ok(None);
+        let dir = state.agent_dir(name);
+        match std::fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("failed to stat {}", dir.display())),
+            Ok(m) if !m.is_dir() => {
+                bail!(
+                    "refusing agent directory {}: it is not a directory",
+                    dir.display()
+                )
+            }
+            Ok(_) => {}
         }
         // Read the lock first: a host that dies between the two reads shows as offline
         // only on the next read, but a stale status can never look alive.
