@@ -108,27 +108,19 @@ fn the_view_shows_progress_and_escape_cancels_leaving_the_terminal_as_it_was() {
     env.wait_status("slow", "idle", |_| true);
 }
 
-#[test]
-fn ctrl_c_in_the_view_cancels_instead_of_interrupting() {
-    if require_tmux("ctrl_c_in_the_view_cancels_instead_of_interrupting").is_none() {
-        return;
-    }
+/// Ctrl-C while the hook waits on a terminal, with `flags`: the hook cancels and exits
+/// 130, and the shell that ran it goes on, so no SIGINT reached the process group.
+fn ctrl_c_cancels(flags: &str, ready: impl Fn(&TmuxServer, &str, &Env)) {
     let env = Env::new();
     let _agent = env.agent("slow", &["--exec", "echo started; exec sleep 60"]);
     let mut tmux = TmuxServer::new();
     let file = env.prompt_file(b"@slow task");
-    let (pane, stty) = hook_in_pane(&mut tmux, &env, &file);
-    tmux.wait_for_screen(&pane, |s| s.contains("│ started"), SECS)
-        .unwrap_or_else(|s| panic!("no view:\n{s}"));
+    let (pane, stty) = hook_in_pane_with(&mut tmux, &env, &file, flags);
+    ready(&tmux, &pane, &env);
     tmux.send_keys(&pane, &["C-c"]);
     crate::helper::wait::wait_for_file(&stty, SECS);
-    // The shell script went on (no SIGINT reached the group) and saw exit 130.
-    assert_eq!(
-        fs::read_to_string(stty.with_extension("exit"))
-            .unwrap()
-            .trim(),
-        "exit=130"
-    );
+    let exit = fs::read_to_string(stty.with_extension("exit")).unwrap();
+    assert_eq!(exit.trim(), "exit=130");
     let done = env.wait_single_done();
     assert_eq!(done["outcome"], "cancelled");
     assert_eq!(done["reason"], "cancelled with Ctrl-C");
@@ -136,29 +128,28 @@ fn ctrl_c_in_the_view_cancels_instead_of_interrupting() {
 }
 
 #[test]
+fn ctrl_c_in_the_view_cancels_instead_of_interrupting() {
+    if require_tmux("ctrl_c_in_the_view_cancels_instead_of_interrupting").is_none() {
+        return;
+    }
+    ctrl_c_cancels("", |tmux, pane, _| {
+        tmux.wait_for_screen(pane, |s| s.contains("│ started"), SECS)
+            .unwrap_or_else(|s| panic!("no view:\n{s}"));
+    });
+}
+
+#[test]
 fn without_the_view_ctrl_c_still_cancels_instead_of_interrupting() {
     if require_tmux("without_the_view_ctrl_c_still_cancels_instead_of_interrupting").is_none() {
         return;
     }
-    let env = Env::new();
-    let _agent = env.agent("slow", &["--exec", "exec sleep 60"]);
-    let mut tmux = TmuxServer::new();
-    let file = env.prompt_file(b"@slow task");
-    let (pane, stty) = hook_in_pane_with(&mut tmux, &env, &file, "--no-view");
-    // The terminal is guarded before the task is queued, so once the agent works on it
-    // a Ctrl-C is a key, not a signal.
-    env.wait_status("slow", "working", |_| true);
-    assert!(
-        !tmux.capture(&pane).contains("claude-editor-hook →"),
-        "--no-view drew the view"
-    );
-    tmux.send_keys(&pane, &["C-c"]);
-    crate::helper::wait::wait_for_file(&stty, SECS);
-    assert_eq!(
-        fs::read_to_string(stty.with_extension("exit"))
-            .unwrap()
-            .trim(),
-        "exit=130"
-    );
-    assert_eq!(env.wait_single_done()["reason"], "cancelled with Ctrl-C");
+    ctrl_c_cancels("--no-view", |tmux, pane, env| {
+        // The terminal is guarded before the task is queued, so once the agent works on
+        // it a Ctrl-C is a key, not a signal.
+        env.wait_status("slow", "working", |_| true);
+        assert!(
+            !tmux.capture(pane).contains("claude-editor-hook →"),
+            "--no-view drew the view"
+        );
+    });
 }

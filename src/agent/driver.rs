@@ -71,22 +71,17 @@ pub enum RunHandle {
 impl RunHandle {
     /// Asks the run to stop (SIGTERM to the process group).
     pub fn stop(&self) {
-        match self {
-            RunHandle::Process { pgid } => {
-                crate::process::signal_group(*pgid, nix::sys::signal::Signal::SIGTERM)
-            }
-            RunHandle::Demo { stop } => {
-                let _ = stop.send(());
-            }
-        }
+        self.signal(nix::sys::signal::Signal::SIGTERM);
     }
 
     /// Stops the run now (SIGKILL to the process group).
     pub fn kill(&self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
         match self {
-            RunHandle::Process { pgid } => {
-                crate::process::signal_group(*pgid, nix::sys::signal::Signal::SIGKILL)
-            }
+            RunHandle::Process { pgid } => crate::process::signal_group(*pgid, signal),
             RunHandle::Demo { stop } => {
                 let _ = stop.send(());
             }
