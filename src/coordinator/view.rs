@@ -23,7 +23,10 @@ pub struct TerminalGuard(());
 impl TerminalGuard {
     pub fn enter() -> Result<Self> {
         terminal::enable_raw_mode().context("failed to put the terminal in raw mode")?;
-        let _ = crossterm::execute!(stdout(), cursor::Hide);
+        // Our own alternate screen: under Claude Code it is a fresh page of the one
+        // Claude already switched to; in a plain terminal (the demo) the user's screen
+        // comes back intact when we leave.
+        let _ = crossterm::execute!(stdout(), terminal::EnterAlternateScreen, cursor::Hide);
         Ok(Self(()))
     }
 }
@@ -34,8 +37,8 @@ impl Drop for TerminalGuard {
         let _ = crossterm::execute!(
             out,
             terminal::Clear(terminal::ClearType::All),
-            cursor::MoveTo(0, 0),
-            cursor::Show
+            cursor::Show,
+            terminal::LeaveAlternateScreen
         );
         let _ = terminal::disable_raw_mode();
         // Keys typed while we waited must not be replayed into the chief's prompt box.
