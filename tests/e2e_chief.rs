@@ -67,8 +67,10 @@ fn ctrl_g_delegates_and_the_answer_becomes_the_chiefs_next_prompt() {
     chief.tmux.send_keys(&chief.pane, &["C-g"]);
     let sum = ceh::agent::demo::checksum(b"plan the dark-mode feature");
     let answer_line = format!("DEMO-ANSWER {sum:016x} plan the dark-mode feature");
-    let screen = chief.screen_until("the answer in the prompt box", |s| s.contains(&answer_line));
-    assert!(screen.contains("[@planning · task "), "{screen}");
+    // Claude Code redraws in steps: wait for the whole answer, header included.
+    chief.screen_until("the answer in the prompt box", |s| {
+        s.contains(&answer_line) && s.contains("[@planning · task ")
+    });
     assert!(
         chief.sandbox.api.prompts().is_empty(),
         "nothing may be submitted before Enter"

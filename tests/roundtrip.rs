@@ -350,6 +350,28 @@ fn corrupt_state_files_give_clear_errors_without_crashing() {
         "{done}"
     );
 
+    // A FIFO planted as the output log must not wedge the host.
+    let fifo = env.state.join("tasks").join("fifo-1");
+    fs::create_dir(&fifo).unwrap();
+    let task = serde_json::json!({"version": 1, "id": "fifo-1", "agent": "good", "prompt": "p",
+        "title": "p", "requester": {"pid": std::process::id(), "parent_pid": 1, "cwd": "/",
+        "tmux_pane": null}, "created_at_us": 1});
+    fs::write(fifo.join("task.json"), task.to_string()).unwrap();
+    nix::unistd::mkfifo(&fifo.join("output.log"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    fs::write(
+        inbox.join("00000000000000000003-fifo-1.json"),
+        br#"{"version":1,"task_id":"fifo-1","queued_at_us":3}"#,
+    )
+    .unwrap();
+    let done = wait_until(SECS, "the fifo task to be failed", || {
+        fs::read(fifo.join("done.json")).ok()
+    });
+    let done: serde_json::Value = serde_json::from_slice(&done).unwrap();
+    assert!(
+        done["reason"].as_str().unwrap().contains("output.log"),
+        "{done}"
+    );
+
     let (_, after) = env.run_hook(b"@good still alive");
     assert_eq!(head_and_body(&after).1, b"still alive");
 
@@ -425,7 +447,10 @@ fn a_starting_agent_prunes_its_own_week_old_tasks_only() {
 fn a_process_that_escapes_the_group_cannot_hold_the_task_open() {
     let env = Env::new();
     // The daemonized sleep keeps the command's stdout open after the command exits.
-    let _agent = env.agent("leaky", &["--exec", "setsid sleep 5 & echo answered"]);
+    // Two escaped processes keep the command's stdout open after it exits: one still
+    // carries the task's environment, one shed it (`env -i`) and can only be outwaited.
+    let cmd = "env -i setsid sleep 7 & setsid sleep 30 & echo answered";
+    let _agent = env.agent("leaky", &["--exec", cmd]);
     let t = Instant::now();
     let (out, after) = env.run_hook(b"@leaky go");
     assert_eq!(out.status.code(), Some(0));
@@ -435,6 +460,24 @@ fn a_process_that_escapes_the_group_cannot_hold_the_task_open() {
         "waited for the escaped process"
     );
     env.wait_status("leaky", "idle", |_| true);
+    // The one with the task's environment went with the task.
+    wait_until(SECS, "no process left with the agent's environment", || {
+        with_env("AGENT_NAME=leaky").is_empty().then_some(())
+    });
+}
+
+/// Pids of live processes whose environment contains `var` exactly.
+fn with_env(var: &str) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| running(pid as i32))
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == var.as_bytes()))
+        })
+        .collect()
 }
 
 #[test]
@@ -498,4 +541,21 @@ fn running(pid: i32) -> bool {
                 .is_some_and(|rest| !rest.starts_with('Z'))
         })
         .unwrap_or(false)
+}
+
+#[test]
+fn an_answer_over_the_size_limit_fails_the_task_instead_of_the_reader() {
+    let env = Env::new();
+    let _agent = env.agent(
+        "chatty",
+        &["--quiet", "--exec", "head -c 70000000 /dev/zero"],
+    );
+    let (out, after) = env.run_hook(b"@chatty say everything");
+    assert_eq!(out.status.code(), Some(0));
+    let (head, body) = head_and_body(&after);
+    assert!(
+        head.contains("@chatty failed") && head.contains("larger than"),
+        "{head}"
+    );
+    assert_eq!(body, b"@chatty say everything");
 }

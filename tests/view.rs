@@ -6,6 +6,16 @@ use std::fs;
 use crate::fixture::*;
 use crate::helper::tmux::{TmuxServer, require_tmux};
 
+/// Waits until the pane's script has finished writing `stty -a` after the hook exited
+/// (the file exists before its content does), and returns that content.
+fn finished(stty: &std::path::Path) -> String {
+    crate::helper::wait::wait_until(SECS, "the hook to exit and stty to run", || {
+        fs::read_to_string(stty)
+            .ok()
+            .filter(|s| s.contains("speed") && s.ends_with('\n'))
+    })
+}
+
 /// Runs the hook on `file` in a tmux pane, then records `stty -a` once it exits, so the
 /// test can check the terminal modes the hook left behind.
 fn hook_in_pane(
@@ -80,7 +90,7 @@ fn the_view_shows_progress_and_escape_cancels_leaving_the_terminal_as_it_was() {
     assert!(!screen.contains("ahead"), "{screen}");
 
     tmux.send_keys(&pane, &["Escape"]);
-    crate::helper::wait::wait_for_file(&stty, SECS);
+    finished(&stty);
     assert_eq!(
         fs::read_to_string(stty.with_extension("exit"))
             .unwrap()
@@ -118,7 +128,7 @@ fn ctrl_c_cancels(flags: &str, ready: impl Fn(&TmuxServer, &str, &Env)) {
     let (pane, stty) = hook_in_pane_with(&mut tmux, &env, &file, flags);
     ready(&tmux, &pane, &env);
     tmux.send_keys(&pane, &["C-c"]);
-    crate::helper::wait::wait_for_file(&stty, SECS);
+    finished(&stty);
     let exit = fs::read_to_string(stty.with_extension("exit")).unwrap();
     assert_eq!(exit.trim(), "exit=130");
     let done = env.wait_single_done();

@@ -61,6 +61,7 @@ pub fn start<E: Send + 'static>(
         let _ = tx.send(on_end(RunEnd {
             status,
             answer,
+            truncated: false,
             stderr_tail: String::new(),
         }));
     });

@@ -48,6 +48,8 @@ pub struct RunEnd {
     pub status: RunStatus,
     /// Everything the run wrote to its output: the answer.
     pub answer: Vec<u8>,
+    /// The output went over the size limit and its start was dropped.
+    pub truncated: bool,
     /// The end of its error output, for the failure reason.
     pub stderr_tail: String,
 }

@@ -6,15 +6,19 @@
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::Pid;
 
 use anyhow::{Context, Result};
 
 use super::driver::{RunEnd, RunHandle, RunStatus};
 use super::output::OutputSink;
-use crate::state::TaskEnvelope;
+use crate::state::{MAX_FILE_BYTES, TaskEnvelope};
 
 /// How much of stderr is kept for the failure reason.
 const STDERR_TAIL: usize = 4096;
@@ -24,11 +28,20 @@ const PIPE_DRAIN: Duration = Duration::from_millis(500);
 
 /// Bytes read from a pipe, shared with the thread that reads them.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+struct Captured(Arc<CapturedInner>);
+
+#[derive(Default)]
+struct CapturedInner {
+    bytes: Mutex<Vec<u8>>,
+    /// Set when older bytes were dropped to stay within the limit.
+    overflowed: AtomicBool,
+    /// Set when the run is over: the reader stops passing chunks on.
+    ended: AtomicBool,
+}
 
 impl Captured {
     /// Reads `pipe` to its end on a thread, passing each chunk to `each` and keeping at
-    /// most the last `keep` bytes. The returned channel closes when the pipe ends.
+    /// most the last `keep` bytes. The returned channel closes when the reader ends.
     fn drain(
         &self,
         mut pipe: impl Read + Send + 'static,
@@ -36,28 +49,34 @@ impl Captured {
         keep: usize,
     ) -> Receiver<()> {
         let (done_tx, done_rx) = channel();
-        let buf = self.0.clone();
+        let inner = self.0.clone();
         std::thread::spawn(move || {
             let _done = done_tx;
             let mut chunk = [0u8; 8192];
             while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
+                // After the run ended, a process that escaped the group may still write:
+                // stop here, which closes the pipe on it.
+                if n == 0 || inner.ended.load(Ordering::Acquire) {
                     break;
                 }
                 each(&chunk[..n]);
-                let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
-                buf.extend_from_slice(&chunk[..n]);
-                if buf.len() > keep {
-                    let excess = buf.len() - keep;
-                    buf.drain(..excess);
+                let mut bytes = inner.bytes.lock().unwrap_or_else(|e| e.into_inner());
+                bytes.extend_from_slice(&chunk[..n]);
+                if bytes.len() > keep {
+                    let excess = bytes.len() - keep;
+                    bytes.drain(..excess);
+                    inner.overflowed.store(true, Ordering::Release);
                 }
             }
         });
         done_rx
     }
 
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    /// Ends the capture and returns what it kept, and whether anything was dropped.
+    fn finish(&self) -> (Vec<u8>, bool) {
+        self.0.ended.store(true, Ordering::Release);
+        let bytes = std::mem::take(&mut *self.0.bytes.lock().unwrap_or_else(|e| e.into_inner()));
+        (bytes, self.0.overflowed.load(Ordering::Acquire))
     }
 }
 
@@ -118,7 +137,11 @@ pub fn start<E: Send + 'static>(
 
     let answer = Captured::default();
     let stdout = child.stdout.take().expect("stdout is piped");
-    let out_done = answer.drain(stdout, move |chunk| sink.write(chunk), usize::MAX);
+    let out_done = answer.drain(
+        stdout,
+        move |chunk| sink.write(chunk),
+        MAX_FILE_BYTES as usize,
+    );
     let stderr_tail = Captured::default();
     let stderr = child.stderr.take().expect("stderr is piped");
     let err_done = stderr_tail.drain(
@@ -129,15 +152,23 @@ pub fn start<E: Send + 'static>(
         STDERR_TAIL,
     );
 
+    let (agent, task_id) = (task.agent.to_string(), task.id.to_string());
     std::thread::spawn(move || {
-        let status = child.wait();
-        // Processes the command left behind would keep running after the task; one task
-        // at a time means the whole group goes with it.
+        // Wait without reaping, so the group's leader pid cannot be reused before the
+        // group is killed.
+        let pid = Pid::from_raw(pgid as i32);
+        let _ = waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
+        // Processes the command left behind would keep running after the task; one
+        // task at a time means the whole group goes with it, and so does anything that
+        // left the group (setsid) but still carries the task's environment.
         crate::process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
-        // A process that left the group (setsid, a daemon) can still hold the pipes open:
-        // take what arrived so far instead of waiting for it.
-        let _ = out_done.recv_timeout(PIPE_DRAIN);
-        let _ = err_done.recv_timeout(PIPE_DRAIN);
+        crate::process::kill_task_processes(&agent, &task_id);
+        let status = child.wait();
+        // A process that shed the environment too can still hold the pipes open: take
+        // what arrived so far instead of waiting for it.
+        let deadline = Instant::now() + PIPE_DRAIN;
+        let _ = out_done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        let _ = err_done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
         let status = match status {
             Ok(s) => match (s.code(), s.signal()) {
                 (Some(code), _) => RunStatus::Exited(code),
@@ -146,10 +177,13 @@ pub fn start<E: Send + 'static>(
             },
             Err(_) => RunStatus::Exited(-1),
         };
+        let (answer, truncated) = answer.finish();
+        let (stderr_tail, _) = stderr_tail.finish();
         let _ = tx.send(on_end(RunEnd {
             status,
-            answer: answer.take(),
-            stderr_tail: String::from_utf8_lossy(&stderr_tail.take()).into_owned(),
+            answer,
+            truncated,
+            stderr_tail: String::from_utf8_lossy(&stderr_tail).into_owned(),
         }));
     });
     Ok(RunHandle::Process { pgid })

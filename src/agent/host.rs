@@ -14,6 +14,7 @@ use super::driver::{Driver, RunEnd, RunHandle, RunStatus};
 use super::output::OutputSink;
 use crate::process::{is_alive, kill_task_processes};
 use crate::signals::{self, Signal};
+use crate::state::MAX_FILE_BYTES;
 use crate::state::{
     AgentName, AgentState, AgentStatus, CancelRequest, Done, FORMAT_VERSION, FinishedBy, HostLock,
     InboxEntry, Outcome, RecentTask, StateDir, TaskEnvelope, TaskId, TaskRef, TmuxLocation,
@@ -163,16 +164,15 @@ impl Host {
         if !self.opts.echo {
             return;
         }
-        // Dim on a terminal; plain text when piped, as in the demo and tests. Errors are
-        // ignored: the window may be gone (SIGHUP after `tmux kill-window`), and the
-        // host must still finish its task and write `offline`.
-        let mut out = std::io::stdout().lock();
-        let _ = if out.is_terminal() {
-            writeln!(out, "\x1b[2m── {line}\x1b[0m")
+        // Dim on a terminal; plain text when piped, as in the demo and tests. Through
+        // the echo queue: the window may be gone (SIGHUP after `tmux kill-window`) or
+        // stalled, and the host must go on regardless.
+        let text = if std::io::stdout().is_terminal() {
+            format!("\x1b[2m── {line}\x1b[0m\n")
         } else {
-            writeln!(out, "── {line}")
+            format!("── {line}\n")
         };
-        let _ = out.flush();
+        crate::agent::output::Echo::write(text.as_bytes());
     }
 
     fn set_state(&mut self, state: AgentState) -> Result<()> {
@@ -185,6 +185,10 @@ impl Host {
     /// its command left running is killed.
     fn recover_interrupted_task(&mut self) {
         let current = self.state.current_path(&self.opts.name);
+        if current.is_dir() && !current.is_symlink() {
+            // Left by an older build that claimed a planted directory.
+            let _ = std::fs::remove_dir_all(&current);
+        }
         let entry = match read_json::<InboxEntry>(&current) {
             Ok(Some(entry)) => entry,
             Ok(None) => return,
@@ -354,13 +358,18 @@ impl Host {
             return Ok(());
         }
         let id = r.task.id.clone();
-        if let Some(cancel) = read_json::<CancelRequest>(&self.state.cancel_path(&id))? {
-            self.stop_run(Outcome::Cancelled, cancel.reason);
-        } else if self.state.done_path(&id).exists() {
+        if self.state.done_path(&id).exists() {
             // The coordinator decided the outcome itself (it gave up on us): stop working
             // for nobody.
             let why = "the coordinator had already ended the task".to_owned();
             self.stop_run(Outcome::Cancelled, why);
+            return Ok(());
+        }
+        match read_json::<CancelRequest>(&self.state.cancel_path(&id)) {
+            Ok(Some(cancel)) => self.stop_run(Outcome::Cancelled, cancel.reason),
+            Ok(None) => {}
+            // Someone asked to cancel, in a form we cannot read: cancel all the same.
+            Err(e) => self.stop_run(Outcome::Cancelled, format!("cancelled ({e:#})")),
         }
         Ok(())
     }
@@ -394,6 +403,12 @@ impl Host {
             ),
             (None, RunStatus::Stopped) => (Outcome::Interrupted, Some("the run stopped".into())),
         };
+        if outcome == Outcome::Ok && end.truncated {
+            outcome = Outcome::Failed;
+            reason = Some(format!(
+                "the answer is larger than the {MAX_FILE_BYTES}-byte limit; see output.log"
+            ));
+        }
         let mut result_bytes = None;
         if outcome == Outcome::Ok {
             match atomic_write(&self.state.result_path(&r.task.id), &end.answer) {
@@ -488,6 +503,7 @@ impl Host {
         self.status.task = None;
         self.set_state(AgentState::Offline)?;
         self.say(&format!("agent @{} offline", self.opts.name));
+        crate::agent::output::Echo::flush(Duration::from_millis(200));
         Ok(code)
     }
 }

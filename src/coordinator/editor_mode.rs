@@ -62,11 +62,14 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
 
     let coordinator = Coordinator::new(state);
     crate::signals::forward(coordinator.sender(), Event::Signal)?;
-    // If the chief dies while we wait, nobody will read the answer: cancel.
+    // If the chief dies while we wait, nobody will read the answer: cancel. A parent pid
+    // of 1 means it died before we looked (we were re-parented to init).
     let chief = nix::unistd::getppid().as_raw();
-    let _chief_watch = crate::process::notify_exit(chief, coordinator.sender(), move || {
-        Event::Cancel(format!("the chief (pid {chief}) exited"))
-    })?;
+    let chief_gone = move || Event::Cancel(format!("the chief (pid {chief}) exited"));
+    if chief == 1 {
+        let _ = coordinator.sender().send(chief_gone());
+    }
+    let _chief_watch = crate::process::notify_exit(chief, coordinator.sender(), chief_gone)?;
     let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let mut view = if on_terminal {
         Some(View::start(coordinator.sender())?)

@@ -52,7 +52,9 @@ pub fn pending(state: &StateDir, agent: &AgentName) -> Result<Vec<(PathBuf, Task
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with(TEMP_PREFIX) {
+        // Only regular files are entries: a directory or link planted here would
+        // otherwise be renamed onto current.json and jam every later claim.
+        if name.starts_with(TEMP_PREFIX) || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         let id = name
@@ -115,5 +117,18 @@ mod tests {
         assert!(withdraw(&paths[1]).unwrap());
         assert_eq!(claim_next(&state, &agent).unwrap(), Some(ids[2].clone()));
         assert_eq!(claim_next(&state, &agent).unwrap(), None);
+    }
+
+    #[test]
+    fn entries_that_are_not_files_are_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let agent = AgentName::parse("a").unwrap();
+        state.create_agent_dirs(&agent).unwrap();
+        fs::create_dir(state.inbox_dir(&agent).join("00000000000000000001-zz.json")).unwrap();
+        let id = TaskId::parse("t-1").unwrap();
+        enqueue(&state, &agent, &id).unwrap();
+        assert_eq!(claim_next(&state, &agent).unwrap(), Some(id));
+        assert!(state.current_path(&agent).is_file());
     }
 }
