@@ -301,76 +301,61 @@ fn a_second_host_for_the_same_name_is_refused() {
     );
 }
 
+/// An envelope for agent `agent` from this (live) test process.
+fn envelope(id: &str, agent: &str) -> Vec<u8> {
+    serde_json::json!({"version": 1, "id": id, "agent": agent, "prompt": "p", "title": "p",
+        "requester": {"pid": std::process::id(), "parent_pid": 1, "cwd": "/", "tmux_pane": null},
+        "created_at_us": 1})
+    .to_string()
+    .into_bytes()
+}
+
+/// Queues a hand-made task `id` for agent `good` (with `task_json` as its envelope and
+/// `plant` run on its directory), waits for the agent to end it, and returns the reason.
+fn planted_task_reason(
+    env: &Env,
+    seq: u32,
+    id: &str,
+    task_json: &[u8],
+    plant: impl FnOnce(&std::path::Path),
+) -> String {
+    let dir = env.state.join("tasks").join(id);
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("task.json"), task_json).unwrap();
+    plant(&dir);
+    let entry = format!(r#"{{"version":1,"task_id":"{id}","queued_at_us":{seq}}}"#);
+    fs::write(
+        env.state
+            .join(format!("agents/good/inbox/{seq:020}-{id}.json")),
+        entry,
+    )
+    .unwrap();
+    let done = wait_until(SECS, &format!("task {id} to be ended"), || {
+        fs::read(dir.join("done.json")).ok()
+    });
+    let done: serde_json::Value = serde_json::from_slice(&done).unwrap();
+    assert_eq!(done["outcome"], "failed", "{done}");
+    done["reason"].as_str().unwrap().to_owned()
+}
+
 #[test]
 fn corrupt_state_files_give_clear_errors_without_crashing() {
     let env = Env::new();
     let agent = env.agent("good", &["--exec", "cat"]);
-    // A corrupt task envelope in the inbox: the agent fails it and keeps serving.
-    let tasks = env.state.join("tasks").join("bad-1");
-    fs::create_dir(&tasks).unwrap();
-    fs::write(tasks.join("task.json"), b"{ nope").unwrap();
-    let inbox = env.state.join("agents/good/inbox");
-    fs::write(
-        inbox.join("00000000000000000001-bad-1.json"),
-        br#"{"version":1,"task_id":"bad-1","queued_at_us":1}"#,
-    )
-    .unwrap();
-    let done = wait_until(SECS, "the corrupt task to be failed", || {
-        fs::read(tasks.join("done.json")).ok()
-    });
-    let done: serde_json::Value = serde_json::from_slice(&done).unwrap();
-    assert!(
-        done["reason"]
-            .as_str()
-            .unwrap()
-            .contains("corrupt state file"),
-        "{done}"
-    );
+    // Bad tasks in the inbox: the agent fails each with the reason and keeps serving.
+    let reason = planted_task_reason(&env, 1, "bad-1", b"{ nope", |_| {});
+    assert!(reason.contains("corrupt state file"), "{reason}");
     // An envelope that names another agent is refused, not run.
-    let forged = env.state.join("tasks").join("forged-1");
-    fs::create_dir(&forged).unwrap();
-    let task = serde_json::json!({"version": 1, "id": "forged-1", "agent": "other", "prompt": "p",
-        "title": "p", "requester": {"pid": std::process::id(), "parent_pid": 1, "cwd": "/",
-        "tmux_pane": null}, "created_at_us": 1});
-    fs::write(forged.join("task.json"), task.to_string()).unwrap();
-    fs::write(
-        inbox.join("00000000000000000002-forged-1.json"),
-        br#"{"version":1,"task_id":"forged-1","queued_at_us":2}"#,
-    )
-    .unwrap();
-    let done = wait_until(SECS, "the forged task to be failed", || {
-        fs::read(forged.join("done.json")).ok()
-    });
-    let done: serde_json::Value = serde_json::from_slice(&done).unwrap();
+    let reason = planted_task_reason(&env, 2, "forged-1", &envelope("forged-1", "other"), |_| {});
     assert!(
-        done["reason"]
-            .as_str()
-            .unwrap()
-            .contains("names task forged-1 for @other"),
-        "{done}"
+        reason.contains("names task forged-1 for @other"),
+        "{reason}"
     );
-
     // A FIFO planted as the output log must not wedge the host.
-    let fifo = env.state.join("tasks").join("fifo-1");
-    fs::create_dir(&fifo).unwrap();
-    let task = serde_json::json!({"version": 1, "id": "fifo-1", "agent": "good", "prompt": "p",
-        "title": "p", "requester": {"pid": std::process::id(), "parent_pid": 1, "cwd": "/",
-        "tmux_pane": null}, "created_at_us": 1});
-    fs::write(fifo.join("task.json"), task.to_string()).unwrap();
-    nix::unistd::mkfifo(&fifo.join("output.log"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-    fs::write(
-        inbox.join("00000000000000000003-fifo-1.json"),
-        br#"{"version":1,"task_id":"fifo-1","queued_at_us":3}"#,
-    )
-    .unwrap();
-    let done = wait_until(SECS, "the fifo task to be failed", || {
-        fs::read(fifo.join("done.json")).ok()
+    let reason = planted_task_reason(&env, 3, "fifo-1", &envelope("fifo-1", "good"), |dir| {
+        nix::unistd::mkfifo(&dir.join("output.log"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     });
-    let done: serde_json::Value = serde_json::from_slice(&done).unwrap();
-    assert!(
-        done["reason"].as_str().unwrap().contains("output.log"),
-        "{done}"
-    );
+    assert!(reason.contains("output.log"), "{reason}");
 
     let (_, after) = env.run_hook(b"@good still alive");
     assert_eq!(head_and_body(&after).1, b"still alive");
