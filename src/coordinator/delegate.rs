@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::doorbell::Doorbell;
 use crate::process::notify_exit;
@@ -160,9 +160,11 @@ impl Coordinator {
                 return Err(e);
             }
         };
+        // Every exit from the wait loop leaves a done.json; only someone deleting it
+        // behind our back can make it vanish.
         let done = wait
             .done()?
-            .expect("every exit from the wait loop leaves a done.json");
+            .with_context(|| format!("the done.json of task {} disappeared", task.id))?;
         let answer = match done.outcome {
             Outcome::Ok => read_optional(&self.state.result_path(&task.id))?
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
