@@ -16,6 +16,8 @@ pub enum Driver {
     Exec(String),
     /// The built-in deterministic demo agent; `delay` between streamed lines.
     Demo { delay: Duration },
+    /// An interactive Claude Code the host keeps running; tasks are delivered into it.
+    Claude(super::claude::session::ClaudeConfig),
 }
 
 impl Driver {
@@ -24,6 +26,7 @@ impl Driver {
         match self {
             Driver::Exec(_) => "exec",
             Driver::Demo { .. } => "demo",
+            Driver::Claude(_) => "claude",
         }
     }
 
@@ -38,6 +41,8 @@ impl Driver {
         match self {
             Driver::Exec(cmd) => exec::start(cmd, task, sink, tx, on_end),
             Driver::Demo { delay } => Ok(demo::start(*delay, task, sink, tx, on_end)),
+            // The host delivers into its running Claude Code itself.
+            Driver::Claude(_) => anyhow::bail!("the claude driver has no per-task process"),
         }
     }
 }
@@ -68,6 +73,8 @@ pub enum RunHandle {
     Process { pgid: u32 },
     /// Dropping or sending stops the demo run.
     Demo { stop: Sender<()> },
+    /// A task delivered into the hosted Claude Code; the host stops it (Escape).
+    Claude,
 }
 
 impl RunHandle {
@@ -87,6 +94,7 @@ impl RunHandle {
             RunHandle::Demo { stop } => {
                 let _ = stop.send(());
             }
+            RunHandle::Claude => {}
         }
     }
 }

@@ -4,12 +4,13 @@
 //! watch) and the driver's end-of-run all arrive as [`HostEvent`]s on one channel, so
 //! there is no locking and no polling.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use super::claude::session::{ClaudeConfig, ClaudeEvent, Session, SessionPaths, Update};
 use super::driver::{Driver, RunEnd, RunHandle, RunStatus};
 use super::output::OutputSink;
 use crate::process::{is_alive, kill_task_processes};
@@ -44,6 +45,8 @@ enum HostEvent {
     Signal(Signal),
     RunEnded(RunEnd),
     GraceOver(TaskId),
+    /// From the hosted Claude Code's session (claude driver only).
+    Claude(ClaudeEvent),
 }
 
 struct Running {
@@ -53,6 +56,10 @@ struct Running {
     started_at_us: u64,
     /// Set once we asked the run to stop, with the outcome and reason to record.
     stopping: Option<(Outcome, String)>,
+    /// The task's output log, for drivers that do not write it themselves (claude).
+    sink: Option<OutputSink>,
+    /// Claude driver: the task waits for the box to be free (a draft or a dialog).
+    held: bool,
 }
 
 struct Host {
@@ -62,6 +69,10 @@ struct Host {
     tx: Sender<HostEvent>,
     watcher: DirWatcher,
     running: Option<Running>,
+    /// The hosted Claude Code (claude driver only).
+    claude: Option<Session>,
+    /// Raw mode on the agent's window while Claude Code is mirrored into it.
+    _raw: Option<RawMode>,
 }
 
 /// Runs the host until a signal stops it. Returns the exit status.
@@ -88,7 +99,10 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
 
     let mut status = AgentStatus::new(name.clone(), opts.driver.name(), opts.roles.clone());
     match AgentStatus::load(state, &name) {
-        Ok(Some(old)) => status.recent = old.recent,
+        Ok(Some(old)) => {
+            status.recent = old.recent;
+            status.claude_session_id = old.claude_session_id;
+        }
         Ok(None) => {}
         Err(e) => warn(&format!("ignoring the old status: {e:#}")),
     }
@@ -102,10 +116,18 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         tx,
         watcher,
         running: None,
+        claude: None,
+        _raw: None,
     };
+    if let Driver::Claude(config) = host.opts.driver.clone() {
+        host.start_claude(&config)?;
+    }
     host.recover_interrupted_task();
     host.prune_old_tasks();
-    host.set_state(AgentState::Idle)?;
+    // A hosted Claude Code is ready only when its SessionStart hook says so.
+    if host.claude.is_none() {
+        host.set_state(AgentState::Idle)?;
+    }
     host.say(&format!(
         "agent @{name} ready ({} driver), waiting for tasks",
         host.opts.driver.name()
@@ -128,8 +150,17 @@ impl Host {
             }
             let Ok(event) = rx.recv() else { return 1 };
             let result = match event {
-                HostEvent::Changed => self.check_cancel(),
-                HostEvent::Signal(Signal::Resize) => Ok(()),
+                HostEvent::Changed => {
+                    self.read_claude_events();
+                    self.check_cancel()
+                }
+                HostEvent::Signal(Signal::Resize) => {
+                    if let Some(c) = &self.claude {
+                        c.resize();
+                    }
+                    Ok(())
+                }
+                HostEvent::Claude(event) => self.on_claude_event(event, stop_signal.is_some()),
                 HostEvent::Signal(sig) => {
                     if stop_signal.is_some() {
                         // A second signal: stop now.
@@ -140,6 +171,9 @@ impl Host {
                     stop_signal = Some(sig);
                     let reason = format!("agent-wrap received {} and stopped the task", sig.name());
                     self.stop_run(Outcome::Failed, reason);
+                    if let Some(c) = &mut self.claude {
+                        c.kill();
+                    }
                     Ok(())
                 }
                 HostEvent::RunEnded(end) => {
@@ -240,6 +274,9 @@ impl Host {
     /// Claims inbox entries until one starts running or the inbox is empty. Whatever
     /// goes wrong after a claim, the task still gets its `done.json`.
     fn start_next(&mut self) -> Result<()> {
+        if self.claude.as_ref().is_some_and(|c| !c.can_deliver()) {
+            return Ok(());
+        }
         while let Some(id) = claim_next(&self.state, &self.opts.name)? {
             match self.begin(&id, now_us()) {
                 Ok(true) => return Ok(()),
@@ -311,6 +348,32 @@ impl Host {
 
     fn start(&mut self, task: TaskEnvelope, claimed_at_us: u64) -> Result<()> {
         let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
+        if let Some(claude) = &mut self.claude {
+            claude.deliver(&task.prompt)?;
+            let task_dir = self.state.task_dir(&task.id);
+            self.status.task = Some(TaskRef {
+                id: task.id.clone(),
+                title: task.title.clone(),
+            });
+            self.running = Some(Running {
+                task,
+                handle: RunHandle::Claude,
+                claimed_at_us,
+                started_at_us: now_us(),
+                stopping: None,
+                sink: Some(sink),
+                held: false,
+            });
+            if let Err(e) = self.watcher.watch(&task_dir) {
+                warn(&format!(
+                    "{e:#}; a cancel will only be seen when the turn ends"
+                ));
+            }
+            if let Err(e) = self.set_state(AgentState::Working) {
+                warn(&format!("{e:#}"));
+            }
+            return self.check_cancel();
+        }
         self.say(&format!(
             "task {} from pid {} in {}: {}",
             task.id, task.requester.parent_pid, task.requester.cwd, task.title
@@ -334,6 +397,8 @@ impl Host {
             claimed_at_us,
             started_at_us,
             stopping: None,
+            sink: None,
+            held: false,
         });
         if let Err(e) = self.watcher.watch(&task_dir) {
             warn(&format!(
@@ -381,6 +446,19 @@ impl Host {
             return;
         }
         r.stopping = Some((outcome, reason));
+        if matches!(r.handle, RunHandle::Claude) {
+            // No Stop hook follows an interrupt (facts 3.7): the run ends now.
+            if let Some(c) = &mut self.claude {
+                c.interrupt();
+            }
+            self.finish_run(RunEnd {
+                status: RunStatus::Stopped,
+                answer: Vec::new(),
+                truncated: false,
+                stderr_tail: String::new(),
+            });
+            return;
+        }
         r.handle.stop();
         let (tx, id) = (self.tx.clone(), r.task.id.clone());
         std::thread::spawn(move || {
@@ -486,6 +564,188 @@ impl Host {
         }
     }
 
+    /// Starts the hosted Claude Code: resuming the agent's session when it has one.
+    fn start_claude(&mut self, config: &ClaudeConfig) -> Result<()> {
+        let (ctx, crx) = channel();
+        let tx = self.tx.clone();
+        std::thread::spawn(move || {
+            for event in crx {
+                if tx.send(HostEvent::Claude(event)).is_err() {
+                    return;
+                }
+            }
+        });
+        self.watcher
+            .watch(&self.state.events_dir(&self.opts.name))?;
+        let (session_id, resume) = match &self.status.claude_session_id {
+            Some(id) => (id.clone(), true),
+            None => (uuid::Uuid::new_v4().to_string(), false),
+        };
+        self.status.claude_session_id = Some(session_id.clone());
+        self.status.save(&self.state)?;
+        if std::io::stdin().is_terminal() {
+            self._raw = Some(RawMode::enter()?);
+            let input = ctx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut stdin = std::io::stdin();
+                while let Ok(n) = std::io::Read::read(&mut stdin, &mut buf) {
+                    if n == 0 || input.send(ClaudeEvent::Input(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let agent_dir = self.state.agent_dir(&self.opts.name);
+        let events_dir = self.state.events_dir(&self.opts.name);
+        let paths = SessionPaths {
+            agent_dir: &agent_dir,
+            events_dir: &events_dir,
+            probe_path: self.state.probe_path(&self.opts.name),
+        };
+        self.claude = Some(Session::spawn(config, paths, &session_id, resume, ctx)?);
+        Ok(())
+    }
+
+    /// Feeds the hook and probe events waiting in `events/` to the session, oldest first.
+    fn read_claude_events(&mut self) {
+        if self.claude.is_none() {
+            return;
+        }
+        let dir = self.state.events_dir(&self.opts.name);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut names: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                !crate::state::file_is_temp(p) && p.extension().is_some_and(|x| x == "json")
+            })
+            .collect();
+        names.sort();
+        for path in names {
+            let event = crate::state::read_optional(&path)
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            let _ = std::fs::remove_file(&path);
+            let update = event.and_then(|e| self.claude.as_mut()?.on_event(&e));
+            if let Some(update) = update {
+                self.apply(update);
+            }
+        }
+    }
+
+    fn on_claude_event(&mut self, event: ClaudeEvent, stopping: bool) -> Result<()> {
+        match event {
+            ClaudeEvent::Input(bytes) => {
+                if let Some(c) = &mut self.claude {
+                    c.input(&bytes);
+                }
+            }
+            ClaudeEvent::Exited(how) => {
+                let reason = format!("Claude Code exited ({how}) during the task");
+                if let Some(r) = &mut self.running {
+                    r.stopping.get_or_insert((Outcome::Failed, reason));
+                    self.finish_run(RunEnd {
+                        status: RunStatus::Stopped,
+                        answer: Vec::new(),
+                        truncated: false,
+                        stderr_tail: String::new(),
+                    });
+                }
+                self.claude = None;
+                if !stopping {
+                    // Surfaces through the loop as a stop: the host cannot work without
+                    // its Claude Code.
+                    warn(&format!("Claude Code exited ({how}); agent-wrap stops"));
+                    let _ = self.tx.send(HostEvent::Signal(Signal::Terminate));
+                }
+            }
+            timer => {
+                let update = self.claude.as_mut().and_then(|c| c.on_timer(&timer));
+                if let Some(update) = update {
+                    self.apply(update);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Acts on what the session reports.
+    fn apply(&mut self, update: Update) {
+        let end = |outcome: Outcome, reason: Option<String>, answer: String| RunEnd {
+            status: match outcome {
+                Outcome::Ok => RunStatus::Exited(0),
+                _ => RunStatus::Stopped,
+            },
+            answer: answer.into_bytes(),
+            truncated: false,
+            stderr_tail: reason.unwrap_or_default(),
+        };
+        let result = match update {
+            Update::Ready { session_id } => {
+                self.status.claude_session_id = Some(session_id);
+                let state = if self.running.is_some() {
+                    AgentState::Working
+                } else {
+                    AgentState::Idle
+                };
+                self.set_state(state)
+            }
+            Update::Acked => self.set_state(AgentState::Working),
+            Update::Answered(answer) => {
+                self.finish_run(end(Outcome::Ok, None, answer));
+                Ok(())
+            }
+            Update::Failed(why) | Update::Undeliverable(why) => {
+                if let Some(r) = &mut self.running {
+                    r.stopping.get_or_insert((Outcome::Failed, why));
+                }
+                self.finish_run(end(Outcome::Failed, None, String::new()));
+                Ok(())
+            }
+            Update::Draft => self.hold(AgentState::User),
+            Update::Waiting(_) => self.hold(AgentState::Waiting),
+            Update::HumanTurn => self.set_state(AgentState::User),
+            Update::Idle => self.redeliver(),
+            Update::Output(delta) => {
+                if let Some(sink) = self.running.as_mut().and_then(|r| r.sink.as_mut()) {
+                    sink.write(delta.as_bytes());
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            warn(&format!("{e:#}"));
+        }
+    }
+
+    /// The claimed task waits until Claude Code's box is free.
+    fn hold(&mut self, state: AgentState) -> Result<()> {
+        if let Some(r) = &mut self.running {
+            r.held = true;
+        }
+        self.set_state(state)
+    }
+
+    /// A turn that was not ours ended: deliver the held task now, or go idle.
+    fn redeliver(&mut self) -> Result<()> {
+        let prompt = match &mut self.running {
+            Some(r) if r.held => {
+                r.held = false;
+                r.task.prompt.clone()
+            }
+            Some(_) => return Ok(()),
+            None => return self.set_state(AgentState::Idle),
+        };
+        if let Some(c) = &mut self.claude {
+            c.deliver(&prompt)?;
+        }
+        self.set_state(AgentState::Working)
+    }
+
     /// Fails what is still queued, marks the agent offline and returns `code`.
     fn shutdown(&mut self, code: i32) -> Result<i32> {
         let why = "agent-wrap stopped before starting this task";
@@ -505,6 +765,23 @@ impl Host {
         self.say(&format!("agent @{} offline", self.opts.name));
         crate::agent::output::Echo::flush(Duration::from_millis(200));
         Ok(code)
+    }
+}
+
+/// Raw mode on the agent's window while the hosted Claude Code owns it; restored on drop,
+/// unwinding included.
+struct RawMode(());
+
+impl RawMode {
+    fn enter() -> Result<Self> {
+        crossterm::terminal::enable_raw_mode().context("failed to put the terminal in raw mode")?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
     }
 }
 

@@ -6,6 +6,7 @@
 //!   [`demo`] agent.
 //! - [`output`]: where a running task's output goes (the window and `output.log`).
 
+pub mod claude;
 pub mod demo;
 pub mod driver;
 pub mod exec;

@@ -8,6 +8,10 @@ use crate::agent::{Driver, HostOptions, run_host};
 use crate::state::{AgentName, StateDir};
 
 /// Host agent NAME: take its tasks from the inbox one at a time and answer them.
+///
+/// Without --exec or --demo, runs an interactive Claude Code in this terminal: you see
+/// and can use its UI; tasks are delivered into it, and it keeps its conversation across
+/// tasks and restarts.
 #[derive(Parser, Debug)]
 #[command(name = "agent-wrap", version)]
 pub struct WrapCli {
@@ -31,12 +35,32 @@ pub struct WrapCli {
     #[arg(long = "role", value_name = "ROLE")]
     pub roles: Vec<String>,
 
-    /// Do not echo tasks and output to this terminal.
+    /// Do not echo tasks and output to this terminal (--exec and --demo).
     #[arg(long)]
     pub quiet: bool,
+
+    /// The Claude Code program to host.
+    #[arg(long, value_name = "PATH", default_value = "claude", conflicts_with_all = ["exec", "demo"])]
+    pub claude: std::path::PathBuf,
+
+    /// Arguments passed on to Claude Code.
+    #[arg(last = true, value_name = "CLAUDE_ARGS")]
+    pub claude_args: Vec<String>,
 }
 
 pub fn wrap_main() -> std::process::ExitCode {
+    // The hosted Claude Code runs us as its hook command and as its editor.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("--hook") => {
+            return std::process::ExitCode::from(crate::agent::claude::hook::run() as u8);
+        }
+        Some("--probe") if args.len() == 3 => {
+            let code = crate::agent::claude::probe::run(std::path::Path::new(&args[2]));
+            return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
+        _ => {}
+    }
     let cli = WrapCli::parse();
     super::exit_with("agent-wrap", run(cli))
 }
@@ -48,10 +72,13 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
         (None, true) => Driver::Demo {
             delay: Duration::from_millis(cli.demo_delay_ms),
         },
-        (None, false) => anyhow::bail!(
-            "hosting Claude Code itself is not available yet; pass --exec CMD or --demo"
-        ),
+        (None, false) => Driver::Claude(crate::agent::claude::session::ClaudeConfig {
+            program: cli.claude.clone(),
+            extra_args: cli.claude_args.clone(),
+        }),
     };
+    // Claude Code owns the window; our own lines would corrupt its screen.
+    let echo = !cli.quiet && !matches!(driver, Driver::Claude(_));
     let state = StateDir::from_env()?;
     run_host(
         &state,
@@ -59,7 +86,7 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
             name,
             driver,
             roles: cli.roles,
-            echo: !cli.quiet,
+            echo,
         },
     )
 }

@@ -20,6 +20,8 @@ const STATUS_FILE: &str = "status.json";
 const LOCK_FILE: &str = "lock";
 const INBOX_DIR: &str = "inbox";
 const CURRENT_FILE: &str = "current.json";
+const EVENTS_DIR: &str = "events";
+const PROBE_FILE: &str = "probe.json";
 const TASK_FILE: &str = "task.json";
 const OUTPUT_FILE: &str = "output.log";
 const RESULT_FILE: &str = "result.txt";
@@ -87,10 +89,21 @@ impl StateDir {
         self.agents_dir().join(name.as_str())
     }
 
-    /// Creates the agent's directory and inbox (0700) if needed.
+    /// Creates the agent's directory, inbox and events directory (0700) if needed.
     pub fn create_agent_dirs(&self, name: &AgentName) -> Result<()> {
         ensure_private_dir(&self.agent_dir(name))?;
-        ensure_private_dir(&self.inbox_dir(name))
+        ensure_private_dir(&self.inbox_dir(name))?;
+        ensure_private_dir(&self.events_dir(name))
+    }
+
+    /// Where Claude Code's hooks and the editor probe drop events for the host.
+    pub fn events_dir(&self, name: &AgentName) -> PathBuf {
+        self.agent_dir(name).join(EVENTS_DIR)
+    }
+
+    /// The host's one-shot request to the editor probe.
+    pub fn probe_path(&self, name: &AgentName) -> PathBuf {
+        self.agent_dir(name).join(PROBE_FILE)
     }
 
     pub fn status_path(&self, name: &AgentName) -> PathBuf {

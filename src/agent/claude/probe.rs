@@ -1,0 +1,106 @@
+//! `agent-wrap --probe FILE`: the hosted Claude Code's `$EDITOR`.
+//!
+//! The host writes a request (`agents/<name>/probe.json`) and presses Ctrl-G in Claude
+//! Code, which writes the prompt box to FILE and runs us (claude-code-facts 1.1–1.9):
+//!
+//! - `deliver`: an empty box gets the task text and exit 0 (Claude loads it); a box with a
+//!   human's draft is left alone with exit 1 (Claude keeps it).
+//! - `clear`: a non-empty box is emptied.
+//!
+//! Either way the outcome goes to the host as an event `{"hook_event_name": "Probe", …}`.
+//! Without a request the human pressed Ctrl-G: we open their own editor.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::state::{FORMAT_VERSION, read_json};
+
+/// The host's request to the probe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    pub version: u32,
+    /// Echoed in the event, so a late answer to an old request is ignored.
+    pub nonce: u64,
+    /// `deliver` or `clear`.
+    pub action: String,
+    /// The text to load into an empty box (`deliver`).
+    pub text: String,
+}
+
+impl ProbeRequest {
+    pub fn new(nonce: u64, action: &str, text: String) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            nonce,
+            action: action.to_owned(),
+            text,
+        }
+    }
+}
+
+/// Runs probe mode on `file`; returns the exit status for Claude Code.
+pub fn run(file: &Path) -> i32 {
+    match probe(file) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agent-wrap --probe: {e:#}");
+            1
+        }
+    }
+}
+
+fn probe(file: &Path) -> Result<i32> {
+    let agent_dir = std::env::var_os(super::AGENT_DIR_ENV).context("not run by agent-wrap")?;
+    let events = std::env::var_os(super::EVENTS_ENV).context("not run by agent-wrap")?;
+    let request_path = Path::new(&agent_dir).join("probe.json");
+    // Take the request by renaming it, so one Ctrl-G answers one request.
+    let taken = Path::new(&agent_dir).join(format!("probe.taken-{}", std::process::id()));
+    if std::fs::rename(&request_path, &taken).is_err() {
+        return open_user_editor(file);
+    }
+    let request: Option<ProbeRequest> = read_json(&taken)?;
+    let _ = std::fs::remove_file(&taken);
+    let request = request.context("empty probe request")?;
+    let content =
+        std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+    let has_text = !content.trim_ascii().is_empty();
+    let (result, code) = match request.action.as_str() {
+        "deliver" if has_text => ("draft", 1),
+        "deliver" => {
+            // Claude Code removes one trailing newline from the file (facts 1.9): add
+            // one, so the box holds the task exactly.
+            std::fs::write(file, format!("{}\n", request.text))?;
+            ("loaded", 0)
+        }
+        "clear" if has_text => {
+            std::fs::write(file, b"")?;
+            ("cleared", 0)
+        }
+        _ => ("empty", 1),
+    };
+    let event = serde_json::json!({
+        "hook_event_name": "Probe",
+        "nonce": request.nonce,
+        "result": result,
+        "box_bytes": content.len(),
+    });
+    super::hook::deliver(Path::new(&events), event.to_string().as_bytes())?;
+    Ok(code)
+}
+
+/// The human pressed Ctrl-G in the agent's window: their editor, as they configured it.
+fn open_user_editor(file: &Path) -> Result<i32> {
+    let editor = std::env::var(super::USER_EDITOR_ENV)
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "vi".into());
+    let argv: Vec<&str> = editor.split_ascii_whitespace().collect();
+    let err = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .arg(file)
+        .exec();
+    anyhow::bail!("failed to run editor `{editor}`: {err}")
+}

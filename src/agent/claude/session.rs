@@ -1,0 +1,441 @@
+//! One interactive Claude Code on a PTY that `agent-wrap` owns.
+//!
+//! The PTY's output is copied to the agent's window by a thread; the human's keys arrive
+//! as [`ClaudeEvent::Input`] and are forwarded by the host's loop, which holds them back
+//! while the editor probe runs so that keys and a delivery never mix. What Claude Code is
+//! doing comes from its hooks ([`super::hook`]) and the probe ([`super::probe`]), never
+//! from the screen. [`Session::on_event`] turns those events into [`Update`]s for the
+//! host.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use portable_pty::{ChildKiller, CommandBuilder, MasterPty, PtySize, native_pty_system};
+use serde_json::Value;
+
+use super::probe::ProbeRequest;
+use crate::state::write_json;
+
+/// How long the probe may take before the host concludes a dialog is open.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long after Enter the `UserPromptSubmit` acknowledgement may take.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How many times Enter (only Enter, never the text) is sent for one delivery.
+pub const MAX_ENTERS: u32 = 3;
+
+/// Events from the session's threads and timers.
+#[derive(Debug)]
+pub enum ClaudeEvent {
+    /// The human typed these bytes in the agent's window.
+    Input(Vec<u8>),
+    /// Claude Code exited; the text says how.
+    Exited(String),
+    /// The probe with this nonce did not answer in time.
+    ProbeTimeout(u64),
+    /// Enter for the delivery with this nonce was not acknowledged in time.
+    AckTimeout(u64),
+}
+
+/// What the host must act on after an event.
+#[derive(Debug, PartialEq)]
+pub enum Update {
+    /// Claude Code accepts input; `session_id` is its current session.
+    Ready { session_id: String },
+    /// Our prompt was submitted (delivery acknowledged).
+    Acked,
+    /// Our turn ended with an answer.
+    Answered(String),
+    /// Our turn ended with an API error.
+    Failed(String),
+    /// The box holds a human's draft: the task waits.
+    Draft,
+    /// The human submitted a prompt of their own.
+    HumanTurn,
+    /// A turn that was not ours ended.
+    Idle,
+    /// Claude Code waits for the human (a permission prompt or another dialog).
+    Waiting(String),
+    /// Streamed text of our turn.
+    Output(String),
+    /// Delivery gave up: the text is the reason.
+    Undeliverable(String),
+}
+
+/// Where a delivery stands.
+#[derive(Debug, PartialEq)]
+enum Phase {
+    /// Not ready (before SessionStart) or nothing of ours in flight.
+    Idle,
+    /// The probe was asked to load `text`.
+    Probing { nonce: u64, text: String },
+    /// Enter was sent for `text`; waiting for UserPromptSubmit.
+    Submitted {
+        nonce: u64,
+        text: String,
+        enters: u32,
+    },
+    /// Our prompt runs.
+    Working,
+    /// A prompt of the human's runs.
+    Human,
+}
+
+/// How to start Claude Code.
+#[derive(Clone, Debug)]
+pub struct ClaudeConfig {
+    pub program: PathBuf,
+    /// Arguments after `--` on the agent-wrap command line.
+    pub extra_args: Vec<String>,
+}
+
+/// A running Claude Code.
+pub struct Session {
+    master: Box<dyn MasterPty + Send>,
+    writer: Box<dyn Write + Send>,
+    killer: Box<dyn ChildKiller + Send + Sync>,
+    pub pid: u32,
+    pub ready: bool,
+    pub session_id: String,
+    phase: Phase,
+    probe_path: PathBuf,
+    nonce: u64,
+    /// Human keys held back while the probe runs.
+    held: Vec<u8>,
+    tx: Sender<ClaudeEvent>,
+}
+
+/// Everything the hosted process needs to know about its host.
+pub struct SessionPaths<'a> {
+    pub agent_dir: &'a Path,
+    pub events_dir: &'a Path,
+    pub probe_path: PathBuf,
+}
+
+impl Session {
+    /// Starts Claude Code: with `--session-id ID` for a new session, `--resume ID` to
+    /// continue one.
+    pub fn spawn(
+        config: &ClaudeConfig,
+        paths: SessionPaths<'_>,
+        session_id: &str,
+        resume: bool,
+        tx: Sender<ClaudeEvent>,
+    ) -> Result<Self> {
+        let exe = std::env::current_exe().context("failed to find agent-wrap itself")?;
+        let hook = format!("{} --hook", shell_quote(&exe.display().to_string()));
+        let settings = hook_settings(&hook);
+        let mut cmd = CommandBuilder::new(&config.program);
+        cmd.arg("--settings");
+        cmd.arg(settings);
+        cmd.arg(if resume { "--resume" } else { "--session-id" });
+        cmd.arg(session_id);
+        cmd.args(&config.extra_args);
+        if let Ok(dir) = std::env::current_dir() {
+            cmd.cwd(dir);
+        }
+        // Claude Code splits $EDITOR on spaces and runs it without a shell (facts 1.5);
+        // $VISUAL would win over it (facts 1.4), so it goes, kept for the human's Ctrl-G.
+        let user_editor = std::env::var("VISUAL")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| std::env::var("EDITOR").ok())
+            .unwrap_or_default();
+        cmd.env_remove("VISUAL");
+        cmd.env("EDITOR", format!("{} --probe", exe.display()));
+        cmd.env(super::USER_EDITOR_ENV, user_editor);
+        cmd.env(super::EVENTS_ENV, paths.events_dir);
+        cmd.env(super::AGENT_DIR_ENV, paths.agent_dir);
+
+        let pty = native_pty_system()
+            .openpty(window_size())
+            .map_err(|e| anyhow::anyhow!("failed to open a pty: {e}"))?;
+        let mut child = pty
+            .slave
+            .spawn_command(cmd)
+            .map_err(|e| anyhow::anyhow!("failed to start {}: {e}", config.program.display()))?;
+        drop(pty.slave);
+        let pid = child.process_id().unwrap_or(0);
+        let killer = child.clone_killer();
+        let mut reader = pty
+            .master
+            .try_clone_reader()
+            .map_err(|e| anyhow::anyhow!("pty reader: {e}"))?;
+        let writer = pty
+            .master
+            .take_writer()
+            .map_err(|e| anyhow::anyhow!("pty writer: {e}"))?;
+
+        // Claude's screen goes to the agent's window as it comes.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16384];
+            let mut out = std::io::stdout();
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
+            }
+        });
+        let exit_tx = tx.clone();
+        std::thread::spawn(move || {
+            let how = match child.wait() {
+                Ok(s) if s.signal().is_some() => {
+                    format!("killed by {}", s.signal().unwrap_or("a signal"))
+                }
+                Ok(s) => format!("exit status {}", s.exit_code()),
+                Err(e) => format!("unknown status ({e})"),
+            };
+            let _ = exit_tx.send(ClaudeEvent::Exited(how));
+        });
+        Ok(Self {
+            master: pty.master,
+            writer,
+            killer,
+            pid,
+            ready: false,
+            session_id: session_id.to_owned(),
+            phase: Phase::Idle,
+            probe_path: paths.probe_path,
+            nonce: 0,
+            held: Vec::new(),
+            tx,
+        })
+    }
+
+    /// Returns true if and only if a new task can be delivered now.
+    pub fn can_deliver(&self) -> bool {
+        self.ready && self.phase == Phase::Idle
+    }
+
+    /// Starts delivering `prompt`: asks the probe to load it into an empty box.
+    pub fn deliver(&mut self, prompt: &str) -> Result<()> {
+        self.nonce += 1;
+        let text = escape_leading_command(prompt);
+        let request = ProbeRequest::new(self.nonce, "deliver", text.clone());
+        write_json(&self.probe_path, &request)?;
+        self.phase = Phase::Probing {
+            nonce: self.nonce,
+            text,
+        };
+        self.write(b"\x07")?; // Ctrl-G: Claude Code runs $EDITOR, our probe.
+        self.timer(PROBE_TIMEOUT, ClaudeEvent::ProbeTimeout(self.nonce));
+        Ok(())
+    }
+
+    /// Interrupts the running turn (Escape, facts 3.7).
+    pub fn interrupt(&mut self) {
+        let _ = self.write(b"\x1b");
+        self.phase = Phase::Idle;
+    }
+
+    /// Forwards the human's keys, or holds them while the probe runs.
+    pub fn input(&mut self, bytes: &[u8]) {
+        if matches!(self.phase, Phase::Probing { .. }) {
+            self.held.extend_from_slice(bytes);
+        } else {
+            let _ = self.write(bytes);
+        }
+    }
+
+    /// Resizes the PTY to the agent's window.
+    pub fn resize(&self) {
+        let _ = self.master.resize(window_size());
+    }
+
+    /// Ends Claude Code.
+    pub fn kill(&mut self) {
+        let _ = self.killer.kill();
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.writer.write_all(bytes)?;
+        self.writer.flush()?;
+        Ok(())
+    }
+
+    fn timer(&self, after: Duration, event: ClaudeEvent) {
+        let tx = self.tx.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            let _ = tx.send(event);
+        });
+    }
+
+    fn release_held(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        if !held.is_empty() {
+            let _ = self.write(&held);
+        }
+    }
+
+    /// Handles a timer event.
+    pub fn on_timer(&mut self, event: &ClaudeEvent) -> Option<Update> {
+        match (event, &mut self.phase) {
+            (ClaudeEvent::ProbeTimeout(n), Phase::Probing { nonce, .. }) if n == nonce => {
+                // The editor never ran: a dialog has the keyboard. Take the request back.
+                let _ = std::fs::remove_file(&self.probe_path);
+                self.phase = Phase::Idle;
+                self.release_held();
+                Some(Update::Waiting("a dialog is open in Claude Code".into()))
+            }
+            (ClaudeEvent::AckTimeout(n), Phase::Submitted { nonce, enters, .. }) if n == nonce => {
+                if *enters >= MAX_ENTERS {
+                    self.phase = Phase::Idle;
+                    return Some(Update::Undeliverable(
+                        "Claude Code did not accept the prompt after Enter".into(),
+                    ));
+                }
+                *enters += 1;
+                let nonce = *nonce;
+                let _ = self.write(b"\r");
+                self.timer(ACK_TIMEOUT, ClaudeEvent::AckTimeout(nonce));
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Handles one hook or probe event.
+    pub fn on_event(&mut self, event: &Value) -> Option<Update> {
+        let name = event["hook_event_name"].as_str().unwrap_or("");
+        let text = |key: &str| event[key].as_str().unwrap_or("").to_owned();
+        match name {
+            "SessionStart" => {
+                self.ready = true;
+                if let Some(id) = event["session_id"].as_str() {
+                    self.session_id = id.to_owned();
+                }
+                Some(Update::Ready {
+                    session_id: self.session_id.clone(),
+                })
+            }
+            "Probe" => self.on_probe(event),
+            "UserPromptSubmit" => match &self.phase {
+                // Compared without trailing whitespace, which the box may not keep.
+                Phase::Submitted { text: ours, .. }
+                    if ours.trim_end() == text("prompt").trim_end() =>
+                {
+                    self.phase = Phase::Working;
+                    Some(Update::Acked)
+                }
+                _ => {
+                    self.phase = Phase::Human;
+                    Some(Update::HumanTurn)
+                }
+            },
+            "Stop" | "StopFailure" => {
+                let was = std::mem::replace(&mut self.phase, Phase::Idle);
+                let message = text("last_assistant_message");
+                match (was, name) {
+                    (Phase::Working, "Stop") => Some(Update::Answered(message)),
+                    (Phase::Working, _) => Some(Update::Failed(message)),
+                    _ => Some(Update::Idle),
+                }
+            }
+            "MessageDisplay" if self.phase == Phase::Working => Some(Update::Output(text("delta"))),
+            "Notification" if text("notification_type") == "permission_prompt" => {
+                Some(Update::Waiting(text("message")))
+            }
+            _ => None,
+        }
+    }
+
+    fn on_probe(&mut self, event: &Value) -> Option<Update> {
+        let Phase::Probing { nonce, text } = &self.phase else {
+            return None;
+        };
+        if event["nonce"].as_u64() != Some(*nonce) {
+            return None;
+        }
+        let (nonce, text) = (*nonce, text.clone());
+        let update = match event["result"].as_str() {
+            Some("loaded") => {
+                self.phase = Phase::Submitted {
+                    nonce,
+                    text,
+                    enters: 1,
+                };
+                let _ = self.write(b"\r");
+                self.timer(ACK_TIMEOUT, ClaudeEvent::AckTimeout(nonce));
+                None
+            }
+            _ => {
+                self.phase = Phase::Idle;
+                Some(Update::Draft)
+            }
+        };
+        self.release_held();
+        update
+    }
+}
+
+/// A leading `/` or `!` would make Claude Code run a slash command or a shell command
+/// (facts 3.5); a leading space keeps the task a prompt.
+pub fn escape_leading_command(prompt: &str) -> String {
+    if prompt.starts_with('/') || prompt.starts_with('!') {
+        format!(" {prompt}")
+    } else {
+        prompt.to_owned()
+    }
+}
+
+/// `--settings` JSON that runs `command` for every hook the host listens to.
+pub fn hook_settings(command: &str) -> String {
+    let events = [
+        "SessionStart",
+        "UserPromptSubmit",
+        "Stop",
+        "StopFailure",
+        "Notification",
+        "SessionEnd",
+        "MessageDisplay",
+    ];
+    let hooks: serde_json::Map<String, Value> = events
+        .iter()
+        .map(|e| {
+            let entry = serde_json::json!([{"hooks": [{"type": "command", "command": command}]}]);
+            ((*e).to_owned(), entry)
+        })
+        .collect();
+    serde_json::json!({ "hooks": hooks }).to_string()
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The agent window's size, or 200x50 without a terminal.
+fn window_size() -> PtySize {
+    let (cols, rows) = crossterm::terminal::size().unwrap_or((200, 50));
+    PtySize {
+        rows,
+        cols,
+        pixel_width: 0,
+        pixel_height: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_commands_are_escaped_and_nothing_else() {
+        assert_eq!(escape_leading_command("/compact now"), " /compact now");
+        assert_eq!(escape_leading_command("!ls"), " !ls");
+        assert_eq!(escape_leading_command("#x\n/y"), "#x\n/y");
+    }
+
+    #[test]
+    fn settings_name_every_hook() {
+        let v: Value = serde_json::from_str(&hook_settings("'/a b' --hook")).unwrap();
+        assert_eq!(
+            v["hooks"]["Stop"][0]["hooks"][0]["command"],
+            "'/a b' --hook"
+        );
+        assert!(v["hooks"]["SessionStart"].is_array());
+    }
+}
