@@ -172,3 +172,160 @@ fn an_api_error_on_the_agent_fails_the_task_with_claudes_error_text() {
     assert_eq!(body, b"@flaky do it");
     env.wait_status("flaky", "idle", |_| true);
 }
+
+/// Replies at once, except to prompts containing `[[slow]]`, which hang (a long turn).
+fn slow_on_marker(agent: &HostedAgent) {
+    agent.sandbox.api.set_reply(|prompt| {
+        if prompt.contains("[[slow]]") {
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        Reply::Text(format!(
+            "FAKE-REPLY: {}",
+            prompt.lines().next().unwrap_or("")
+        ))
+    });
+}
+
+/// The pids of `parent`'s children.
+fn children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(") ")
+                        .next()?
+                        .split(' ')
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+fn kill(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
+/// The last prompt request carries at least one earlier assistant turn.
+fn carries_context(agent: &HostedAgent, prompt: &str) -> bool {
+    agent
+        .sandbox
+        .api
+        .requests()
+        .iter()
+        .any(|r| r.kind == RequestKind::Prompt && r.prompt == prompt && r.n_role("assistant") >= 1)
+}
+
+#[test]
+fn claude_killed_under_the_host_fails_the_task_and_comes_back_with_its_memory() {
+    let env = Env::new();
+    let Some(agent) = host_agent(
+        "claude_killed_under_the_host_fails_the_task_and_comes_back_with_its_memory",
+        &env,
+        "sturdy",
+    ) else {
+        return;
+    };
+    slow_on_marker(&agent);
+    let (_, after) = env.run_hook(b"@sturdy remember the word pelican");
+    assert!(text(&after).contains("FAKE-REPLY: remember the word pelican"));
+
+    let (mut hook, file) = env.spawn_hook(b"@sturdy [[slow]] think hard");
+    env.wait_status("sturdy", "working", |_| true);
+    agent
+        .sandbox
+        .api
+        .wait_for_prompt(|p| p.contains("[[slow]]"), CLAUDE_WAIT)
+        .expect("the slow prompt");
+    let host = env.status("sturdy").unwrap()["pid"].as_u64().unwrap() as u32;
+    let claude = children(host);
+    assert_eq!(
+        claude.len(),
+        1,
+        "one Claude Code under agent-wrap: {claude:?}"
+    );
+    kill(claude[0]);
+    assert!(wait_child(&mut hook, Duration::from_secs(2), "the coordinator").success());
+    let head = head_and_body(&std::fs::read(file).unwrap()).0;
+    assert!(
+        head.contains("@sturdy failed") && head.contains("Claude Code exited"),
+        "{head}"
+    );
+
+    // The host restarts Claude Code with --resume: the next turn carries the first.
+    env.wait_status("sturdy", "idle", |_| true);
+    let (_, after) = env.run_hook(b"@sturdy what was the word");
+    assert!(
+        text(&after).contains("FAKE-REPLY: what was the word"),
+        "{}",
+        text(&after)
+    );
+    assert!(
+        carries_context(&agent, "what was the word"),
+        "the resumed session lost its history"
+    );
+}
+
+#[test]
+fn agent_wrap_killed_mid_task_returns_fast_and_a_new_host_resumes_the_conversation() {
+    let env = Env::new();
+    let Some(mut agent) = host_agent(
+        "agent_wrap_killed_mid_task_returns_fast_and_a_new_host_resumes_the_conversation",
+        &env,
+        "phoenix",
+    ) else {
+        return;
+    };
+    slow_on_marker(&agent);
+    let (_, after) = env.run_hook(b"@phoenix remember the word heron");
+    assert!(text(&after).contains("FAKE-REPLY: remember the word heron"));
+    let session = env.status("phoenix").unwrap()["claude_session_id"].clone();
+
+    let (mut hook, file) = env.spawn_hook(b"@phoenix [[slow]] long job");
+    agent
+        .sandbox
+        .api
+        .wait_for_prompt(|p| p.contains("[[slow]]"), CLAUDE_WAIT)
+        .expect("the slow prompt");
+    kill(env.status("phoenix").unwrap()["pid"].as_u64().unwrap() as u32);
+    assert!(wait_child(&mut hook, Duration::from_secs(2), "the coordinator").success());
+    let head = head_and_body(&std::fs::read(file).unwrap()).0;
+    assert!(
+        head.contains("@phoenix failed") && head.contains("died"),
+        "{head}"
+    );
+
+    // `agent-wrap phoenix` again, as after a crash or a reboot.
+    let claude = require_claude("agent_wrap_killed…").unwrap();
+    let mut vars = agent.sandbox.env();
+    vars.push(("CLAUDE_AGENTS_DIR".into(), env.state.display().to_string()));
+    let cmd = vec![
+        WRAP.to_owned(),
+        "phoenix".into(),
+        "--claude".into(),
+        claude.display().to_string(),
+    ];
+    let project = agent.sandbox.project_dir().to_path_buf();
+    agent.pane = agent.tmux.new_session("again", &project, &vars, &cmd);
+    env.wait_status("phoenix", "idle", |s| s["claude_session_id"] == session);
+    let (_, after) = env.run_hook(b"@phoenix what was the word");
+    assert!(
+        text(&after).contains("FAKE-REPLY: what was the word"),
+        "{}",
+        text(&after)
+    );
+    assert!(
+        carries_context(&agent, "what was the word"),
+        "the new host lost the conversation"
+    );
+}

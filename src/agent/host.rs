@@ -71,6 +71,10 @@ struct Host {
     running: Option<Running>,
     /// The hosted Claude Code (claude driver only).
     claude: Option<Session>,
+    /// Where the session's threads and timers send their events.
+    claude_tx: Option<Sender<ClaudeEvent>>,
+    /// When Claude Code was restarted recently, for the backoff and the limit.
+    restarts: Vec<std::time::Instant>,
     /// Raw mode on the agent's window while Claude Code is mirrored into it.
     _raw: Option<RawMode>,
 }
@@ -117,6 +121,8 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         watcher,
         running: None,
         claude: None,
+        claude_tx: None,
+        restarts: Vec::new(),
         _raw: None,
     };
     if let Driver::Claude(config) = host.opts.driver.clone() {
@@ -577,12 +583,6 @@ impl Host {
         });
         self.watcher
             .watch(&self.state.events_dir(&self.opts.name))?;
-        let (session_id, resume) = match &self.status.claude_session_id {
-            Some(id) => (id.clone(), true),
-            None => (uuid::Uuid::new_v4().to_string(), false),
-        };
-        self.status.claude_session_id = Some(session_id.clone());
-        self.status.save(&self.state)?;
         if std::io::stdin().is_terminal() {
             self._raw = Some(RawMode::enter()?);
             let input = ctx.clone();
@@ -596,6 +596,19 @@ impl Host {
                 }
             });
         }
+        self.claude_tx = Some(ctx);
+        self.spawn_claude(config)
+    }
+
+    /// Starts (or restarts) the Claude Code process: `--resume` of the agent's session
+    /// when it has one, else a new session with a pre-assigned id.
+    fn spawn_claude(&mut self, config: &ClaudeConfig) -> Result<()> {
+        let (session_id, resume) = match &self.status.claude_session_id {
+            Some(id) => (id.clone(), true),
+            None => (uuid::Uuid::new_v4().to_string(), false),
+        };
+        self.status.claude_session_id = Some(session_id.clone());
+        self.set_state(AgentState::Starting)?;
         let agent_dir = self.state.agent_dir(&self.opts.name);
         let events_dir = self.state.events_dir(&self.opts.name);
         let paths = SessionPaths {
@@ -603,8 +616,42 @@ impl Host {
             events_dir: &events_dir,
             probe_path: self.state.probe_path(&self.opts.name),
         };
-        self.claude = Some(Session::spawn(config, paths, &session_id, resume, ctx)?);
+        let tx = self.claude_tx.clone().context("no session channel")?;
+        self.claude = Some(Session::spawn(config, paths, &session_id, resume, tx)?);
         Ok(())
+    }
+
+    /// Claude Code exited while we still need it: start it again after a growing pause,
+    /// or give up (the host then stops, saying why) after five restarts in a minute.
+    fn schedule_restart(&mut self, how: &str, was_ready: bool) {
+        const WINDOW: Duration = Duration::from_secs(60);
+        const LIMIT: usize = 5;
+        if !was_ready && self.status.claude_session_id.is_some() {
+            // It died before accepting input: most likely `--resume` found no
+            // conversation. Start the next one fresh, and say so.
+            warn(&format!(
+                "Claude Code could not resume session {} ({how}); starting a new session",
+                self.status.claude_session_id.as_deref().unwrap_or("")
+            ));
+            self.status.claude_session_id = None;
+        }
+        self.restarts.retain(|t| t.elapsed() < WINDOW);
+        if self.restarts.len() >= LIMIT {
+            warn(&format!(
+                "Claude Code exited {LIMIT} times within a minute (last: {how}); agent-wrap stops"
+            ));
+            let _ = self.tx.send(HostEvent::Signal(Signal::Terminate));
+            return;
+        }
+        let pause = Duration::from_millis(500) * (1 << self.restarts.len());
+        self.restarts.push(std::time::Instant::now());
+        let _ = self.set_state(AgentState::Starting);
+        if let Some(tx) = self.claude_tx.clone() {
+            std::thread::spawn(move || {
+                std::thread::sleep(pause);
+                let _ = tx.send(ClaudeEvent::Restart);
+            });
+        }
     }
 
     /// Feeds the hook and probe events waiting in `events/` to the session, oldest first.
@@ -655,12 +702,17 @@ impl Host {
                         stderr_tail: String::new(),
                     });
                 }
-                self.claude = None;
+                let was_ready = self.claude.take().is_some_and(|c| c.ready);
                 if !stopping {
-                    // Surfaces through the loop as a stop: the host cannot work without
-                    // its Claude Code.
-                    warn(&format!("Claude Code exited ({how}); agent-wrap stops"));
-                    let _ = self.tx.send(HostEvent::Signal(Signal::Terminate));
+                    self.schedule_restart(&how, was_ready);
+                }
+            }
+            ClaudeEvent::Restart => {
+                if let Driver::Claude(config) = self.opts.driver.clone()
+                    && self.claude.is_none()
+                    && !stopping
+                {
+                    self.spawn_claude(&config)?;
                 }
             }
             timer => {

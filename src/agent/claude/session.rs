@@ -37,6 +37,8 @@ pub enum ClaudeEvent {
     ProbeTimeout(u64),
     /// Enter for the delivery with this nonce was not acknowledged in time.
     AckTimeout(u64),
+    /// Time to start Claude Code again after it exited.
+    Restart,
 }
 
 /// What the host must act on after an event.
