@@ -329,3 +329,107 @@ fn agent_wrap_killed_mid_task_returns_fast_and_a_new_host_resumes_the_conversati
         "the new host lost the conversation"
     );
 }
+
+#[test]
+fn chief_and_agent_both_real_claude_and_escape_interrupts_the_agent() {
+    let env = Env::new();
+    let test = "chief_and_agent_both_real_claude_and_escape_interrupts_the_agent";
+    let Some(agent) = host_agent(test, &env, "reviewer") else {
+        return;
+    };
+    let Some(chief) = crate::e2e_chief::start_chief(test, &env) else {
+        return;
+    };
+    slow_on_marker(&agent);
+
+    chief
+        .tmux
+        .send_literal(&chief.pane, "@reviewer check the plan");
+    chief.screen_until("the typed prompt", |s| {
+        s.contains("@reviewer check the plan")
+    });
+    chief.tmux.send_keys(&chief.pane, &["C-g"]);
+    chief.screen_until("the agent's answer in the chief's box", |s| {
+        s.contains("[@reviewer · task ") && s.contains("FAKE-REPLY: check the plan")
+    });
+    chief.tmux.send_keys(&chief.pane, &["Enter"]);
+    let submitted = chief
+        .sandbox
+        .api
+        .wait_for_prompt(|p| p.contains("FAKE-REPLY: check the plan"), CLAUDE_WAIT);
+    assert!(
+        submitted
+            .expect("the chief submits the answer")
+            .starts_with("[@reviewer · task ")
+    );
+    chief.screen_until("the chief's reply", |s| {
+        s.contains("FAKE-REPLY: [@reviewer")
+    });
+
+    // A long task, cancelled from the chief's waiting view.
+    chief
+        .tmux
+        .send_literal(&chief.pane, "@reviewer [[slow]] deep review");
+    chief.screen_until("the second prompt", |s| s.contains("deep review"));
+    chief.tmux.send_keys(&chief.pane, &["C-g"]);
+    agent
+        .sandbox
+        .api
+        .wait_for_prompt(|p| p.contains("[[slow]]"), CLAUDE_WAIT)
+        .expect("the slow task reached the agent");
+    chief.tmux.send_keys(&chief.pane, &["Escape"]);
+    let done = wait_until(CLAUDE_WAIT, "the cancelled task", || {
+        env.done_files()
+            .into_iter()
+            .find(|d| d["outcome"] == "cancelled")
+    });
+    assert_eq!(done["reason"], "cancelled with Esc");
+    chief.screen_until("the chief's prompt, unchanged", |s| {
+        s.contains("@reviewer [[slow]] deep review")
+    });
+    env.wait_status("reviewer", "idle", |_| true);
+
+    // The agent's box is empty again: the next task goes straight in.
+    let (_, after) = env.run_hook(b"@reviewer quick one");
+    assert!(
+        text(&after).contains("FAKE-REPLY: quick one"),
+        "{}\n{}",
+        text(&after),
+        agent.tmux.capture(&agent.pane)
+    );
+}
+
+#[test]
+fn a_human_draft_in_the_agents_box_holds_the_task_until_it_is_submitted() {
+    let env = Env::new();
+    let Some(agent) = host_agent(
+        "a_human_draft_in_the_agents_box_holds_the_task_until_it_is_submitted",
+        &env,
+        "shared",
+    ) else {
+        return;
+    };
+    agent.tmux.send_literal(&agent.pane, "my own question");
+    agent
+        .tmux
+        .wait_for_screen(&agent.pane, |s| s.contains("my own question"), CLAUDE_WAIT)
+        .unwrap();
+    let (mut hook, file) = env.spawn_hook(b"@shared the delegated task");
+    env.wait_status("shared", "user", |_| true);
+    assert!(
+        agent.sandbox.api.prompts().is_empty(),
+        "nothing may be sent over a draft"
+    );
+
+    agent.tmux.send_keys(&agent.pane, &["Enter"]);
+    assert!(wait_child(&mut hook, CLAUDE_WAIT, "the held task").success());
+    assert_eq!(
+        text(&head_and_body(&std::fs::read(file).unwrap()).1),
+        "FAKE-REPLY: the delegated task"
+    );
+    assert_eq!(
+        agent.sandbox.api.prompts(),
+        ["my own question", "the delegated task"],
+        "nothing mixed"
+    );
+}

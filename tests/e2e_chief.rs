@@ -10,14 +10,14 @@ use crate::helper::wait::wait_for_file;
 
 const CLAUDE_WAIT: Duration = Duration::from_secs(60);
 
-struct Chief {
-    tmux: TmuxServer,
-    pane: String,
-    sandbox: ClaudeSandbox,
+pub struct Chief {
+    pub tmux: TmuxServer,
+    pub pane: String,
+    pub sandbox: ClaudeSandbox,
 }
 
 /// Starts an interactive chief whose editor is the hook, and waits until it takes input.
-fn start_chief(test: &str, env: &Env) -> Option<Chief> {
+pub fn start_chief(test: &str, env: &Env) -> Option<Chief> {
     let claude = require_claude(test)?;
     require_tmux(test)?;
     let sandbox = ClaudeSandbox::new();
@@ -41,7 +41,7 @@ fn start_chief(test: &str, env: &Env) -> Option<Chief> {
 }
 
 impl Chief {
-    fn screen_until(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub fn screen_until(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         self.tmux
             .wait_for_screen(&self.pane, pred, CLAUDE_WAIT)
             .unwrap_or_else(|s| panic!("waiting for {what}; screen:\n{s}"))

@@ -5,7 +5,7 @@
 //!
 //! - `deliver`: an empty box gets the task text and exit 0 (Claude loads it); a box with a
 //!   human's draft is left alone with exit 1 (Claude keeps it).
-//! - `clear`: a non-empty box is emptied.
+//! - `clear`: a box holding exactly the given text (our interrupted task) is emptied.
 //!
 //! Either way the outcome goes to the host as an event `{"hook_event_name": "Probe", …}`.
 //! Without a request the human pressed Ctrl-G: we open their own editor.
@@ -75,10 +75,13 @@ fn probe(file: &Path) -> Result<i32> {
             std::fs::write(file, format!("{}\n", request.text))?;
             ("loaded", 0)
         }
-        "clear" if has_text => {
+        // Only our own task, put back by an interrupt (facts 3.7), is cleared; anything
+        // else in the box is the human's.
+        "clear" if has_text && content.trim_ascii() == request.text.trim().as_bytes() => {
             std::fs::write(file, b"")?;
             ("cleared", 0)
         }
+        "clear" if has_text => ("kept", 1),
         _ => ("empty", 1),
     };
     let event = serde_json::json!({

@@ -25,6 +25,8 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How many times Enter (only Enter, never the text) is sent for one delivery.
 pub const MAX_ENTERS: u32 = 3;
+/// How long after Escape Claude Code is idle again (measured: about 0.1 s, facts 3.7).
+pub const INTERRUPT_SETTLE: Duration = Duration::from_millis(400);
 
 /// Events from the session's threads and timers.
 #[derive(Debug)]
@@ -39,6 +41,8 @@ pub enum ClaudeEvent {
     AckTimeout(u64),
     /// Time to start Claude Code again after it exited.
     Restart,
+    /// Time to clear the box after an interrupt (the nonce of that interrupt).
+    Clear(u64),
 }
 
 /// What the host must act on after an event.
@@ -83,6 +87,8 @@ enum Phase {
     Working,
     /// A prompt of the human's runs.
     Human,
+    /// After an interrupt: the box is checked and cleared of our task.
+    Clearing { nonce: u64, text: String },
 }
 
 /// How to start Claude Code.
@@ -102,6 +108,8 @@ pub struct Session {
     pub ready: bool,
     pub session_id: String,
     phase: Phase,
+    /// The text of the last task delivered, for clearing it after an interrupt.
+    last_text: String,
     probe_path: PathBuf,
     nonce: u64,
     /// Human keys held back while the probe runs.
@@ -200,6 +208,7 @@ impl Session {
             ready: false,
             session_id: session_id.to_owned(),
             phase: Phase::Idle,
+            last_text: String::new(),
             probe_path: paths.probe_path,
             nonce: 0,
             held: Vec::new(),
@@ -218,6 +227,7 @@ impl Session {
         let text = escape_leading_command(prompt);
         let request = ProbeRequest::new(self.nonce, "deliver", text.clone());
         write_json(&self.probe_path, &request)?;
+        self.last_text = text.clone();
         self.phase = Phase::Probing {
             nonce: self.nonce,
             text,
@@ -227,15 +237,26 @@ impl Session {
         Ok(())
     }
 
-    /// Interrupts the running turn (Escape, facts 3.7).
+    /// Interrupts the running turn (Escape, facts 3.7). No Stop hook follows; Claude Code
+    /// is idle about 0.1 s later and may have put our prompt back into the box, so the box
+    /// is cleared of it shortly after.
     pub fn interrupt(&mut self) {
+        let text = match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Probing { text, .. } | Phase::Submitted { text, .. } => text,
+            _ => self.last_text.clone(),
+        };
         let _ = self.write(b"\x1b");
-        self.phase = Phase::Idle;
+        self.nonce += 1;
+        self.phase = Phase::Clearing {
+            nonce: self.nonce,
+            text,
+        };
+        self.timer(INTERRUPT_SETTLE, ClaudeEvent::Clear(self.nonce));
     }
 
     /// Forwards the human's keys, or holds them while the probe runs.
     pub fn input(&mut self, bytes: &[u8]) {
-        if matches!(self.phase, Phase::Probing { .. }) {
+        if matches!(self.phase, Phase::Probing { .. } | Phase::Clearing { .. }) {
             self.held.extend_from_slice(bytes);
         } else {
             let _ = self.write(bytes);
@@ -276,6 +297,20 @@ impl Session {
     /// Handles a timer event.
     pub fn on_timer(&mut self, event: &ClaudeEvent) -> Option<Update> {
         match (event, &mut self.phase) {
+            (ClaudeEvent::Clear(n), Phase::Clearing { nonce, text }) if n == nonce => {
+                let (nonce, request) = (*nonce, ProbeRequest::new(*nonce, "clear", text.clone()));
+                if write_json(&self.probe_path, &request).is_err() || self.write(b"\x07").is_err() {
+                    self.phase = Phase::Idle;
+                    return Some(Update::Idle);
+                }
+                self.timer(PROBE_TIMEOUT, ClaudeEvent::ProbeTimeout(nonce));
+                None
+            }
+            (ClaudeEvent::ProbeTimeout(n), Phase::Clearing { nonce, .. }) if n == nonce => {
+                let _ = std::fs::remove_file(&self.probe_path);
+                self.phase = Phase::Idle;
+                Some(Update::Idle)
+            }
             (ClaudeEvent::ProbeTimeout(n), Phase::Probing { nonce, .. }) if n == nonce => {
                 // The editor never ran: a dialog has the keyboard. Take the request back.
                 let _ = std::fs::remove_file(&self.probe_path);
@@ -346,6 +381,14 @@ impl Session {
     }
 
     fn on_probe(&mut self, event: &Value) -> Option<Update> {
+        if let Phase::Clearing { nonce, .. } = &self.phase {
+            if event["nonce"].as_u64() != Some(*nonce) {
+                return None;
+            }
+            self.phase = Phase::Idle;
+            self.release_held();
+            return Some(Update::Idle);
+        }
         let Phase::Probing { nonce, text } = &self.phase else {
             return None;
         };
