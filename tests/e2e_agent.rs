@@ -121,9 +121,9 @@ fn tasks_arrive_byte_exact_whatever_their_lines_start_with_and_however_large() {
     );
 
     // A task that starts with `/` stays a prompt: it arrives with one leading space.
-    let (_, after) = env.run_hook(b"@coder /compact is not meant here");
+    let (_, after) = env.run_hook(b"@coder /review is not a command here");
     assert!(
-        text(&after).contains("FAKE-REPLY:  /compact is not meant here"),
+        text(&after).contains("FAKE-REPLY:  /review is not a command here"),
         "{}",
         text(&after)
     );
@@ -431,5 +431,40 @@ fn a_human_draft_in_the_agents_box_holds_the_task_until_it_is_submitted() {
         agent.sandbox.api.prompts(),
         ["my own question", "the delegated task"],
         "nothing mixed"
+    );
+}
+
+#[test]
+fn compact_compacts_the_agent_between_tasks() {
+    let env = Env::new();
+    let Some(agent) = host_agent("compact_compacts_the_agent_between_tasks", &env, "tidy") else {
+        return;
+    };
+    for task in ["@tidy one", "@tidy two"] {
+        let (_, after) = env.run_hook(task.as_bytes());
+        assert!(text(&after).contains("FAKE-REPLY:"), "{}", text(&after));
+    }
+    let out = env
+        .cmd(HOOK)
+        .args(["compact", "tidy", "--timeout", "60"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("@tidy: Compacted the conversation"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        agent.sandbox.api.requests().iter().any(|r| r
+            .prompt
+            .contains("create a detailed summary of the conversation")),
+        "no compaction request reached the API"
+    );
+    let (_, after) = env.run_hook(b"@tidy three");
+    assert!(
+        text(&after).contains("FAKE-REPLY: three"),
+        "{}",
+        text(&after)
     );
 }

@@ -45,6 +45,14 @@ pub enum Command {
     },
     /// Run a real round trip with a built-in demo agent (no Claude Code, no network).
     Demo,
+    /// Compact a hosted Claude Code agent's conversation, between its tasks.
+    Compact {
+        /// The agent.
+        name: String,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
 }
 
 pub fn hook_main() -> std::process::ExitCode {
@@ -52,6 +60,7 @@ pub fn hook_main() -> std::process::ExitCode {
     let result = match (&cli.command, &cli.file) {
         (Some(Command::Status { json }), _) => super::status::run(*json),
         (Some(Command::Demo), _) => super::demo::run(),
+        (Some(Command::Compact { name, timeout }), _) => super::compact::run(name, *timeout),
         (None, Some(file)) => {
             let opts = EditorOptions {
                 timeout: cli.timeout.filter(|&t| t > 0).map(Duration::from_secs),

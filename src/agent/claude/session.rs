@@ -85,6 +85,12 @@ enum Phase {
     },
     /// Our prompt runs.
     Working,
+    /// Our `/compact` was entered; PreCompact then PostCompact follow (facts 6).
+    Compacting {
+        nonce: u64,
+        started: bool,
+        enters: u32,
+    },
     /// A prompt of the human's runs.
     Human,
     /// After an interrupt: the box is checked and cleared of our task.
@@ -221,10 +227,15 @@ impl Session {
         self.ready && self.phase == Phase::Idle
     }
 
-    /// Starts delivering `prompt`: asks the probe to load it into an empty box.
+    /// Starts delivering `prompt`: asks the probe to load it into an empty box. A leading
+    /// `/` or `!` is escaped, except for the agent command `/compact`.
     pub fn deliver(&mut self, prompt: &str) -> Result<()> {
         self.nonce += 1;
-        let text = escape_leading_command(prompt);
+        let text = if is_compact(prompt) {
+            prompt.trim().to_owned()
+        } else {
+            escape_leading_command(prompt)
+        };
         let request = ProbeRequest::new(self.nonce, "deliver", text.clone());
         write_json(&self.probe_path, &request)?;
         self.last_text = text.clone();
@@ -318,6 +329,27 @@ impl Session {
                 self.release_held();
                 Some(Update::Waiting("a dialog is open in Claude Code".into()))
             }
+            (
+                ClaudeEvent::AckTimeout(n),
+                Phase::Compacting {
+                    nonce,
+                    started: false,
+                    enters,
+                },
+            ) if n == nonce => {
+                if *enters >= MAX_ENTERS {
+                    self.phase = Phase::Idle;
+                    return Some(Update::Undeliverable(
+                        "Claude Code did not start compacting (is there a conversation yet?)"
+                            .into(),
+                    ));
+                }
+                *enters += 1;
+                let nonce = *nonce;
+                let _ = self.write(b"\r");
+                self.timer(ACK_TIMEOUT, ClaudeEvent::AckTimeout(nonce));
+                None
+            }
             (ClaudeEvent::AckTimeout(n), Phase::Submitted { nonce, enters, .. }) if n == nonce => {
                 if *enters >= MAX_ENTERS {
                     self.phase = Phase::Idle;
@@ -372,6 +404,21 @@ impl Session {
                     _ => Some(Update::Idle),
                 }
             }
+            "PreCompact" => match &mut self.phase {
+                Phase::Compacting { started, .. } => {
+                    *started = true;
+                    Some(Update::Acked)
+                }
+                _ => None,
+            },
+            "PostCompact" if matches!(self.phase, Phase::Compacting { .. }) => {
+                self.phase = Phase::Idle;
+                let summary = text("compact_summary");
+                Some(Update::Answered(format!(
+                    "Compacted the conversation (summary: {} characters).",
+                    summary.chars().count()
+                )))
+            }
             "MessageDisplay" if self.phase == Phase::Working => Some(Update::Output(text("delta"))),
             "Notification" if text("notification_type") == "permission_prompt" => {
                 Some(Update::Waiting(text("message")))
@@ -397,6 +444,16 @@ impl Session {
         }
         let (nonce, text) = (*nonce, text.clone());
         let update = match event["result"].as_str() {
+            Some("loaded") if is_compact(&text) => {
+                self.phase = Phase::Compacting {
+                    nonce,
+                    started: false,
+                    enters: 1,
+                };
+                let _ = self.write(b"\r");
+                self.timer(ACK_TIMEOUT, ClaudeEvent::AckTimeout(nonce));
+                None
+            }
             Some("loaded") => {
                 self.phase = Phase::Submitted {
                     nonce,
@@ -417,6 +474,13 @@ impl Session {
     }
 }
 
+/// Returns true if and only if `prompt` is the agent command `/compact` (with optional
+/// instructions after it).
+pub fn is_compact(prompt: &str) -> bool {
+    let p = prompt.trim_start();
+    p == "/compact" || p.starts_with("/compact ") || p.starts_with("/compact\n")
+}
+
 /// A leading `/` or `!` would make Claude Code run a slash command or a shell command
 /// (facts 3.5); a leading space keeps the task a prompt.
 pub fn escape_leading_command(prompt: &str) -> String {
@@ -430,6 +494,8 @@ pub fn escape_leading_command(prompt: &str) -> String {
 /// `--settings` JSON that runs `command` for every hook the host listens to.
 pub fn hook_settings(command: &str) -> String {
     let events = [
+        "PreCompact",
+        "PostCompact",
         "SessionStart",
         "UserPromptSubmit",
         "Stop",
@@ -472,6 +538,12 @@ mod tests {
         assert_eq!(escape_leading_command("/compact now"), " /compact now");
         assert_eq!(escape_leading_command("!ls"), " !ls");
         assert_eq!(escape_leading_command("#x\n/y"), "#x\n/y");
+    }
+
+    #[test]
+    fn only_compact_is_an_agent_command() {
+        assert!(is_compact("/compact") && is_compact("/compact keep the API notes"));
+        assert!(!is_compact("/compactor") && !is_compact("please /compact"));
     }
 
     #[test]
