@@ -468,3 +468,109 @@ fn compact_compacts_the_agent_between_tasks() {
         text(&after)
     );
 }
+
+#[test]
+fn a_task_that_runs_a_tool_returns_the_final_answer() {
+    let env = Env::new();
+    let Some(agent) = host_agent(
+        "a_task_that_runs_a_tool_returns_the_final_answer",
+        &env,
+        "tooler",
+    ) else {
+        return;
+    };
+    agent.sandbox.api.set_reply(|prompt| {
+        if prompt.contains("use the tool") {
+            Reply::BashToolUse {
+                command: "echo tool-ran".into(),
+            }
+        } else {
+            Reply::Text(format!("FAKE-REPLY: {prompt}"))
+        }
+    });
+    let (out, after) = env.run_hook(b"@tooler use the tool");
+    assert_eq!(out.status.code(), Some(0));
+    let (head, body) = head_and_body(&after);
+    assert!(head.starts_with("[@tooler · task "), "{head}");
+    assert_eq!(text(&body), "FAKE-TOOL-DONE: tool-ran");
+    assert!(
+        agent
+            .sandbox
+            .api
+            .requests()
+            .iter()
+            .any(|r| r.tool_results.iter().any(|t| t.contains("tool-ran"))),
+        "the tool ran for real"
+    );
+}
+
+#[test]
+fn human_input_into_a_delegated_turn_is_marked_on_the_answer() {
+    let env = Env::new();
+    let Some(agent) = host_agent(
+        "human_input_into_a_delegated_turn_is_marked_on_the_answer",
+        &env,
+        "pair",
+    ) else {
+        return;
+    };
+    agent.sandbox.api.set_reply(|prompt| {
+        if prompt.contains("[[slow2]]") {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        Reply::Text(format!(
+            "FAKE-REPLY: {}",
+            prompt.lines().next().unwrap_or("")
+        ))
+    });
+    let (mut hook, file) = env.spawn_hook(b"@pair [[slow2]] the delegated part");
+    agent
+        .sandbox
+        .api
+        .wait_for_prompt(|p| p.contains("[[slow2]]"), CLAUDE_WAIT)
+        .expect("the task reached the agent");
+    agent.tmux.send_literal(&agent.pane, "and also this");
+    agent.tmux.send_keys(&agent.pane, &["Enter"]);
+    assert!(wait_child(&mut hook, CLAUDE_WAIT, "the coordinator").success());
+    let (head, body) = head_and_body(&std::fs::read(file).unwrap());
+    assert!(head.contains("with human input"), "{head}");
+    assert!(
+        text(&body).starts_with("FAKE-REPLY: [[slow2]] the delegated part"),
+        "{}",
+        text(&body)
+    );
+    env.wait_status("pair", "idle", |_| true);
+}
+
+#[test]
+fn escape_from_the_human_in_the_agents_window_ends_the_task_as_interrupted() {
+    let env = Env::new();
+    let Some(agent) = host_agent(
+        "escape_from_the_human_in_the_agents_window_ends_the_task_as_interrupted",
+        &env,
+        "solo",
+    ) else {
+        return;
+    };
+    slow_on_marker(&agent);
+    let (mut hook, file) = env.spawn_hook(b"@solo [[slow]] never mind");
+    agent
+        .sandbox
+        .api
+        .wait_for_prompt(|p| p.contains("[[slow]]"), CLAUDE_WAIT)
+        .expect("the task reached the agent");
+    agent.tmux.send_keys(&agent.pane, &["Escape"]);
+    assert!(wait_child(&mut hook, CLAUDE_WAIT, "the coordinator").success());
+    let head = head_and_body(&std::fs::read(file).unwrap()).0;
+    assert!(
+        head.contains("@solo interrupted") && head.contains("the human interrupted"),
+        "{head}"
+    );
+    env.wait_status("solo", "idle", |_| true);
+    let (_, after) = env.run_hook(b"@solo next one");
+    assert!(
+        text(&after).contains("FAKE-REPLY: next one"),
+        "{}",
+        text(&after)
+    );
+}

@@ -60,6 +60,8 @@ struct Running {
     sink: Option<OutputSink>,
     /// Claude driver: the task waits for the box to be free (a draft or a dialog).
     held: bool,
+    /// Claude driver: the human submitted input into this task's turn.
+    human_input: bool,
 }
 
 struct Host {
@@ -347,6 +349,7 @@ impl Host {
             started_at_us: None,
             finished_at_us: now,
             result_bytes: None,
+            human_input: false,
         };
         let title = task.map_or_else(|| id.to_string(), |t| t.title);
         self.after_task(id, &title, done);
@@ -369,6 +372,7 @@ impl Host {
                 stopping: None,
                 sink: Some(sink),
                 held: false,
+                human_input: false,
             });
             if let Err(e) = self.watcher.watch(&task_dir) {
                 warn(&format!(
@@ -405,6 +409,7 @@ impl Host {
             stopping: None,
             sink: None,
             held: false,
+            human_input: false,
         });
         if let Err(e) = self.watcher.watch(&task_dir) {
             warn(&format!(
@@ -517,6 +522,7 @@ impl Host {
             started_at_us: Some(r.started_at_us),
             finished_at_us: now_us(),
             result_bytes,
+            human_input: r.human_input,
         };
         self.watcher.unwatch(&self.state.task_dir(&r.task.id));
         self.after_task(&r.task.id, &r.task.title, done);
@@ -687,8 +693,9 @@ impl Host {
     fn on_claude_event(&mut self, event: ClaudeEvent, stopping: bool) -> Result<()> {
         match event {
             ClaudeEvent::Input(bytes) => {
-                if let Some(c) = &mut self.claude {
-                    c.input(&bytes);
+                let update = self.claude.as_mut().and_then(|c| c.input(&bytes));
+                if let Some(update) = update {
+                    self.apply(update);
                 }
             }
             ClaudeEvent::Exited(how) => {
@@ -759,7 +766,24 @@ impl Host {
                 Ok(())
             }
             Update::Draft => self.hold(AgentState::User),
-            Update::Waiting(_) => self.hold(AgentState::Waiting),
+            Update::DialogOpen => self.hold(AgentState::Waiting),
+            Update::NeedsHuman(_) => self.set_state(AgentState::Waiting),
+            Update::Resumed => self.set_state(AgentState::Working),
+            Update::HumanInput => {
+                if let Some(r) = &mut self.running {
+                    r.human_input = true;
+                }
+                Ok(())
+            }
+            Update::HumanInterrupted => {
+                if let Some(r) = &mut self.running {
+                    r.human_input = true;
+                    let why = "the human interrupted the turn in the agent's window";
+                    r.stopping.get_or_insert((Outcome::Interrupted, why.into()));
+                }
+                self.finish_run(end(Outcome::Interrupted, None, String::new()));
+                Ok(())
+            }
             Update::HumanTurn => self.set_state(AgentState::User),
             Update::Idle => self.redeliver(),
             Update::Output(delta) => {

@@ -97,7 +97,13 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         (Outcome::Ok, Some(answer)) => {
             prompt_file::write(
                 file,
-                &prompt_file::answer(&agent, &report.task, elapsed_us, &answer),
+                &prompt_file::answer(
+                    &agent,
+                    &report.task,
+                    elapsed_us,
+                    report.done.human_input,
+                    &answer,
+                ),
             )?;
             Ok(0)
         }

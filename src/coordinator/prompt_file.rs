@@ -14,10 +14,22 @@ use crate::time::human_us;
 /// Prefix of every failure line, so the user can tell who wrote it.
 pub const FAILURE_PREFIX: &str = "[claude-editor-hook] ";
 
-/// The agent's answer under a header naming the agent, the task and the duration.
-pub fn answer(agent: &AgentName, task: &TaskId, elapsed_us: u64, answer: &str) -> Vec<u8> {
+/// The agent's answer under a header naming the agent, the task and the duration, and
+/// whether the human typed into the agent during the task.
+pub fn answer(
+    agent: &AgentName,
+    task: &TaskId,
+    elapsed_us: u64,
+    human_input: bool,
+    answer: &str,
+) -> Vec<u8> {
+    let human = if human_input {
+        " · with human input"
+    } else {
+        ""
+    };
     format!(
-        "[@{agent} · task {task} · {}]\n{answer}",
+        "[@{agent} · task {task} · {}{human}]\n{answer}",
         human_us(elapsed_us)
     )
     .into_bytes()
@@ -56,6 +68,7 @@ mod tests {
             &AgentName::parse("planning").unwrap(),
             &TaskId::parse("t-1").unwrap(),
             3_200_000,
+            false,
             "/not a command",
         );
         assert_eq!(

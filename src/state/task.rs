@@ -203,6 +203,10 @@ pub struct Done {
     pub finished_at_us: u64,
     /// Size of `result.txt` when the outcome is `ok`.
     pub result_bytes: Option<u64>,
+    /// The human typed into the agent during this task's turn (Claude driver). Absent in
+    /// older files, which read as false.
+    #[serde(default)]
+    pub human_input: bool,
 }
 
 impl Done {
@@ -224,6 +228,7 @@ impl Done {
             started_at_us: None,
             finished_at_us: now_us(),
             result_bytes: None,
+            human_input: false,
         }
     }
 }

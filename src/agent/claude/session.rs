@@ -62,8 +62,16 @@ pub enum Update {
     HumanTurn,
     /// A turn that was not ours ended.
     Idle,
-    /// Claude Code waits for the human (a permission prompt or another dialog).
-    Waiting(String),
+    /// The editor probe never ran: a dialog has the keyboard; the task waits.
+    DialogOpen,
+    /// Claude Code asks the human (a permission prompt) during a turn.
+    NeedsHuman(String),
+    /// Work goes on after the human answered.
+    Resumed,
+    /// The human typed into the turn the task is waiting on.
+    HumanInput,
+    /// The human pressed Escape in the agent's window and interrupted our turn.
+    HumanInterrupted,
     /// Streamed text of our turn.
     Output(String),
     /// Delivery gave up: the text is the reason.
@@ -83,8 +91,8 @@ enum Phase {
         text: String,
         enters: u32,
     },
-    /// Our prompt runs.
-    Working,
+    /// Our prompt (`text`) runs.
+    Working { text: String },
     /// Our `/compact` was entered; PreCompact then PostCompact follow (facts 6).
     Compacting {
         nonce: u64,
@@ -265,13 +273,28 @@ impl Session {
         self.timer(INTERRUPT_SETTLE, ClaudeEvent::Clear(self.nonce));
     }
 
-    /// Forwards the human's keys, or holds them while the probe runs.
-    pub fn input(&mut self, bytes: &[u8]) {
+    /// Forwards the human's keys, or holds them while the probe runs. Keys typed into
+    /// our running turn are reported: the task is marked, and a lone Escape (not the
+    /// start of an arrow key's sequence) interrupts it, after which no Stop follows.
+    pub fn input(&mut self, bytes: &[u8]) -> Option<Update> {
         if matches!(self.phase, Phase::Probing { .. } | Phase::Clearing { .. }) {
             self.held.extend_from_slice(bytes);
-        } else {
-            let _ = self.write(bytes);
+            return None;
         }
+        let _ = self.write(bytes);
+        let Phase::Working { text } = &self.phase else {
+            return None;
+        };
+        if bytes != b"\x1b" {
+            return Some(Update::HumanInput);
+        }
+        self.nonce += 1;
+        self.phase = Phase::Clearing {
+            nonce: self.nonce,
+            text: text.clone(),
+        };
+        self.timer(INTERRUPT_SETTLE, ClaudeEvent::Clear(self.nonce));
+        Some(Update::HumanInterrupted)
     }
 
     /// Resizes the PTY to the agent's window.
@@ -327,7 +350,7 @@ impl Session {
                 let _ = std::fs::remove_file(&self.probe_path);
                 self.phase = Phase::Idle;
                 self.release_held();
-                Some(Update::Waiting("a dialog is open in Claude Code".into()))
+                Some(Update::DialogOpen)
             }
             (
                 ClaudeEvent::AckTimeout(n),
@@ -387,9 +410,10 @@ impl Session {
                 Phase::Submitted { text: ours, .. }
                     if ours.trim_end() == text("prompt").trim_end() =>
                 {
-                    self.phase = Phase::Working;
+                    self.phase = Phase::Working { text: ours.clone() };
                     Some(Update::Acked)
                 }
+                Phase::Working { .. } => Some(Update::HumanInput),
                 _ => {
                     self.phase = Phase::Human;
                     Some(Update::HumanTurn)
@@ -399,11 +423,22 @@ impl Session {
                 let was = std::mem::replace(&mut self.phase, Phase::Idle);
                 let message = text("last_assistant_message");
                 match (was, name) {
-                    (Phase::Working, "Stop") => Some(Update::Answered(message)),
-                    (Phase::Working, _) => Some(Update::Failed(message)),
+                    (Phase::Working { text: prompt }, "Stop") => {
+                        // With tool calls, Stop carries only the last block (facts
+                        // 2.3.2): the transcript has the whole turn.
+                        let transcript = event["transcript_path"].as_str().map(Path::new);
+                        let full = transcript.and_then(|t| turn_text(t, &prompt));
+                        Some(Update::Answered(full.unwrap_or(message)))
+                    }
+                    (Phase::Working { .. }, _) => Some(Update::Failed(message)),
                     _ => Some(Update::Idle),
                 }
             }
+            "PermissionRequest" => Some(Update::NeedsHuman(format!(
+                "permission for {}",
+                text("tool_name")
+            ))),
+            "PostToolUse" if matches!(self.phase, Phase::Working { .. }) => Some(Update::Resumed),
             "PreCompact" => match &mut self.phase {
                 Phase::Compacting { started, .. } => {
                     *started = true;
@@ -419,9 +454,11 @@ impl Session {
                     summary.chars().count()
                 )))
             }
-            "MessageDisplay" if self.phase == Phase::Working => Some(Update::Output(text("delta"))),
+            "MessageDisplay" if matches!(self.phase, Phase::Working { .. }) => {
+                Some(Update::Output(text("delta")))
+            }
             "Notification" if text("notification_type") == "permission_prompt" => {
-                Some(Update::Waiting(text("message")))
+                Some(Update::NeedsHuman(text("message")))
             }
             _ => None,
         }
@@ -474,6 +511,37 @@ impl Session {
     }
 }
 
+/// The whole text of the turn that answered `prompt`: every assistant text block after
+/// the last user line holding `prompt`, from the transcript (facts 2.4). `None` when the
+/// turn cannot be found, and the caller keeps Stop's `last_assistant_message`.
+pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
+    let bytes = crate::state::read_optional(transcript).ok()??;
+    let lines: Vec<Value> = bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice(l).ok())
+        .collect();
+    let is_prompt = |v: &Value| {
+        v["type"] == "user" && {
+            let content = &v["message"]["content"];
+            let texts: Vec<&str> = match content.as_array() {
+                Some(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
+                None => content.as_str().into_iter().collect(),
+            };
+            texts.iter().any(|t| t.trim() == prompt.trim())
+        }
+    };
+    let start = lines.iter().rposition(is_prompt)?;
+    let texts: Vec<&str> = lines[start + 1..]
+        .iter()
+        .filter(|v| v["type"] == "assistant")
+        .filter_map(|v| v["message"]["content"].as_array())
+        .flatten()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    (!texts.is_empty()).then(|| texts.join("\n\n"))
+}
+
 /// Returns true if and only if `prompt` is the agent command `/compact` (with optional
 /// instructions after it).
 pub fn is_compact(prompt: &str) -> bool {
@@ -494,6 +562,8 @@ pub fn escape_leading_command(prompt: &str) -> String {
 /// `--settings` JSON that runs `command` for every hook the host listens to.
 pub fn hook_settings(command: &str) -> String {
     let events = [
+        "PermissionRequest",
+        "PostToolUse",
         "PreCompact",
         "PostCompact",
         "SessionStart",
@@ -538,6 +608,28 @@ mod tests {
         assert_eq!(escape_leading_command("/compact now"), " /compact now");
         assert_eq!(escape_leading_command("!ls"), " !ls");
         assert_eq!(escape_leading_command("#x\n/y"), "#x\n/y");
+    }
+
+    #[test]
+    fn the_whole_turn_comes_from_the_transcript() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let lines = [
+            r#"{"type":"user","message":{"role":"user","content":"old task"}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"old answer"}]}}"#,
+            r#"{"type":"user","message":{"role":"user","content":[{"type":"text","text":"new task"}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"Let me check."}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash"}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","content":"x"}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"Done."}]}}"#,
+            r#"{"type":"system","subtype":"turn_duration"}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        assert_eq!(
+            turn_text(&path, "new task").as_deref(),
+            Some("Let me check.\n\nDone.")
+        );
+        assert_eq!(turn_text(&path, "missing"), None);
     }
 
     #[test]
