@@ -91,8 +91,8 @@ fn hosted_claude_answers_tasks_and_keeps_its_conversation() {
         "the second turn must carry the first: {:?}",
         second.n_messages
     );
-    let status = env.status("planner").unwrap();
-    assert_eq!(status["status"], "idle");
+    // The answer is out before the agent writes its idle status: wait for it.
+    let status = env.wait_status("planner", "idle", |_| true);
     assert!(status["claude_session_id"].is_string());
 }
 

@@ -77,6 +77,9 @@ struct Host {
     claude_tx: Option<Sender<ClaudeEvent>>,
     /// When Claude Code was restarted recently, for the backoff and the limit.
     restarts: Vec<std::time::Instant>,
+    /// The prompt of a task the last Claude Code died on: cleared from the box of the
+    /// next one, which may restore it.
+    interrupted_prompt: Option<String>,
     /// Raw mode on the agent's window while Claude Code is mirrored into it.
     _raw: Option<RawMode>,
 }
@@ -125,12 +128,13 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         claude: None,
         claude_tx: None,
         restarts: Vec::new(),
+        interrupted_prompt: None,
         _raw: None,
     };
+    host.recover_interrupted_task();
     if let Driver::Claude(config) = host.opts.driver.clone() {
         host.start_claude(&config)?;
     }
-    host.recover_interrupted_task();
     host.prune_old_tasks();
     // A hosted Claude Code is ready only when its SessionStart hook says so.
     if host.claude.is_none() {
@@ -247,6 +251,10 @@ impl Host {
                 entry.task_id
             ));
         }
+        self.interrupted_prompt = read_json::<TaskEnvelope>(&self.state.task_path(&entry.task_id))
+            .ok()
+            .flatten()
+            .map(|t| t.prompt);
         let reason = "the previous agent-wrap died while working on this task";
         self.end_claimed(&entry.task_id, Outcome::Failed, reason);
     }
@@ -571,7 +579,7 @@ impl Host {
             finished_at_us: done.finished_at_us,
         });
         self.status.task = None;
-        if let Err(e) = self.set_state(AgentState::Idle) {
+        if let Err(e) = self.set_state(self.resting_state()) {
             warn(&format!("{e:#}"));
         }
     }
@@ -623,7 +631,15 @@ impl Host {
             probe_path: self.state.probe_path(&self.opts.name),
         };
         let tx = self.claude_tx.clone().context("no session channel")?;
-        self.claude = Some(Session::spawn(config, paths, &session_id, resume, tx)?);
+        let clear_first = self.interrupted_prompt.take();
+        self.claude = Some(Session::spawn(
+            config,
+            paths,
+            &session_id,
+            resume,
+            clear_first,
+            tx,
+        )?);
         Ok(())
     }
 
@@ -700,7 +716,9 @@ impl Host {
             }
             ClaudeEvent::Exited(how) => {
                 let reason = format!("Claude Code exited ({how}) during the task");
+                let was_ready = self.claude.take().is_some_and(|c| c.ready);
                 if let Some(r) = &mut self.running {
+                    self.interrupted_prompt = Some(r.task.prompt.clone());
                     r.stopping.get_or_insert((Outcome::Failed, reason));
                     self.finish_run(RunEnd {
                         status: RunStatus::Stopped,
@@ -709,7 +727,6 @@ impl Host {
                         stderr_tail: String::new(),
                     });
                 }
-                let was_ready = self.claude.take().is_some_and(|c| c.ready);
                 if !stopping {
                     self.schedule_restart(&how, was_ready);
                 }
@@ -814,12 +831,21 @@ impl Host {
                 r.task.prompt.clone()
             }
             Some(_) => return Ok(()),
-            None => return self.set_state(AgentState::Idle),
+            None => return self.set_state(self.resting_state()),
         };
         if let Some(c) = &mut self.claude {
             c.deliver(&prompt)?;
         }
         self.set_state(AgentState::Working)
+    }
+
+    /// What the agent is between tasks: idle, unless its Claude Code is not (yet) ready.
+    fn resting_state(&self) -> AgentState {
+        match (&self.opts.driver, &self.claude) {
+            (Driver::Claude(_), None) => AgentState::Starting,
+            (Driver::Claude(_), Some(c)) if !c.ready => AgentState::Starting,
+            _ => AgentState::Idle,
+        }
     }
 
     /// Fails what is still queued, marks the agent offline and returns `code`.

@@ -128,6 +128,9 @@ pub struct Session {
     nonce: u64,
     /// Human keys held back while the probe runs.
     held: Vec<u8>,
+    /// A task interrupted by the previous Claude Code, which `--resume` may put back
+    /// into the box: cleared once this one is ready.
+    clear_first: Option<String>,
     tx: Sender<ClaudeEvent>,
 }
 
@@ -146,6 +149,7 @@ impl Session {
         paths: SessionPaths<'_>,
         session_id: &str,
         resume: bool,
+        clear_first: Option<String>,
         tx: Sender<ClaudeEvent>,
     ) -> Result<Self> {
         let exe = std::env::current_exe().context("failed to find agent-wrap itself")?;
@@ -226,6 +230,7 @@ impl Session {
             probe_path: paths.probe_path,
             nonce: 0,
             held: Vec::new(),
+            clear_first: clear_first.map(|p| escape_leading_command(&p)),
             tx,
         })
     }
@@ -399,6 +404,14 @@ impl Session {
                 self.ready = true;
                 if let Some(id) = event["session_id"].as_str() {
                     self.session_id = id.to_owned();
+                }
+                if let Some(text) = self.clear_first.take() {
+                    self.nonce += 1;
+                    self.phase = Phase::Clearing {
+                        nonce: self.nonce,
+                        text,
+                    };
+                    self.timer(INTERRUPT_SETTLE, ClaudeEvent::Clear(self.nonce));
                 }
                 Some(Update::Ready {
                     session_id: self.session_id.clone(),
