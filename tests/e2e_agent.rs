@@ -574,3 +574,38 @@ fn escape_from_the_human_in_the_agents_window_ends_the_task_as_interrupted() {
         text(&after)
     );
 }
+
+#[test]
+fn an_interrupt_without_a_hook_is_caught_by_the_session_registry() {
+    let env = Env::new();
+    let Some(agent) = host_agent(
+        "an_interrupt_without_a_hook_is_caught_by_the_session_registry",
+        &env,
+        "guard",
+    ) else {
+        return;
+    };
+    slow_on_marker(&agent);
+    let (mut hook, file) = env.spawn_hook(b"@guard [[slow]] stop me");
+    agent
+        .sandbox
+        .api
+        .wait_for_prompt(|p| p.contains("[[slow]]"), CLAUDE_WAIT)
+        .expect("the task reached the agent");
+    // Ctrl-C, not a lone Escape: only Claude Code's registry can tell the turn ended.
+    agent.tmux.send_keys(&agent.pane, &["C-c"]);
+    assert!(wait_child(&mut hook, CLAUDE_WAIT, "the coordinator").success());
+    let head = head_and_body(&std::fs::read(file).unwrap()).0;
+    assert!(
+        head.contains("@guard interrupted"),
+        "{head}\n{}",
+        agent.tmux.capture(&agent.pane)
+    );
+    env.wait_status("guard", "idle", |_| true);
+    let (_, after) = env.run_hook(b"@guard carry on");
+    assert!(
+        text(&after).contains("FAKE-REPLY: carry on"),
+        "{}",
+        text(&after)
+    );
+}

@@ -5,6 +5,7 @@
 //! there is no locking and no polling.
 
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
@@ -80,6 +81,8 @@ struct Host {
     /// The prompt of a task the last Claude Code died on: cleared from the box of the
     /// next one, which may restore it.
     interrupted_prompt: Option<String>,
+    /// Claude Code's session registry directory (`~/.claude/sessions`), when watched.
+    claude_sessions: Option<std::path::PathBuf>,
     /// Raw mode on the agent's window while Claude Code is mirrored into it.
     _raw: Option<RawMode>,
 }
@@ -129,6 +132,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         claude_tx: None,
         restarts: Vec::new(),
         interrupted_prompt: None,
+        claude_sessions: None,
         _raw: None,
     };
     host.recover_interrupted_task();
@@ -164,6 +168,9 @@ impl Host {
             let result = match event {
                 HostEvent::Changed => {
                     self.read_claude_events();
+                    if let (Some(c), Some(dir)) = (&mut self.claude, &self.claude_sessions) {
+                        c.registry_changed(dir);
+                    }
                     self.check_cancel()
                 }
                 HostEvent::Signal(Signal::Resize) => {
@@ -597,6 +604,17 @@ impl Host {
         });
         self.watcher
             .watch(&self.state.events_dir(&self.opts.name))?;
+        // Claude Code's registry is the backstop for interrupts, which fire no hook.
+        if let Some(home) = std::env::var_os("HOME") {
+            let sessions = std::path::Path::new(&home).join(".claude/sessions");
+            let made = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&sessions);
+            if made.is_ok() && self.watcher.watch(&sessions).is_ok() {
+                self.claude_sessions = Some(sessions);
+            }
+        }
         if std::io::stdin().is_terminal() {
             self._raw = Some(RawMode::enter()?);
             let input = ctx.clone();
@@ -801,7 +819,8 @@ impl Host {
                 self.finish_run(end(Outcome::Interrupted, None, String::new()));
                 Ok(())
             }
-            Update::HumanTurn => self.set_state(AgentState::User),
+            // The human's own prompt: working, and not routable until it ends.
+            Update::HumanTurn => self.set_state(AgentState::Working),
             Update::Idle => self.redeliver(),
             Update::Output(delta) => {
                 if let Some(sink) = self.running.as_mut().and_then(|r| r.sink.as_mut()) {

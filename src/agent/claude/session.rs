@@ -27,6 +27,11 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MAX_ENTERS: u32 = 3;
 /// How long after Escape Claude Code is idle again (measured: about 0.1 s, facts 3.7).
 pub const INTERRUPT_SETTLE: Duration = Duration::from_millis(400);
+/// How long a Stop hook may trail the registry's `idle` before the turn counts as
+/// interrupted (measured: Stop comes 20–90 ms *before* idle, facts 2.3.10).
+pub const STOP_GRACE_AFTER_IDLE: Duration = Duration::from_millis(1500);
+/// How long Claude Code may take to accept input before a dialog is assumed.
+pub const START_CHECK: Duration = Duration::from_secs(5);
 
 /// Events from the session's threads and timers.
 #[derive(Debug)]
@@ -43,6 +48,11 @@ pub enum ClaudeEvent {
     Restart,
     /// Time to clear the box after an interrupt (the nonce of that interrupt).
     Clear(u64),
+    /// The session registry said idle during our turn; if no Stop came since, the turn
+    /// was interrupted (the nonce of the delivery).
+    IdleCheck(u64),
+    /// Time to check that Claude Code accepted input after it started.
+    StartCheck,
 }
 
 /// What the host must act on after an event.
@@ -91,8 +101,8 @@ enum Phase {
         text: String,
         enters: u32,
     },
-    /// Our prompt (`text`) runs.
-    Working { text: String },
+    /// Our prompt (`text`, delivery `nonce`) runs.
+    Working { nonce: u64, text: String },
     /// Our `/compact` was entered; PreCompact then PostCompact follow (facts 6).
     Compacting {
         nonce: u64,
@@ -207,6 +217,11 @@ impl Session {
                 let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
             }
         });
+        let check_tx = tx.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(START_CHECK);
+            let _ = check_tx.send(ClaudeEvent::StartCheck);
+        });
         let exit_tx = tx.clone();
         std::thread::spawn(move || {
             let how = match child.wait() {
@@ -287,7 +302,7 @@ impl Session {
             return None;
         }
         let _ = self.write(bytes);
-        let Phase::Working { text } = &self.phase else {
+        let Phase::Working { text, .. } = &self.phase else {
             return None;
         };
         if bytes != b"\x1b" {
@@ -333,9 +348,38 @@ impl Session {
         }
     }
 
+    /// Reads Claude Code's own session registry (`~/.claude/sessions/<pid>.json`, facts
+    /// 4.6). An interrupt fires no hook, but the registry goes `idle`: if our turn is
+    /// still open then, a Stop must follow soon, or the turn was interrupted.
+    pub fn registry_changed(&mut self, sessions_dir: &Path) {
+        let Phase::Working { nonce, .. } = self.phase else {
+            return;
+        };
+        let path = sessions_dir.join(format!("{}.json", self.pid));
+        let status = crate::state::read_optional(&path)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        if status.is_some_and(|s| s["status"] == "idle") {
+            self.timer(STOP_GRACE_AFTER_IDLE, ClaudeEvent::IdleCheck(nonce));
+        }
+    }
+
     /// Handles a timer event.
     pub fn on_timer(&mut self, event: &ClaudeEvent) -> Option<Update> {
         match (event, &mut self.phase) {
+            (ClaudeEvent::IdleCheck(n), Phase::Working { nonce, text }) if n == nonce => {
+                // Idle, and still no Stop: interrupted (the human's Escape or Ctrl-C).
+                let text = text.clone();
+                self.nonce += 1;
+                self.phase = Phase::Clearing {
+                    nonce: self.nonce,
+                    text,
+                };
+                self.timer(Duration::ZERO, ClaudeEvent::Clear(self.nonce));
+                Some(Update::HumanInterrupted)
+            }
+            (ClaudeEvent::StartCheck, _) if !self.ready => Some(Update::DialogOpen),
             (ClaudeEvent::Clear(n), Phase::Clearing { nonce, text }) if n == nonce => {
                 let (nonce, request) = (*nonce, ProbeRequest::new(*nonce, "clear", text.clone()));
                 if write_json(&self.probe_path, &request).is_err() || self.write(b"\x07").is_err() {
@@ -420,10 +464,13 @@ impl Session {
             "Probe" => self.on_probe(event),
             "UserPromptSubmit" => match &self.phase {
                 // Compared without trailing whitespace, which the box may not keep.
-                Phase::Submitted { text: ours, .. }
-                    if ours.trim_end() == text("prompt").trim_end() =>
-                {
-                    self.phase = Phase::Working { text: ours.clone() };
+                Phase::Submitted {
+                    text: ours, nonce, ..
+                } if ours.trim_end() == text("prompt").trim_end() => {
+                    self.phase = Phase::Working {
+                        nonce: *nonce,
+                        text: ours.clone(),
+                    };
                     Some(Update::Acked)
                 }
                 Phase::Working { .. } => Some(Update::HumanInput),
@@ -436,7 +483,7 @@ impl Session {
                 let was = std::mem::replace(&mut self.phase, Phase::Idle);
                 let message = text("last_assistant_message");
                 match (was, name) {
-                    (Phase::Working { text: prompt }, "Stop") => {
+                    (Phase::Working { text: prompt, .. }, "Stop") => {
                         // With tool calls, Stop carries only the last block (facts
                         // 2.3.2): the transcript has the whole turn.
                         let transcript = event["transcript_path"].as_str().map(Path::new);
