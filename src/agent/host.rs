@@ -63,6 +63,9 @@ struct Running {
     held: bool,
     /// Claude driver: the human submitted input into this task's turn.
     human_input: bool,
+    /// Claude driver: when the delivery was acknowledged, and when the turn ended.
+    acked_at_us: Option<u64>,
+    turn_ended_at_us: Option<u64>,
 }
 
 struct Host {
@@ -83,6 +86,8 @@ struct Host {
     interrupted_prompt: Option<String>,
     /// Claude Code's session registry directory (`~/.claude/sessions`), when watched.
     claude_sessions: Option<std::path::PathBuf>,
+    /// When the event being applied was written (from its file name), for timings.
+    event_at_us: u64,
     /// Raw mode on the agent's window while Claude Code is mirrored into it.
     _raw: Option<RawMode>,
 }
@@ -133,6 +138,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         restarts: Vec::new(),
         interrupted_prompt: None,
         claude_sessions: None,
+        event_at_us: 0,
         _raw: None,
     };
     host.recover_interrupted_task();
@@ -365,6 +371,8 @@ impl Host {
             finished_at_us: now,
             result_bytes: None,
             human_input: false,
+            acked_at_us: None,
+            turn_ended_at_us: None,
         };
         let title = task.map_or_else(|| id.to_string(), |t| t.title);
         self.after_task(id, &title, done);
@@ -388,6 +396,8 @@ impl Host {
                 sink: Some(sink),
                 held: false,
                 human_input: false,
+                acked_at_us: None,
+                turn_ended_at_us: None,
             });
             if let Err(e) = self.watcher.watch(&task_dir) {
                 warn(&format!(
@@ -425,6 +435,8 @@ impl Host {
             sink: None,
             held: false,
             human_input: false,
+            acked_at_us: None,
+            turn_ended_at_us: None,
         });
         if let Err(e) = self.watcher.watch(&task_dir) {
             warn(&format!(
@@ -538,6 +550,8 @@ impl Host {
             finished_at_us: now_us(),
             result_bytes,
             human_input: r.human_input,
+            acked_at_us: r.acked_at_us,
+            turn_ended_at_us: r.turn_ended_at_us,
         };
         self.watcher.unwatch(&self.state.task_dir(&r.task.id));
         self.after_task(&r.task.id, &r.task.title, done);
@@ -717,6 +731,11 @@ impl Host {
                 .flatten()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
             let _ = std::fs::remove_file(&path);
+            // Event files are named `<written_at_us, 20 digits>-<pid>.json`.
+            self.event_at_us = path
+                .file_name()
+                .and_then(|n| n.to_str()?.split('-').next()?.parse().ok())
+                .unwrap_or_else(now_us);
             let update = event.and_then(|e| self.claude.as_mut()?.on_event(&e));
             if let Some(update) = update {
                 self.apply(update);
@@ -788,13 +807,22 @@ impl Host {
                 };
                 self.set_state(state)
             }
-            Update::Acked => self.set_state(AgentState::Working),
+            Update::Acked => {
+                if let Some(r) = &mut self.running {
+                    r.acked_at_us = Some(self.event_at_us);
+                }
+                self.set_state(AgentState::Working)
+            }
             Update::Answered(answer) => {
+                if let Some(r) = &mut self.running {
+                    r.turn_ended_at_us = Some(self.event_at_us);
+                }
                 self.finish_run(end(Outcome::Ok, None, answer));
                 Ok(())
             }
             Update::Failed(why) | Update::Undeliverable(why) => {
                 if let Some(r) = &mut self.running {
+                    r.turn_ended_at_us = Some(self.event_at_us);
                     r.stopping.get_or_insert((Outcome::Failed, why));
                 }
                 self.finish_run(end(Outcome::Failed, None, String::new()));

@@ -207,6 +207,12 @@ pub struct Done {
     /// older files, which read as false.
     #[serde(default)]
     pub human_input: bool,
+    /// Claude driver: when the UserPromptSubmit hook acknowledged the delivery.
+    #[serde(default)]
+    pub acked_at_us: Option<u64>,
+    /// Claude driver: when the Stop (or StopFailure) hook reported the end of the turn.
+    #[serde(default)]
+    pub turn_ended_at_us: Option<u64>,
 }
 
 impl Done {
@@ -229,6 +235,8 @@ impl Done {
             finished_at_us: now_us(),
             result_bytes: None,
             human_input: false,
+            acked_at_us: None,
+            turn_ended_at_us: None,
         }
     }
 }

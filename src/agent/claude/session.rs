@@ -138,6 +138,8 @@ pub struct Session {
     nonce: u64,
     /// Human keys held back while the probe runs.
     held: Vec<u8>,
+    /// Claude Code's own registry file for this process (`~/.claude/sessions/<pid>.json`).
+    registry: Option<PathBuf>,
     /// A task interrupted by the previous Claude Code, which `--resume` may put back
     /// into the box: cleared once this one is ready.
     clear_first: Option<String>,
@@ -245,6 +247,7 @@ impl Session {
             probe_path: paths.probe_path,
             nonce: 0,
             held: Vec::new(),
+            registry: None,
             clear_first: clear_first.map(|p| escape_leading_command(&p)),
             tx,
         })
@@ -302,6 +305,10 @@ impl Session {
             return None;
         }
         let _ = self.write(bytes);
+        // After our Enter, keys go into our turn, even before its acknowledgement is read.
+        if matches!(self.phase, Phase::Submitted { .. }) {
+            return Some(Update::HumanInput);
+        }
         let Phase::Working { text, .. } = &self.phase else {
             return None;
         };
@@ -352,22 +359,35 @@ impl Session {
     /// 4.6). An interrupt fires no hook, but the registry goes `idle`: if our turn is
     /// still open then, a Stop must follow soon, or the turn was interrupted.
     pub fn registry_changed(&mut self, sessions_dir: &Path) {
+        self.registry = Some(sessions_dir.join(format!("{}.json", self.pid)));
         let Phase::Working { nonce, .. } = self.phase else {
             return;
         };
-        let path = sessions_dir.join(format!("{}.json", self.pid));
-        let status = crate::state::read_optional(&path)
-            .ok()
-            .flatten()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-        if status.is_some_and(|s| s["status"] == "idle") {
+        if self.registry_idle() {
             self.timer(STOP_GRACE_AFTER_IDLE, ClaudeEvent::IdleCheck(nonce));
         }
     }
 
+    /// Returns true if and only if Claude Code's registry says it is idle.
+    fn registry_idle(&self) -> bool {
+        self.registry
+            .as_deref()
+            .and_then(|p| crate::state::read_optional(p).ok().flatten())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|s| s["status"] == "idle")
+    }
+
     /// Handles a timer event.
     pub fn on_timer(&mut self, event: &ClaudeEvent) -> Option<Update> {
+        let registry_idle = self.registry_idle();
         match (event, &mut self.phase) {
+            // The registry may still say idle just after a turn started (its busy update
+            // trails the hooks): only idle now, with no Stop, means interrupted.
+            (ClaudeEvent::IdleCheck(n), Phase::Working { nonce, .. })
+                if n == nonce && !registry_idle =>
+            {
+                None
+            }
             (ClaudeEvent::IdleCheck(n), Phase::Working { nonce, text }) if n == nonce => {
                 // Idle, and still no Stop: interrupted (the human's Escape or Ctrl-C).
                 let text = text.clone();
