@@ -89,6 +89,9 @@ fn probe(file: &Path) -> Result<i32> {
         "nonce": request.nonce,
         "result": result,
         "box_bytes": content.len(),
+        // The host sends Enter only once we have exited: a key typed while an editor
+        // runs arrives as a newline, not a submit (facts 1.20).
+        "pid": std::process::id(),
     });
     super::hook::deliver(Path::new(&events), event.to_string().as_bytes())?;
     Ok(code)

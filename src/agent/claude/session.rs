@@ -21,8 +21,12 @@ use crate::state::write_json;
 
 /// How long the probe may take before the host concludes a dialog is open.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long after Enter the `UserPromptSubmit` acknowledgement may take.
-pub const ACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long after Enter the `UserPromptSubmit` acknowledgement may take (measured:
+/// 26–47 ms, docs/design/claude-host.md).
+pub const ACK_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long after the probe exits Claude Code needs to load the file into its box; a
+/// late Enter is only a delay, an early one a newline, so Enter is retried on no ack.
+pub const ENTER_SETTLE: Duration = Duration::from_millis(30);
 /// How many times Enter (only Enter, never the text) is sent for one delivery.
 pub const MAX_ENTERS: u32 = 3;
 /// How long after Escape Claude Code is idle again (measured: about 0.1 s, facts 3.7).
@@ -53,6 +57,10 @@ pub enum ClaudeEvent {
     IdleCheck(u64),
     /// Time to check that Claude Code accepted input after it started.
     StartCheck,
+    /// The probe that loaded delivery `nonce` exited: Claude Code takes the file back.
+    ProbeExited(u64),
+    /// Time to press Enter for delivery `nonce`.
+    Enter(u64),
 }
 
 /// What the host must act on after an event.
@@ -138,6 +146,8 @@ pub struct Session {
     nonce: u64,
     /// Human keys held back while the probe runs.
     held: Vec<u8>,
+    /// Watches the probe that loaded the current delivery, for its exit.
+    probe_exit: Option<crate::process::ExitWatch>,
     /// Claude Code's own registry file for this process (`~/.claude/sessions/<pid>.json`).
     registry: Option<PathBuf>,
     /// A task interrupted by the previous Claude Code, which `--resume` may put back
@@ -247,6 +257,7 @@ impl Session {
             probe_path: paths.probe_path,
             nonce: 0,
             held: Vec::new(),
+            probe_exit: None,
             registry: None,
             clear_first: clear_first.map(|p| escape_leading_command(&p)),
             tx,
@@ -348,6 +359,48 @@ impl Session {
         });
     }
 
+    /// Presses Enter for delivery `nonce` once the probe has exited and Claude Code has
+    /// had a moment to load its file.
+    fn enter_after_probe_exits(&mut self, event: &Value, nonce: u64) {
+        let pid = event["pid"].as_i64().and_then(|p| i32::try_from(p).ok());
+        let watch = pid.and_then(|pid| {
+            crate::process::notify_exit(pid, self.tx.clone(), move || {
+                ClaudeEvent::ProbeExited(nonce)
+            })
+            .ok()
+        });
+        if watch.is_none() {
+            self.timer(ENTER_SETTLE, ClaudeEvent::Enter(nonce));
+        }
+        self.probe_exit = watch;
+    }
+
+    /// Sends Enter for the delivery in flight and waits for its acknowledgement.
+    fn press_enter(&mut self, n: u64) -> Option<Update> {
+        let (Phase::Submitted { nonce, enters, .. }
+        | Phase::Compacting {
+            nonce,
+            enters,
+            started: false,
+        }) = &mut self.phase
+        else {
+            return None;
+        };
+        if *nonce != n {
+            return None;
+        }
+        if *enters >= MAX_ENTERS {
+            self.phase = Phase::Idle;
+            return Some(Update::Undeliverable(
+                "Claude Code did not take the task after Enter".into(),
+            ));
+        }
+        *enters += 1;
+        let _ = self.write(b"\r");
+        self.timer(ACK_TIMEOUT, ClaudeEvent::AckTimeout(n));
+        None
+    }
+
     fn release_held(&mut self) {
         let held = std::mem::take(&mut self.held);
         if !held.is_empty() {
@@ -421,39 +474,14 @@ impl Session {
                 self.release_held();
                 Some(Update::DialogOpen)
             }
-            (
-                ClaudeEvent::AckTimeout(n),
-                Phase::Compacting {
-                    nonce,
-                    started: false,
-                    enters,
-                },
-            ) if n == nonce => {
-                if *enters >= MAX_ENTERS {
-                    self.phase = Phase::Idle;
-                    return Some(Update::Undeliverable(
-                        "Claude Code did not start compacting (is there a conversation yet?)"
-                            .into(),
-                    ));
-                }
-                *enters += 1;
-                let nonce = *nonce;
-                let _ = self.write(b"\r");
-                self.timer(ACK_TIMEOUT, ClaudeEvent::AckTimeout(nonce));
+            (ClaudeEvent::ProbeExited(n), _) => {
+                self.probe_exit = None;
+                self.timer(ENTER_SETTLE, ClaudeEvent::Enter(*n));
                 None
             }
-            (ClaudeEvent::AckTimeout(n), Phase::Submitted { nonce, enters, .. }) if n == nonce => {
-                if *enters >= MAX_ENTERS {
-                    self.phase = Phase::Idle;
-                    return Some(Update::Undeliverable(
-                        "Claude Code did not accept the prompt after Enter".into(),
-                    ));
-                }
-                *enters += 1;
-                let nonce = *nonce;
-                let _ = self.write(b"\r");
-                self.timer(ACK_TIMEOUT, ClaudeEvent::AckTimeout(nonce));
-                None
+            (ClaudeEvent::Enter(n) | ClaudeEvent::AckTimeout(n), _) => {
+                let n = *n;
+                self.press_enter(n)
             }
             _ => None,
         }
@@ -561,24 +589,21 @@ impl Session {
         }
         let (nonce, text) = (*nonce, text.clone());
         let update = match event["result"].as_str() {
-            Some("loaded") if is_compact(&text) => {
-                self.phase = Phase::Compacting {
-                    nonce,
-                    started: false,
-                    enters: 1,
-                };
-                let _ = self.write(b"\r");
-                self.timer(ACK_TIMEOUT, ClaudeEvent::AckTimeout(nonce));
-                None
-            }
             Some("loaded") => {
-                self.phase = Phase::Submitted {
-                    nonce,
-                    text,
-                    enters: 1,
+                self.phase = if is_compact(&text) {
+                    Phase::Compacting {
+                        nonce,
+                        started: false,
+                        enters: 0,
+                    }
+                } else {
+                    Phase::Submitted {
+                        nonce,
+                        text,
+                        enters: 0,
+                    }
                 };
-                let _ = self.write(b"\r");
-                self.timer(ACK_TIMEOUT, ClaudeEvent::AckTimeout(nonce));
+                self.enter_after_probe_exits(event, nonce);
                 None
             }
             _ => {
