@@ -609,3 +609,35 @@ fn an_interrupt_without_a_hook_is_caught_by_the_session_registry() {
         text(&after)
     );
 }
+
+#[test]
+fn streamed_output_reaches_the_log_and_a_clear_is_followed_to_the_new_session() {
+    let env = Env::new();
+    let Some(agent) = host_agent(
+        "streamed_output_reaches_the_log_and_a_clear_is_followed_to_the_new_session",
+        &env,
+        "scribe",
+    ) else {
+        return;
+    };
+    let (_, after) = env.run_hook(b"@scribe write something");
+    let (head, _) = head_and_body(&after);
+    let id = head
+        .split("task ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let log = std::fs::read_to_string(env.state.join("tasks").join(id).join("output.log")).unwrap();
+    assert!(
+        log.contains("FAKE-REPLY: write something"),
+        "MessageDisplay did not stream: {log:?}"
+    );
+
+    let before = env.status("scribe").unwrap()["claude_session_id"].clone();
+    agent.tmux.send_literal(&agent.pane, "/clear");
+    agent.tmux.send_keys(&agent.pane, &["Enter"]);
+    let after = env.wait_status("scribe", "idle", |s| s["claude_session_id"] != before);
+    assert!(after["claude_session_id"].is_string());
+}
