@@ -641,3 +641,35 @@ fn streamed_output_reaches_the_log_and_a_clear_is_followed_to_the_new_session() 
     let after = env.wait_status("scribe", "idle", |s| s["claude_session_id"] != before);
     assert!(after["claude_session_id"].is_string());
 }
+
+#[test]
+fn a_held_task_goes_in_once_the_human_clears_their_draft() {
+    let env = Env::new();
+    let Some(agent) = host_agent(
+        "a_held_task_goes_in_once_the_human_clears_their_draft",
+        &env,
+        "desk",
+    ) else {
+        return;
+    };
+    agent.tmux.send_literal(&agent.pane, "a thought I drop");
+    agent
+        .tmux
+        .wait_for_screen(&agent.pane, |s| s.contains("a thought I drop"), CLAUDE_WAIT)
+        .unwrap();
+    let (mut hook, file) = env.spawn_hook(b"@desk the real task");
+    env.wait_status("desk", "user", |_| true);
+    // Two Escapes clear a non-empty box (facts 3.8); no hook reports it.
+    agent.tmux.send_keys(&agent.pane, &["Escape"]);
+    agent.tmux.send_keys(&agent.pane, &["Escape"]);
+    assert!(wait_child(&mut hook, CLAUDE_WAIT, "the held task").success());
+    assert_eq!(
+        text(&head_and_body(&std::fs::read(file).unwrap()).1),
+        "FAKE-REPLY: the real task"
+    );
+    assert_eq!(
+        agent.sandbox.api.prompts(),
+        ["the real task"],
+        "the dropped draft was never sent"
+    );
+}

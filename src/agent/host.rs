@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::claude::session::{ClaudeConfig, ClaudeEvent, Session, SessionPaths, Update};
+use super::claude::session::{
+    ClaudeConfig, ClaudeEvent, REPROBE_QUIET, Session, SessionPaths, Update,
+};
 use super::driver::{Driver, RunEnd, RunHandle, RunStatus};
 use super::output::OutputSink;
 use crate::process::{is_alive, kill_task_processes};
@@ -88,6 +90,8 @@ struct Host {
     claude_sessions: Option<std::path::PathBuf>,
     /// When the event being applied was written (from its file name), for timings.
     event_at_us: u64,
+    /// Counts the human's key bursts while a task is held, so only the last one re-probes.
+    input_bursts: u64,
     /// Raw mode on the agent's window while Claude Code is mirrored into it.
     _raw: Option<RawMode>,
 }
@@ -139,6 +143,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         interrupted_prompt: None,
         claude_sessions: None,
         event_at_us: 0,
+        input_bursts: 0,
         _raw: None,
     };
     host.recover_interrupted_task();
@@ -749,6 +754,23 @@ impl Host {
                 let update = self.claude.as_mut().and_then(|c| c.input(&bytes));
                 if let Some(update) = update {
                     self.apply(update);
+                }
+                if self.running.as_ref().is_some_and(|r| r.held) {
+                    self.input_bursts += 1;
+                    let (tx, burst) = (self.claude_tx.clone(), self.input_bursts);
+                    if let Some(tx) = tx {
+                        std::thread::spawn(move || {
+                            std::thread::sleep(REPROBE_QUIET);
+                            let _ = tx.send(ClaudeEvent::Reprobe(burst));
+                        });
+                    }
+                }
+            }
+            ClaudeEvent::Reprobe(burst) => {
+                let quiet = burst == self.input_bursts;
+                let free = self.claude.as_ref().is_some_and(Session::can_deliver);
+                if quiet && free {
+                    self.redeliver()?;
                 }
             }
             ClaudeEvent::Exited(how) => {

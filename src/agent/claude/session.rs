@@ -34,6 +34,8 @@ pub const INTERRUPT_SETTLE: Duration = Duration::from_millis(400);
 /// How long a Stop hook may trail the registry's `idle` before the turn counts as
 /// interrupted (measured: Stop comes 20–90 ms *before* idle, facts 2.3.10).
 pub const STOP_GRACE_AFTER_IDLE: Duration = Duration::from_millis(1500);
+/// How long the human's keys must be quiet before a held task's box is checked again.
+pub const REPROBE_QUIET: Duration = Duration::from_millis(1500);
 /// How long Claude Code may take to accept input before a dialog is assumed.
 pub const START_CHECK: Duration = Duration::from_secs(5);
 
@@ -61,6 +63,9 @@ pub enum ClaudeEvent {
     ProbeExited(u64),
     /// Time to press Enter for delivery `nonce`.
     Enter(u64),
+    /// The human's keys have been quiet since burst `generation`: check a held task's box
+    /// again (the human may have cleared their draft, which fires no hook).
+    Reprobe(u64),
 }
 
 /// What the host must act on after an event.
