@@ -216,6 +216,22 @@ fn kill(pid: u32) {
     .unwrap();
 }
 
+/// Waits until Claude Code has written `needle` into the transcript of `session` on disk.
+/// It writes the transcript asynchronously: a SIGKILL right after a turn can lose it, and
+/// then `--resume` finds no conversation (agent-wrap falls back to a new session).
+fn wait_transcript(agent: &HostedAgent, session: &str, needle: &str) {
+    let projects = agent.sandbox.home.root().join(".claude/projects");
+    wait_until(CLAUDE_WAIT, "the transcript on disk", || {
+        std::fs::read_dir(&projects)
+            .ok()?
+            .flatten()
+            .map(|d| d.path().join(format!("{session}.jsonl")))
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .filter(|t| t.contains(needle))
+            .map(|_| ())
+    });
+}
+
 /// The last prompt request carries at least one earlier assistant turn.
 fn carries_context(agent: &HostedAgent, prompt: &str) -> bool {
     agent
@@ -239,6 +255,11 @@ fn claude_killed_under_the_host_fails_the_task_and_comes_back_with_its_memory() 
     slow_on_marker(&agent);
     let (_, after) = env.run_hook(b"@sturdy remember the word pelican");
     assert!(text(&after).contains("FAKE-REPLY: remember the word pelican"));
+    let session = env.status("sturdy").unwrap()["claude_session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_transcript(&agent, &session, "FAKE-REPLY: remember the word pelican");
 
     let (mut hook, file) = env.spawn_hook(b"@sturdy [[slow]] think hard");
     env.wait_status("sturdy", "working", |_| true);
@@ -290,6 +311,11 @@ fn agent_wrap_killed_mid_task_returns_fast_and_a_new_host_resumes_the_conversati
     let (_, after) = env.run_hook(b"@phoenix remember the word heron");
     assert!(text(&after).contains("FAKE-REPLY: remember the word heron"));
     let session = env.status("phoenix").unwrap()["claude_session_id"].clone();
+    wait_transcript(
+        &agent,
+        session.as_str().unwrap(),
+        "FAKE-REPLY: remember the word heron",
+    );
 
     let (mut hook, file) = env.spawn_hook(b"@phoenix [[slow]] long job");
     agent
@@ -629,11 +655,13 @@ fn streamed_output_reaches_the_log_and_a_clear_is_followed_to_the_new_session() 
         .split(' ')
         .next()
         .unwrap();
-    let log = std::fs::read_to_string(env.state.join("tasks").join(id).join("output.log")).unwrap();
-    assert!(
-        log.contains("FAKE-REPLY: write something"),
-        "MessageDisplay did not stream: {log:?}"
-    );
+    // MessageDisplay hooks may land just after the answer: wait for the text.
+    let log_path = env.state.join("tasks").join(id).join("output.log");
+    wait_until(CLAUDE_WAIT, "the streamed text in output.log", || {
+        std::fs::read_to_string(&log_path)
+            .ok()
+            .filter(|l| l.contains("FAKE-REPLY: write something"))
+    });
 
     let before = env.status("scribe").unwrap()["claude_session_id"].clone();
     agent.tmux.send_literal(&agent.pane, "/clear");

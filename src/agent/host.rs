@@ -92,6 +92,8 @@ struct Host {
     event_at_us: u64,
     /// Counts the human's key bursts while a task is held, so only the last one re-probes.
     input_bursts: u64,
+    /// The output log of the task that just finished, for its late streamed text.
+    last_sink: Option<OutputSink>,
     /// Raw mode on the agent's window while Claude Code is mirrored into it.
     _raw: Option<RawMode>,
 }
@@ -144,6 +146,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         claude_sessions: None,
         event_at_us: 0,
         input_bursts: 0,
+        last_sink: None,
         _raw: None,
     };
     host.recover_interrupted_task();
@@ -511,7 +514,10 @@ impl Host {
     }
 
     fn finish_run(&mut self, end: RunEnd) {
-        let Some(r) = self.running.take() else { return };
+        let Some(mut r) = self.running.take() else {
+            return;
+        };
+        self.last_sink = r.sink.take();
         let (mut outcome, mut reason) = match (&r.stopping, &end.status) {
             (Some((outcome, reason)), _) => (*outcome, Some(reason.clone())),
             (None, RunStatus::Exited(0)) => (Outcome::Ok, None),
@@ -873,7 +879,11 @@ impl Host {
             Update::HumanTurn => self.set_state(AgentState::Working),
             Update::Idle => self.redeliver(),
             Update::Output(delta) => {
-                if let Some(sink) = self.running.as_mut().and_then(|r| r.sink.as_mut()) {
+                let sink = match &mut self.running {
+                    Some(r) => r.sink.as_mut(),
+                    None => self.last_sink.as_mut(),
+                };
+                if let Some(sink) = sink {
                     sink.write(delta.as_bytes());
                 }
                 Ok(())

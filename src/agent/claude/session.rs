@@ -151,6 +151,8 @@ pub struct Session {
     nonce: u64,
     /// Human keys held back while the probe runs.
     held: Vec<u8>,
+    /// True from our delivery's acknowledgement until the next delivery starts.
+    streaming: bool,
     /// Watches the probe that loaded the current delivery, for its exit.
     probe_exit: Option<crate::process::ExitWatch>,
     /// Claude Code's own registry file for this process (`~/.claude/sessions/<pid>.json`).
@@ -263,6 +265,7 @@ impl Session {
             nonce: 0,
             held: Vec::new(),
             probe_exit: None,
+            streaming: false,
             registry: None,
             clear_first: clear_first.map(|p| escape_leading_command(&p)),
             tx,
@@ -290,6 +293,7 @@ impl Session {
             nonce: self.nonce,
             text,
         };
+        self.streaming = false;
         self.write(b"\x07")?; // Ctrl-G: Claude Code runs $EDITOR, our probe.
         self.timer(PROBE_TIMEOUT, ClaudeEvent::ProbeTimeout(self.nonce));
         Ok(())
@@ -524,6 +528,7 @@ impl Session {
                         nonce: *nonce,
                         text: ours.clone(),
                     };
+                    self.streaming = true;
                     Some(Update::Acked)
                 }
                 Phase::Working { .. } => Some(Update::HumanInput),
@@ -567,9 +572,9 @@ impl Session {
                     summary.chars().count()
                 )))
             }
-            "MessageDisplay" if matches!(self.phase, Phase::Working { .. }) => {
-                Some(Update::Output(text("delta")))
-            }
+            // MessageDisplay hooks run as their own processes and may land just after
+            // Stop: text streamed since our last delivery belongs to that task.
+            "MessageDisplay" if self.streaming => Some(Update::Output(text("delta"))),
             "Notification" if text("notification_type") == "permission_prompt" => {
                 Some(Update::NeedsHuman(text("message")))
             }
