@@ -83,6 +83,8 @@ struct Host {
     claude_tx: Option<Sender<ClaudeEvent>>,
     /// When Claude Code was restarted recently, for the backoff and the limit.
     restarts: Vec<std::time::Instant>,
+    /// Consecutive starts that died before accepting input (a failing `--resume`).
+    resume_failures: u32,
     /// The prompt of a task the last Claude Code died on: cleared from the box of the
     /// next one, which may restore it.
     interrupted_prompt: Option<String>,
@@ -142,6 +144,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         claude: None,
         claude_tx: None,
         restarts: Vec::new(),
+        resume_failures: 0,
         interrupted_prompt: None,
         claude_sessions: None,
         event_at_us: 0,
@@ -691,9 +694,16 @@ impl Host {
     fn schedule_restart(&mut self, how: &str, was_ready: bool) {
         const WINDOW: Duration = Duration::from_secs(60);
         const LIMIT: usize = 5;
-        if !was_ready && self.status.claude_session_id.is_some() {
-            // It died before accepting input: most likely `--resume` found no
-            // conversation. Start the next one fresh, and say so.
+        if was_ready {
+            self.resume_failures = 0;
+        } else if self.status.claude_session_id.is_some() {
+            self.resume_failures += 1;
+        }
+        if self.resume_failures >= 2 {
+            // It died twice before accepting input: `--resume` finds no conversation
+            // (a SIGKILLed Claude Code may not have written its transcript yet). Start
+            // the next one fresh, and say so.
+            self.resume_failures = 0;
             warn(&format!(
                 "Claude Code could not resume session {} ({how}); starting a new session",
                 self.status.claude_session_id.as_deref().unwrap_or("")
