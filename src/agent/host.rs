@@ -845,9 +845,10 @@ impl Host {
                 };
                 self.set_state(state)
             }
-            Update::Acked => {
+            Update::Acked { human_input } => {
                 if let Some(r) = &mut self.running {
                     r.acked_at_us = Some(self.event_at_us);
+                    r.human_input |= human_input;
                 }
                 self.set_state(AgentState::Working)
             }

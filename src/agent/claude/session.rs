@@ -39,6 +39,13 @@ pub const REPROBE_QUIET: Duration = Duration::from_millis(1500);
 /// How long Claude Code may take to accept input before a dialog is assumed.
 pub const START_CHECK: Duration = Duration::from_secs(5);
 
+/// A fresh delivery nonce, unique in this process: timers of a Claude Code that was
+/// restarted must never match the deliveries of its successor.
+fn next_nonce() -> u64 {
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+}
+
 /// Events from the session's threads and timers.
 #[derive(Debug)]
 pub enum ClaudeEvent {
@@ -73,8 +80,9 @@ pub enum ClaudeEvent {
 pub enum Update {
     /// Claude Code accepts input; `session_id` is its current session.
     Ready { session_id: String },
-    /// Our prompt was submitted (delivery acknowledged).
-    Acked,
+    /// Our prompt was submitted (delivery acknowledged); `human_input` when keys the
+    /// human typed during the delivery went into the turn.
+    Acked { human_input: bool },
     /// Our turn ended with an answer.
     Answered(String),
     /// Our turn ended with an API error.
@@ -280,7 +288,7 @@ impl Session {
     /// Starts delivering `prompt`: asks the probe to load it into an empty box. A leading
     /// `/` or `!` is escaped, except for the agent command `/compact`.
     pub fn deliver(&mut self, prompt: &str) -> Result<()> {
-        self.nonce += 1;
+        self.nonce = next_nonce();
         let text = if is_compact(prompt) {
             prompt.trim().to_owned()
         } else {
@@ -308,7 +316,7 @@ impl Session {
             _ => self.last_text.clone(),
         };
         let _ = self.write(b"\x1b");
-        self.nonce += 1;
+        self.nonce = next_nonce();
         self.phase = Phase::Clearing {
             nonce: self.nonce,
             text,
@@ -320,22 +328,27 @@ impl Session {
     /// our running turn are reported: the task is marked, and a lone Escape (not the
     /// start of an arrow key's sequence) interrupts it, after which no Stop follows.
     pub fn input(&mut self, bytes: &[u8]) -> Option<Update> {
-        if matches!(self.phase, Phase::Probing { .. } | Phase::Clearing { .. }) {
+        // From the probe until the acknowledgement the box is ours: keys typed now would
+        // end up inside the task. They wait, and go into the turn once it runs.
+        let delivering = matches!(
+            self.phase,
+            Phase::Probing { .. }
+                | Phase::Clearing { .. }
+                | Phase::Submitted { .. }
+                | Phase::Compacting { started: false, .. }
+        );
+        if delivering {
             self.held.extend_from_slice(bytes);
             return None;
         }
         let _ = self.write(bytes);
-        // After our Enter, keys go into our turn, even before its acknowledgement is read.
-        if matches!(self.phase, Phase::Submitted { .. }) {
-            return Some(Update::HumanInput);
-        }
         let Phase::Working { text, .. } = &self.phase else {
             return None;
         };
         if bytes != b"\x1b" {
             return Some(Update::HumanInput);
         }
-        self.nonce += 1;
+        self.nonce = next_nonce();
         self.phase = Phase::Clearing {
             nonce: self.nonce,
             text: text.clone(),
@@ -400,6 +413,7 @@ impl Session {
         }
         if *enters >= MAX_ENTERS {
             self.phase = Phase::Idle;
+            self.release_held();
             return Some(Update::Undeliverable(
                 "Claude Code did not take the task after Enter".into(),
             ));
@@ -453,7 +467,7 @@ impl Session {
             (ClaudeEvent::IdleCheck(n), Phase::Working { nonce, text }) if n == nonce => {
                 // Idle, and still no Stop: interrupted (the human's Escape or Ctrl-C).
                 let text = text.clone();
-                self.nonce += 1;
+                self.nonce = next_nonce();
                 self.phase = Phase::Clearing {
                     nonce: self.nonce,
                     text,
@@ -507,7 +521,7 @@ impl Session {
                     self.session_id = id.to_owned();
                 }
                 if let Some(text) = self.clear_first.take() {
-                    self.nonce += 1;
+                    self.nonce = next_nonce();
                     self.phase = Phase::Clearing {
                         nonce: self.nonce,
                         text,
@@ -529,7 +543,10 @@ impl Session {
                         text: ours.clone(),
                     };
                     self.streaming = true;
-                    Some(Update::Acked)
+                    // Keys held back during the delivery go into the running turn.
+                    let human_input = !self.held.is_empty();
+                    self.release_held();
+                    Some(Update::Acked { human_input })
                 }
                 Phase::Working { .. } => Some(Update::HumanInput),
                 _ => {
@@ -560,7 +577,8 @@ impl Session {
             "PreCompact" => match &mut self.phase {
                 Phase::Compacting { started, .. } => {
                     *started = true;
-                    Some(Update::Acked)
+                    self.release_held();
+                    Some(Update::Acked { human_input: false })
                 }
                 _ => None,
             },
