@@ -71,6 +71,7 @@ fn hosted_claude_answers_tasks_and_keeps_its_conversation() {
         "{head}\n{}",
         agent.tmux.capture(&agent.pane)
     );
+    assert!(!head.contains("human input"), "nobody typed: {head}");
     assert_eq!(text(&body), "FAKE-REPLY: plan the first feature");
 
     let (_, after) = env.run_hook(b"@planner now the second");
@@ -699,5 +700,65 @@ fn a_held_task_goes_in_once_the_human_clears_their_draft() {
         agent.sandbox.api.prompts(),
         ["the real task"],
         "the dropped draft was never sent"
+    );
+}
+
+#[test]
+fn an_interrupted_human_turn_frees_the_agent_for_the_next_task() {
+    let env = Env::new();
+    let Some(agent) = host_agent(
+        "an_interrupted_human_turn_frees_the_agent_for_the_next_task",
+        &env,
+        "mine",
+    ) else {
+        return;
+    };
+    slow_on_marker(&agent);
+    agent
+        .tmux
+        .send_literal(&agent.pane, "[[slow]] my own long question");
+    agent.tmux.send_keys(&agent.pane, &["Enter"]);
+    agent
+        .sandbox
+        .api
+        .wait_for_prompt(|p| p.contains("my own long question"), CLAUDE_WAIT)
+        .expect("the human's prompt");
+    env.wait_status("mine", "working", |_| true);
+    // Escape ends the human's turn with no hook; the registry tells. With no output yet,
+    // Claude Code puts the human's prompt back into the box (facts 3.7): their draft.
+    agent.tmux.send_keys(&agent.pane, &["Escape"]);
+    let (mut hook, file) = env.spawn_hook(b"@mine a task after that");
+    env.wait_status("mine", "user", |_| true);
+    agent.tmux.send_keys(&agent.pane, &["Escape"]);
+    agent.tmux.send_keys(&agent.pane, &["Escape"]);
+    assert!(wait_child(&mut hook, CLAUDE_WAIT, "the held task").success());
+    let after = std::fs::read(file).unwrap();
+    assert!(
+        text(&after).contains("FAKE-REPLY: a task after that"),
+        "{}",
+        text(&after)
+    );
+}
+
+#[test]
+fn a_task_sent_while_claude_restarts_waits_for_it() {
+    let env = Env::new();
+    let Some(agent) = host_agent(
+        "a_task_sent_while_claude_restarts_waits_for_it",
+        &env,
+        "patient",
+    ) else {
+        return;
+    };
+    let host = env.status("patient").unwrap()["pid"].as_u64().unwrap() as u32;
+    kill(children(host)[0]);
+    env.wait_status("patient", "starting", |_| true);
+    let (out, after) = env.run_hook(b"@patient are you back");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&after).contains("FAKE-REPLY: are you back"),
+        "{}\n{}",
+        text(&after),
+        agent.tmux.capture(&agent.pane)
     );
 }

@@ -314,7 +314,11 @@ impl Host {
     /// Claims inbox entries until one starts running or the inbox is empty. Whatever
     /// goes wrong after a claim, the task still gets its `done.json`.
     fn start_next(&mut self) -> Result<()> {
-        if self.claude.as_ref().is_some_and(|c| !c.can_deliver()) {
+        // The claude driver takes a task only into a ready, free Claude Code; while it is
+        // down (restart backoff) tasks wait in the inbox.
+        if matches!(self.opts.driver, Driver::Claude(_))
+            && !self.claude.as_ref().is_some_and(Session::can_deliver)
+        {
             return Ok(());
         }
         while let Some(id) = claim_next(&self.state, &self.opts.name)? {
@@ -810,8 +814,9 @@ impl Host {
                 if let Driver::Claude(config) = self.opts.driver.clone()
                     && self.claude.is_none()
                     && !stopping
+                    && let Err(e) = self.spawn_claude(&config)
                 {
-                    self.spawn_claude(&config)?;
+                    self.schedule_restart(&format!("{e:#}"), false);
                 }
             }
             timer => {
@@ -849,6 +854,7 @@ impl Host {
                 if let Some(r) = &mut self.running {
                     r.acked_at_us = Some(self.event_at_us);
                     r.human_input |= human_input;
+                    r.held = false;
                 }
                 self.set_state(AgentState::Working)
             }
@@ -870,7 +876,12 @@ impl Host {
             Update::Draft => self.hold(AgentState::User),
             Update::DialogOpen => self.hold(AgentState::Waiting),
             Update::NeedsHuman(_) => self.set_state(AgentState::Waiting),
-            Update::Resumed => self.set_state(AgentState::Working),
+            Update::Resumed => {
+                if let Some(r) = &mut self.running {
+                    r.held = false;
+                }
+                self.set_state(AgentState::Working)
+            }
             Update::HumanInput => {
                 if let Some(r) = &mut self.running {
                     r.human_input = true;
@@ -940,6 +951,15 @@ impl Host {
 
     /// Fails what is still queued, marks the agent offline and returns `code`.
     fn shutdown(&mut self, code: i32) -> Result<i32> {
+        // Give a hosted Claude Code a moment to exit and draw its last frame, so that
+        // the terminal restore comes after it.
+        if let Some(mut claude) = self.claude.take() {
+            claude.kill();
+            let (tx, rx) = channel();
+            if let Ok(_watch) = crate::process::notify_exit(claude.pid as i32, tx, || ()) {
+                let _ = rx.recv_timeout(Duration::from_millis(500));
+            }
+        }
         let why = "agent-wrap stopped before starting this task";
         for (entry, id) in pending(&self.state, &self.opts.name)? {
             if !withdraw(&entry)? {
@@ -973,6 +993,11 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
+        // What Claude Code may have left on, had it no time to undo it: a hidden cursor,
+        // bracketed paste, focus reporting.
+        let mut out = std::io::stdout();
+        let _ = out.write_all(b"\x1b[?25h\x1b[?2004l\x1b[?1004l\r\n");
+        let _ = out.flush();
         let _ = crossterm::terminal::disable_raw_mode();
     }
 }

@@ -64,8 +64,11 @@ fn probe(file: &Path) -> Result<i32> {
     let request: Option<ProbeRequest> = read_json(&taken)?;
     let _ = std::fs::remove_file(&taken);
     let request = request.context("empty probe request")?;
-    let content =
+    let file_content =
         std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+    // With "Show last response in external editor" on, the box follows a comment block
+    // (facts 1.24) that is not the human's text.
+    let content = crate::directive::parse(&file_content).user_text.to_vec();
     let has_text = !content.trim_ascii().is_empty();
     let (result, code) = match request.action.as_str() {
         "deliver" if has_text => ("draft", 1),
@@ -98,7 +101,16 @@ fn probe(file: &Path) -> Result<i32> {
 }
 
 /// The human pressed Ctrl-G in the agent's window: their editor, as they configured it.
+/// The host is told first, so that it sends no Ctrl-G into that editor while it runs.
 fn open_user_editor(file: &Path) -> Result<i32> {
+    if let Some(events) = std::env::var_os(super::EVENTS_ENV) {
+        let event = serde_json::json!({
+            "hook_event_name": "Probe",
+            "result": "user-editor",
+            "pid": std::process::id(),
+        });
+        let _ = super::hook::deliver(Path::new(&events), event.to_string().as_bytes());
+    }
     let editor = std::env::var(super::USER_EDITOR_ENV)
         .ok()
         .filter(|e| !e.trim().is_empty())

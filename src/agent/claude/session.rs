@@ -64,8 +64,13 @@ pub enum ClaudeEvent {
     /// The session registry said idle during our turn; if no Stop came since, the turn
     /// was interrupted (the nonce of the delivery).
     IdleCheck(u64),
-    /// Time to check that Claude Code accepted input after it started.
-    StartCheck,
+    /// Time to check that Claude Code (of this session generation) accepted input.
+    StartCheck(u64),
+    /// The registry said idle during the human's own turn: if it still does, the turn
+    /// ended without a hook (an interrupt).
+    HumanIdleCheck,
+    /// The human's own editor (their Ctrl-G) exited.
+    UserEditorClosed,
     /// The probe that loaded delivery `nonce` exited: Claude Code takes the file back.
     ProbeExited(u64),
     /// Time to press Enter for delivery `nonce`.
@@ -130,8 +135,7 @@ enum Phase {
         started: bool,
         enters: u32,
     },
-    /// A prompt of the human's runs.
-    Human,
+
     /// After an interrupt: the box is checked and cleared of our task.
     Clearing { nonce: u64, text: String },
 }
@@ -161,6 +165,15 @@ pub struct Session {
     held: Vec<u8>,
     /// True from our delivery's acknowledgement until the next delivery starts.
     streaming: bool,
+    /// This Claude Code process's generation, so timers of a predecessor are ignored.
+    generation: u64,
+    /// The delivery whose probe timed out: a late "loaded" from it is still taken.
+    timed_out: Option<u64>,
+    /// A prompt of the human's own runs (from its UserPromptSubmit to its end).
+    human_turn: bool,
+    /// The human's own editor, opened by their Ctrl-G, while it runs: no Ctrl-G of ours
+    /// may go into it.
+    user_editor: Option<crate::process::ExitWatch>,
     /// Watches the probe that loaded the current delivery, for its exit.
     probe_exit: Option<crate::process::ExitWatch>,
     /// Claude Code's own registry file for this process (`~/.claude/sessions/<pid>.json`).
@@ -190,6 +203,16 @@ impl Session {
         tx: Sender<ClaudeEvent>,
     ) -> Result<Self> {
         let exe = std::env::current_exe().context("failed to find agent-wrap itself")?;
+        // Claude Code splits $EDITOR on spaces with no way to quote (facts 1.5).
+        if exe.to_string_lossy().contains(char::is_whitespace) {
+            anyhow::bail!(
+                "agent-wrap's path {} contains a space, which Claude Code cannot run as its \
+                 editor; install agent-wrap elsewhere",
+                exe.display()
+            );
+        }
+        // A request left by a Claude Code that died must not answer a human's Ctrl-G.
+        let _ = std::fs::remove_file(&paths.probe_path);
         let hook = format!("{} --hook", shell_quote(&exe.display().to_string()));
         let settings = hook_settings(&hook);
         let mut cmd = CommandBuilder::new(&config.program);
@@ -244,10 +267,11 @@ impl Session {
                 let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
             }
         });
+        let generation = next_nonce();
         let check_tx = tx.clone();
         std::thread::spawn(move || {
             std::thread::sleep(START_CHECK);
-            let _ = check_tx.send(ClaudeEvent::StartCheck);
+            let _ = check_tx.send(ClaudeEvent::StartCheck(generation));
         });
         let exit_tx = tx.clone();
         std::thread::spawn(move || {
@@ -274,6 +298,10 @@ impl Session {
             held: Vec::new(),
             probe_exit: None,
             streaming: false,
+            generation,
+            timed_out: None,
+            human_turn: false,
+            user_editor: None,
             registry: None,
             clear_first: clear_first.map(|p| escape_leading_command(&p)),
             tx,
@@ -282,7 +310,7 @@ impl Session {
 
     /// Returns true if and only if a new task can be delivered now.
     pub fn can_deliver(&self) -> bool {
-        self.ready && self.phase == Phase::Idle
+        self.ready && self.phase == Phase::Idle && !self.human_turn && self.user_editor.is_none()
     }
 
     /// Starts delivering `prompt`: asks the probe to load it into an empty box. A leading
@@ -328,6 +356,12 @@ impl Session {
     /// our running turn are reported: the task is marked, and a lone Escape (not the
     /// start of an arrow key's sequence) interrupts it, after which no Stop follows.
     pub fn input(&mut self, bytes: &[u8]) -> Option<Update> {
+        // The terminal's answers to Claude Code's own queries (device attributes, focus
+        // reports) are not the human typing: pass them on at once.
+        if is_terminal_reply(bytes) {
+            let _ = self.write(bytes);
+            return None;
+        }
         // From the probe until the acknowledgement the box is ours: keys typed now would
         // end up inside the task. They wait, and go into the turn once it runs.
         let delivering = matches!(
@@ -436,11 +470,22 @@ impl Session {
     /// still open then, a Stop must follow soon, or the turn was interrupted.
     pub fn registry_changed(&mut self, sessions_dir: &Path) {
         self.registry = Some(sessions_dir.join(format!("{}.json", self.pid)));
-        let Phase::Working { nonce, .. } = self.phase else {
+        if !self.registry_idle() {
             return;
-        };
-        if self.registry_idle() {
-            self.timer(STOP_GRACE_AFTER_IDLE, ClaudeEvent::IdleCheck(nonce));
+        }
+        if self.human_turn {
+            self.timer(STOP_GRACE_AFTER_IDLE, ClaudeEvent::HumanIdleCheck);
+        }
+        match self.phase {
+            Phase::Working { nonce, .. }
+            | Phase::Compacting {
+                nonce,
+                started: true,
+                ..
+            } => {
+                self.timer(STOP_GRACE_AFTER_IDLE, ClaudeEvent::IdleCheck(nonce));
+            }
+            _ => {}
         }
     }
 
@@ -475,7 +520,30 @@ impl Session {
                 self.timer(Duration::ZERO, ClaudeEvent::Clear(self.nonce));
                 Some(Update::HumanInterrupted)
             }
-            (ClaudeEvent::StartCheck, _) if !self.ready => Some(Update::DialogOpen),
+            (ClaudeEvent::StartCheck(g), _) if *g == self.generation && !self.ready => {
+                Some(Update::DialogOpen)
+            }
+            (ClaudeEvent::HumanIdleCheck, _) if self.human_turn && registry_idle => {
+                self.human_turn = false;
+                (self.phase == Phase::Idle).then_some(Update::Idle)
+            }
+            (ClaudeEvent::UserEditorClosed, _) => {
+                self.user_editor = None;
+                (self.phase == Phase::Idle).then_some(Update::Idle)
+            }
+            (
+                ClaudeEvent::IdleCheck(n),
+                Phase::Compacting {
+                    nonce,
+                    started: true,
+                    ..
+                },
+            ) if n == nonce && registry_idle => {
+                self.phase = Phase::Idle;
+                Some(Update::Failed(
+                    "Claude Code stopped without finishing the compaction".into(),
+                ))
+            }
             (ClaudeEvent::Clear(n), Phase::Clearing { nonce, text }) if n == nonce => {
                 let (nonce, request) = (*nonce, ProbeRequest::new(*nonce, "clear", text.clone()));
                 if write_json(&self.probe_path, &request).is_err() || self.write(b"\x07").is_err() {
@@ -491,6 +559,7 @@ impl Session {
                 Some(Update::Idle)
             }
             (ClaudeEvent::ProbeTimeout(n), Phase::Probing { nonce, .. }) if n == nonce => {
+                self.timed_out = Some(*n);
                 // The editor never ran: a dialog has the keyboard. Take the request back.
                 let _ = std::fs::remove_file(&self.probe_path);
                 self.phase = Phase::Idle;
@@ -549,11 +618,19 @@ impl Session {
                     Some(Update::Acked { human_input })
                 }
                 Phase::Working { .. } => Some(Update::HumanInput),
+                // The human's own prompt. Our delivery, if one is under way, keeps its
+                // phase: only our acknowledgement or a timeout ends it.
                 _ => {
-                    self.phase = Phase::Human;
+                    self.human_turn = true;
                     Some(Update::HumanTurn)
                 }
             },
+            "Stop" | "StopFailure" if !matches!(self.phase, Phase::Working { .. }) => {
+                // The end of the human's turn (ours has not started): our delivery, if
+                // any, goes on.
+                self.human_turn = false;
+                (self.phase == Phase::Idle).then_some(Update::Idle)
+            }
             "Stop" | "StopFailure" => {
                 let was = std::mem::replace(&mut self.phase, Phase::Idle);
                 let message = text("last_assistant_message");
@@ -601,46 +678,69 @@ impl Session {
     }
 
     fn on_probe(&mut self, event: &Value) -> Option<Update> {
-        if let Phase::Clearing { nonce, .. } = &self.phase {
-            if event["nonce"].as_u64() != Some(*nonce) {
+        let result = event["result"].as_str().unwrap_or("");
+        let nonce = event["nonce"].as_u64();
+        if result == "user-editor" {
+            // The human's own Ctrl-G: no Ctrl-G of ours may go into their editor.
+            let pid = event["pid"].as_i64().and_then(|p| i32::try_from(p).ok());
+            self.user_editor = pid.and_then(|pid| {
+                crate::process::notify_exit(pid, self.tx.clone(), || ClaudeEvent::UserEditorClosed)
+                    .ok()
+            });
+            return None;
+        }
+        if let Phase::Clearing { nonce: ours, .. } = &self.phase {
+            if nonce != Some(*ours) {
                 return None;
             }
             self.phase = Phase::Idle;
             self.release_held();
             return Some(Update::Idle);
         }
-        let Phase::Probing { nonce, text } = &self.phase else {
+        // A probe that ran after its timeout still loaded our task: submit it.
+        if self.phase == Phase::Idle
+            && result == "loaded"
+            && nonce.is_some()
+            && nonce == self.timed_out
+        {
+            let nonce = nonce.unwrap_or_default();
+            self.timed_out = None;
+            self.phase = Phase::Submitted {
+                nonce,
+                text: self.last_text.clone(),
+                enters: 0,
+            };
+            self.enter_after_probe_exits(event, nonce);
+            return Some(Update::Resumed);
+        }
+        let Phase::Probing { nonce: ours, text } = &self.phase else {
             return None;
         };
-        if event["nonce"].as_u64() != Some(*nonce) {
+        if nonce != Some(*ours) {
             return None;
         }
-        let (nonce, text) = (*nonce, text.clone());
-        let update = match event["result"].as_str() {
-            Some("loaded") => {
-                self.phase = if is_compact(&text) {
-                    Phase::Compacting {
-                        nonce,
-                        started: false,
-                        enters: 0,
-                    }
-                } else {
-                    Phase::Submitted {
-                        nonce,
-                        text,
-                        enters: 0,
-                    }
-                };
-                self.enter_after_probe_exits(event, nonce);
-                None
-            }
-            _ => {
-                self.phase = Phase::Idle;
-                Some(Update::Draft)
-            }
-        };
+        let (nonce, text) = (*ours, text.clone());
+        if result == "loaded" {
+            self.phase = if is_compact(&text) {
+                Phase::Compacting {
+                    nonce,
+                    started: false,
+                    enters: 0,
+                }
+            } else {
+                Phase::Submitted {
+                    nonce,
+                    text,
+                    enters: 0,
+                }
+            };
+            // Held keys wait for the acknowledgement: typed now, they would join the task.
+            self.enter_after_probe_exits(event, nonce);
+            return None;
+        }
+        self.phase = Phase::Idle;
         self.release_held();
-        update
+        Some(Update::Draft)
     }
 }
 
@@ -680,6 +780,16 @@ pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
 pub fn is_compact(prompt: &str) -> bool {
     let p = prompt.trim_start();
     p == "/compact" || p.starts_with("/compact ") || p.starts_with("/compact\n")
+}
+
+/// Returns true if and only if `bytes` is a terminal's reply or report, not a key: a DCS
+/// string (`ESC P … ESC \\`), a device-attributes answer (`ESC [ ? … c`, `ESC [ > … c`)
+/// or a focus report (`ESC [ I`, `ESC [ O`).
+pub fn is_terminal_reply(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\x1bP")
+        || (bytes.starts_with(b"\x1b[?") || bytes.starts_with(b"\x1b[>")) && bytes.ends_with(b"c")
+        || bytes == b"\x1b[I"
+        || bytes == b"\x1b[O"
 }
 
 /// A leading `/` or `!` would make Claude Code run a slash command or a shell command
@@ -763,6 +873,22 @@ mod tests {
             Some("Let me check.\n\nDone.")
         );
         assert_eq!(turn_text(&path, "missing"), None);
+    }
+
+    #[test]
+    fn terminal_replies_are_not_keys() {
+        for reply in [
+            &b"\x1bP>|tmux 3.3a\x1b\\"[..],
+            b"\x1b[?1;2c",
+            b"\x1b[>0;10;1c",
+            b"\x1b[I",
+            b"\x1b[O",
+        ] {
+            assert!(is_terminal_reply(reply), "{reply:?}");
+        }
+        for key in [&b"a"[..], b"\x1b", b"\x1b[A", b"\r", b"\x03"] {
+            assert!(!is_terminal_reply(key), "{key:?}");
+        }
     }
 
     #[test]
