@@ -569,71 +569,56 @@ fn human_input_into_a_delegated_turn_is_marked_on_the_answer() {
     env.wait_status("pair", "idle", |_| true);
 }
 
-#[test]
-fn escape_from_the_human_in_the_agents_window_ends_the_task_as_interrupted() {
+/// The human presses `key` in the agent's window while a delegated task runs: the task
+/// ends `interrupted` with a reason containing `expect`, and the agent takes the next.
+fn interrupted_from_the_agent_window(test: &str, name: &str, key: &str, expect: &str) {
     let env = Env::new();
-    let Some(agent) = host_agent(
-        "escape_from_the_human_in_the_agents_window_ends_the_task_as_interrupted",
-        &env,
-        "solo",
-    ) else {
+    let Some(agent) = host_agent(test, &env, name) else {
         return;
     };
     slow_on_marker(&agent);
-    let (mut hook, file) = env.spawn_hook(b"@solo [[slow]] never mind");
+    let (mut hook, file) = env.spawn_hook(format!("@{name} [[slow]] stop me").as_bytes());
     agent
         .sandbox
         .api
         .wait_for_prompt(|p| p.contains("[[slow]]"), CLAUDE_WAIT)
         .expect("the task reached the agent");
-    agent.tmux.send_keys(&agent.pane, &["Escape"]);
+    agent.tmux.send_keys(&agent.pane, &[key]);
     assert!(wait_child(&mut hook, CLAUDE_WAIT, "the coordinator").success());
     let head = head_and_body(&std::fs::read(file).unwrap()).0;
     assert!(
-        head.contains("@solo interrupted") && head.contains("the human interrupted"),
-        "{head}"
+        head.contains(&format!("@{name} interrupted")) && head.contains(expect),
+        "{head}\n{}",
+        agent.tmux.capture(&agent.pane)
     );
-    env.wait_status("solo", "idle", |_| true);
-    let (_, after) = env.run_hook(b"@solo next one");
+    env.wait_status(name, "idle", |_| true);
+    let (_, after) = env.run_hook(format!("@{name} carry on").as_bytes());
     assert!(
-        text(&after).contains("FAKE-REPLY: next one"),
+        text(&after).contains("FAKE-REPLY: carry on"),
         "{}",
         text(&after)
     );
 }
 
 #[test]
-fn an_interrupt_without_a_hook_is_caught_by_the_session_registry() {
-    let env = Env::new();
-    let Some(agent) = host_agent(
-        "an_interrupt_without_a_hook_is_caught_by_the_session_registry",
-        &env,
-        "guard",
-    ) else {
-        return;
-    };
-    slow_on_marker(&agent);
-    let (mut hook, file) = env.spawn_hook(b"@guard [[slow]] stop me");
-    agent
-        .sandbox
-        .api
-        .wait_for_prompt(|p| p.contains("[[slow]]"), CLAUDE_WAIT)
-        .expect("the task reached the agent");
-    // Ctrl-C, not a lone Escape: only Claude Code's registry can tell the turn ended.
-    agent.tmux.send_keys(&agent.pane, &["C-c"]);
-    assert!(wait_child(&mut hook, CLAUDE_WAIT, "the coordinator").success());
-    let head = head_and_body(&std::fs::read(file).unwrap()).0;
-    assert!(
-        head.contains("@guard interrupted"),
-        "{head}\n{}",
-        agent.tmux.capture(&agent.pane)
+fn escape_from_the_human_in_the_agents_window_ends_the_task_as_interrupted() {
+    // A lone Escape is seen in the keys the host forwards.
+    interrupted_from_the_agent_window(
+        "escape_from_the_human_in_the_agents_window_ends_the_task_as_interrupted",
+        "solo",
+        "Escape",
+        "the human interrupted",
     );
-    env.wait_status("guard", "idle", |_| true);
-    let (_, after) = env.run_hook(b"@guard carry on");
-    assert!(
-        text(&after).contains("FAKE-REPLY: carry on"),
-        "{}",
-        text(&after)
+}
+
+#[test]
+fn an_interrupt_without_a_hook_is_caught_by_the_session_registry() {
+    // Ctrl-C, not a lone Escape: only Claude Code's registry can tell the turn ended.
+    interrupted_from_the_agent_window(
+        "an_interrupt_without_a_hook_is_caught_by_the_session_registry",
+        "guard",
+        "C-c",
+        "interrupted",
     );
 }
 

@@ -395,44 +395,26 @@ impl Host {
 
     fn start(&mut self, task: TaskEnvelope, claimed_at_us: u64) -> Result<()> {
         let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
-        if let Some(claude) = &mut self.claude {
-            claude.deliver(&task.prompt)?;
-            let task_dir = self.state.task_dir(&task.id);
-            self.status.task = Some(TaskRef {
-                id: task.id.clone(),
-                title: task.title.clone(),
-            });
-            self.running = Some(Running {
-                task,
-                handle: RunHandle::Claude,
-                claimed_at_us,
-                started_at_us: now_us(),
-                stopping: None,
-                sink: Some(sink),
-                held: false,
-                human_input: false,
-                acked_at_us: None,
-                turn_ended_at_us: None,
-            });
-            if let Err(e) = self.watcher.watch(&task_dir) {
-                warn(&format!(
-                    "{e:#}; a cancel will only be seen when the turn ends"
-                ));
-            }
-            if let Err(e) = self.set_state(AgentState::Working) {
-                warn(&format!("{e:#}"));
-            }
-            return self.check_cancel();
-        }
-        self.say(&format!(
-            "task {} from pid {} in {}: {}",
-            task.id, task.requester.parent_pid, task.requester.cwd, task.title
-        ));
         let started_at_us = now_us();
-        let handle = self
-            .opts
-            .driver
-            .start(&task, sink, self.tx.clone(), HostEvent::RunEnded)?;
+        let (handle, sink) = match &mut self.claude {
+            // The hosted Claude Code gets the task in its box; its hooks report the end,
+            // and the host writes its streamed text to the log.
+            Some(claude) => {
+                claude.deliver(&task.prompt)?;
+                (RunHandle::Claude, Some(sink))
+            }
+            None => {
+                self.say(&format!(
+                    "task {} from pid {} in {}: {}",
+                    task.id, task.requester.parent_pid, task.requester.cwd, task.title
+                ));
+                let handle =
+                    self.opts
+                        .driver
+                        .start(&task, sink, self.tx.clone(), HostEvent::RunEnded)?;
+                (handle, None)
+            }
+        };
         // The run exists now: record it before anything else can fail, so its end is
         // always handled. The status write comes after the start so that it overlaps
         // the run instead of delaying it.
@@ -447,7 +429,7 @@ impl Host {
             claimed_at_us,
             started_at_us,
             stopping: None,
-            sink: None,
+            sink,
             held: false,
             human_input: false,
             acked_at_us: None,
