@@ -1,7 +1,7 @@
 //! The host's event loop and the bookkeeping around each task.
 //!
 //! One thread owns all state. Signals, inbox and cancel-file changes (by directory
-//! watch) and the driver's end-of-run all arrive as [`HostEvent`]s on one channel, so
+//! watch) and the driver's end-of-run all arrive as `HostEvent`s on one channel, so
 //! there is no locking and no polling.
 
 use std::io::{IsTerminal, Write};
