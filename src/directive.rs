@@ -1,36 +1,63 @@
-//! What a Ctrl-G prompt asks for.
-//!
-//! Grammar (issue 2; fan-out, pipelines and roles come later):
+//! What a Ctrl-G prompt asks for. The full grammar with examples is in
+//! `docs/directives.md`; in short:
 //!
 //! ```text
 //! file      = [ context ] body
 //! context   = "# ─── Claude's last response" … LF
 //!             *( "#" … LF )
 //!             "# ─── Write your reply below this line" … LF [ LF [ LF ] ]
-//! body      = *WS "@" NAME 1*WS prompt      ; delegate prompt to agent NAME
+//! body      = *WS route 1*WS prompt         ; delegate prompt along route
 //!           | anything else                 ; edit in the user's editor
+//! route     = target                        ; one agent
+//!           | target 1*( 1*WS target )      ; fan-out: all of them, in parallel
+//!           | target 1*( *WS ">" *WS target ) ; pipeline: one after the other
+//! target    = "@" NAME                      ; an agent, a role, or "any"
 //! NAME      = [a-z0-9] *31( [a-z0-9_-] )
 //! ```
 //!
 //! `context` is the optional block Claude Code writes when "Show last response in
 //! external editor" is on (claude-code-facts 1.24); it is never part of the task.
-//! A token after `@` that is not a valid agent name (`@src/main.rs`, `@README.md`) is
-//! Claude Code's file-mention syntax, so it is left to the editor rather than refused.
+//! A first token after `@` that is not a valid name (`@src/main.rs`, `@README.md`) is
+//! Claude Code's file-mention syntax, so the file is left to the editor; a later one
+//! starts the prompt (`@review @src/main.rs look here` asks @review about a file).
 
 use crate::state::AgentName;
 
 const CONTEXT_START: &str = "# ─── Claude's last response";
 const CONTEXT_END: &str = "# ─── Write your reply below this line";
 
+/// Where a task goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// One target.
+    Single(AgentName),
+    /// Every target gets the prompt, in parallel; answers come back in this order.
+    FanOut(Vec<AgentName>),
+    /// Each target in turn gets the prompt plus the previous answer.
+    Pipeline(Vec<AgentName>),
+}
+
+impl Route {
+    /// The targets, in order.
+    pub fn targets(&self) -> &[AgentName] {
+        match self {
+            Route::Single(t) => std::slice::from_ref(t),
+            Route::FanOut(ts) | Route::Pipeline(ts) => ts,
+        }
+    }
+}
+
 /// What to do with the prompt file.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Directive<'a> {
     /// No directive: open the user's editor.
     Edit,
-    /// Send `prompt` to agent `agent`.
-    Delegate { agent: AgentName, prompt: &'a [u8] },
-    /// `@NAME` with nothing after it.
-    EmptyPrompt { agent: AgentName },
+    /// Send `prompt` along `route`. Targets are names of agents, roles or `any`.
+    Delegate { route: Route, prompt: &'a [u8] },
+    /// A route with nothing after it.
+    EmptyPrompt { route: Route },
+    /// A route that breaks the grammar; the text says how.
+    Invalid(String),
 }
 
 /// A parsed prompt file.
@@ -72,26 +99,69 @@ fn strip_context(file: &[u8]) -> &[u8] {
     file
 }
 
-fn directive(body: &[u8]) -> Directive<'_> {
-    let body = body.trim_ascii_start();
-    let Some(after_at) = body.strip_prefix(b"@") else {
-        return Directive::Edit;
-    };
+/// The name after `@` at the start of `s`, when it is a valid one, and what follows it.
+fn target(s: &[u8]) -> Option<(AgentName, &[u8])> {
+    let after_at = s.strip_prefix(b"@")?;
     let end = after_at
         .iter()
-        .position(|b| b.is_ascii_whitespace())
+        .position(|b| b.is_ascii_whitespace() || *b == b'>')
         .unwrap_or(after_at.len());
-    let Some(agent) = std::str::from_utf8(&after_at[..end])
-        .ok()
-        .and_then(|t| AgentName::parse(t).ok())
-    else {
+    let name = std::str::from_utf8(&after_at[..end]).ok()?;
+    Some((AgentName::parse(name).ok()?, &after_at[end..]))
+}
+
+fn directive(body: &[u8]) -> Directive<'_> {
+    let Some((first, mut rest)) = target(body.trim_ascii_start()) else {
         return Directive::Edit;
     };
-    let prompt = after_at[end..].trim_ascii_start();
-    if prompt.is_empty() {
-        return Directive::EmptyPrompt { agent };
+    let mut targets = vec![first];
+    let (mut fan, mut pipe) = (false, false);
+    loop {
+        let next = rest.trim_ascii_start();
+        if let Some(after) = next.strip_prefix(b">") {
+            let Some((t, after_t)) = target(after.trim_ascii_start()) else {
+                return Directive::Invalid("a pipeline step needs an @NAME after '>'".into());
+            };
+            pipe = true;
+            targets.push(t);
+            rest = after_t;
+            continue;
+        }
+        // `@name` after a target and whitespace joins a fan-out; anything else, a file
+        // mention included, starts the prompt.
+        if let Some((t, after_t)) = target(next) {
+            fan = true;
+            targets.push(t);
+            rest = after_t;
+            continue;
+        }
+        rest = next;
+        break;
     }
-    Directive::Delegate { agent, prompt }
+    let route = match (fan, pipe) {
+        (false, false) => Route::Single(targets.remove(0)),
+        (true, false) => {
+            for (i, t) in targets.iter().enumerate() {
+                if targets[..i].contains(t) {
+                    return Directive::Invalid(format!("@{t} is listed twice in the fan-out"));
+                }
+            }
+            Route::FanOut(targets)
+        }
+        (false, true) => Route::Pipeline(targets),
+        (true, true) => {
+            return Directive::Invalid(
+                "a route is either a fan-out (@a @b) or a pipeline (@a > @b), not both".into(),
+            );
+        }
+    };
+    if rest.is_empty() {
+        return Directive::EmptyPrompt { route };
+    }
+    Directive::Delegate {
+        route,
+        prompt: rest,
+    }
 }
 
 #[cfg(test)]
@@ -100,12 +170,66 @@ mod tests {
 
     fn delegate(file: &str) -> Option<(String, String)> {
         match parse(file.as_bytes()).directive {
-            Directive::Delegate { agent, prompt } => Some((
+            Directive::Delegate {
+                route: Route::Single(agent),
+                prompt,
+            } => Some((
                 agent.to_string(),
                 String::from_utf8(prompt.to_vec()).unwrap(),
             )),
             _ => None,
         }
+    }
+
+    fn route(file: &str) -> Directive<'_> {
+        parse(file.as_bytes()).directive
+    }
+
+    fn names(v: &[&str]) -> Vec<AgentName> {
+        v.iter().map(|n| AgentName::parse(n).unwrap()).collect()
+    }
+
+    #[test]
+    fn fan_out_and_pipelines() {
+        assert_eq!(
+            route("@planning @review check the plan"),
+            Directive::Delegate {
+                route: Route::FanOut(names(&["planning", "review"])),
+                prompt: b"check the plan"
+            }
+        );
+        assert_eq!(
+            route("@planning > @coding>@testing build it"),
+            Directive::Delegate {
+                route: Route::Pipeline(names(&["planning", "coding", "testing"])),
+                prompt: b"build it"
+            }
+        );
+        // A file mention after the route starts the prompt.
+        assert_eq!(
+            route("@review @src/main.rs look"),
+            Directive::Delegate {
+                route: Route::Single(AgentName::parse("review").unwrap()),
+                prompt: b"@src/main.rs look"
+            }
+        );
+    }
+
+    #[test]
+    fn bad_routes_are_explained() {
+        for (file, why) in [
+            ("@a > @b @c go", "not both"),
+            ("@a @b > @c go", "not both"),
+            ("@a > go", "needs an @NAME"),
+            ("@a >", "needs an @NAME"),
+            ("@a @a go", "listed twice"),
+        ] {
+            match route(file) {
+                Directive::Invalid(msg) => assert!(msg.contains(why), "{file}: {msg}"),
+                other => panic!("{file}: {other:?}"),
+            }
+        }
+        assert!(matches!(route("@a @b  "), Directive::EmptyPrompt { .. }));
     }
 
     #[test]

@@ -8,4 +8,5 @@ mod harness_smoke;
 mod helper;
 mod passthrough;
 mod roundtrip;
+mod routes;
 mod view;

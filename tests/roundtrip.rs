@@ -98,7 +98,7 @@ fn unknown_and_offline_agents_fail_at_once_keeping_the_prompt() {
     assert!(head.contains("agent @planning is offline"), "{head}");
     let (_, after) = env.run_hook(b"@other hi");
     assert!(
-        text(&after).contains("unknown agent @other (known: planning)"),
+        text(&after).contains("unknown agent or role @other (agents: planning; roles: none)"),
         "{}",
         text(&after)
     );

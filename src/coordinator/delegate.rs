@@ -37,6 +37,8 @@ pub enum Event {
     HostExited(i32),
     /// The user asked to cancel (Esc or Ctrl-C in the view).
     Cancel(String),
+    /// A fan-out's delegation number `.0` ended.
+    Finished(usize, Box<Result<Report>>),
 }
 
 /// What a waiting view shows.
@@ -130,6 +132,14 @@ impl Coordinator {
 
     pub fn state(&self) -> &StateDir {
         &self.state
+    }
+
+    /// The next event, waiting at most `timeout` (or for ever).
+    pub fn next_event(&self, timeout: Option<Duration>) -> Option<Event> {
+        match timeout {
+            None => self.rx.recv().ok(),
+            Some(t) => self.rx.recv_timeout(t).ok(),
+        }
     }
 
     /// Delegates `prompt` to `agent` and waits until the task is done, cancelled, timed
@@ -240,7 +250,10 @@ impl Coordinator {
                 return Ok(Some(Cancel::Timeout));
             }
             match event {
-                None | Some(Event::Changed) | Some(Event::Signal(Signal::Resize)) => {}
+                None
+                | Some(Event::Changed)
+                | Some(Event::Signal(Signal::Resize))
+                | Some(Event::Finished(..)) => {}
                 Some(Event::HostExited(pid)) if pid == host_pid => wait.host_died()?,
                 Some(Event::HostExited(_)) => {}
                 Some(Event::Cancel(reason)) => {

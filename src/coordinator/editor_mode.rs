@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::delegate::{Cancel, Coordinator, Event, Observer};
+use super::delegate::{Cancel, Coordinator, Event, Observer, Report};
 use super::view::View;
-use super::{passthrough, prompt_file};
-use crate::directive::{self, Directive};
-use crate::state::{MAX_FILE_BYTES, Outcome, StateDir};
+use super::{multi, passthrough, prompt_file, route};
+use crate::directive::{self, Directive, Route};
+use crate::state::{AgentName, MAX_FILE_BYTES, Outcome, StateDir};
 
 /// Exit status when the user cancelled from the view (as for SIGINT).
 pub const EXIT_CANCELLED: i32 = 130;
@@ -39,12 +39,17 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         prompt_file::write(file, &prompt_file::failure(reason, parsed.user_text))?;
         Ok(0)
     };
-    let (agent, prompt) = match parsed.directive {
+    let (route, prompt) = match parsed.directive {
         Directive::Edit => match passthrough::exec_editor(file)? {},
-        Directive::EmptyPrompt { agent } => {
-            return fail(&format!("nothing to send: write the task after @{agent}"));
+        Directive::Invalid(why) => return fail(&why),
+        Directive::EmptyPrompt { route } => {
+            let targets: Vec<String> = route.targets().iter().map(|t| format!("@{t}")).collect();
+            return fail(&format!(
+                "nothing to send: write the task after {}",
+                targets.join(" ")
+            ));
         }
-        Directive::Delegate { agent, prompt } => (agent, prompt),
+        Directive::Delegate { route, prompt } => (route, prompt),
     };
     if prompt.len() as u64 > MAX_FILE_BYTES {
         return fail(&format!(
@@ -59,6 +64,14 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         Ok(s) => s,
         Err(e) => return fail(&format!("{e:#}")),
     };
+    // Roles and `@any` become agents now, before anything is queued.
+    let mut agents = Vec::new();
+    for target in route.targets() {
+        match route::resolve(&state, target) {
+            Ok(agent) => agents.push(agent),
+            Err(e) => return fail(&format!("{e:#}")),
+        }
+    }
 
     let coordinator = Coordinator::new(state);
     crate::signals::forward(coordinator.sender(), Event::Signal)?;
@@ -76,44 +89,71 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
     } else {
         None
     };
-    let observer = match view.as_mut() {
-        Some(v) if !opts.no_view => Some(v as &mut dyn Observer),
-        _ => None,
-    };
-    let result = coordinator.delegate(&agent, prompt, opts.timeout, observer);
-    drop(view);
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return fail(&format!("{e:#}")),
-    };
+    let drawing = view.as_mut().filter(|_| !opts.no_view);
 
-    match report.cancelled_by {
+    let (content, cancelled_by) = match route {
+        Route::Single(_) => {
+            let observer = drawing.map(|v| v as &mut dyn Observer);
+            let result = coordinator.delegate(&agents[0], prompt, opts.timeout, observer);
+            drop(view);
+            let report = match result {
+                Ok(r) => r,
+                Err(e) => return fail(&format!("{e:#}")),
+            };
+            let cancelled_by = report.cancelled_by.clone();
+            (
+                single_file(&agents[0], report, parsed.user_text),
+                cancelled_by,
+            )
+        }
+        Route::FanOut(_) => {
+            let end = multi::fan_out(&coordinator, &agents, &prompt, opts.timeout, drawing);
+            drop(view);
+            (
+                multi::fan_out_file(&end, parsed.user_text),
+                end.cancelled_by,
+            )
+        }
+        Route::Pipeline(_) => {
+            let observer = drawing.map(|v| v as &mut dyn Observer);
+            let end = multi::pipeline(&coordinator, &agents, &prompt, opts.timeout, observer);
+            drop(view);
+            (
+                multi::pipeline_file(&end, &agents, parsed.user_text),
+                end.cancelled_by,
+            )
+        }
+    };
+    match cancelled_by {
         Some(Cancel::User) => return Ok(EXIT_CANCELLED),
         Some(Cancel::Signal(sig)) => return Ok(sig.exit_code()),
         Some(Cancel::Timeout) | None => {}
     }
+    prompt_file::write(file, &content)?;
+    Ok(0)
+}
+
+/// The prompt file after a single delegation: the answer, or the reason above what the
+/// user wrote.
+fn single_file(agent: &AgentName, report: Report, user_text: &[u8]) -> Vec<u8> {
     let elapsed_us = report.elapsed.as_micros() as u64;
     match (report.done.outcome, report.answer) {
-        (Outcome::Ok, Some(answer)) => {
-            prompt_file::write(
-                file,
-                &prompt_file::answer(
-                    &agent,
-                    &report.task,
-                    elapsed_us,
-                    report.done.human_input,
-                    &answer,
-                ),
-            )?;
-            Ok(0)
-        }
+        (Outcome::Ok, Some(answer)) => prompt_file::answer(
+            agent,
+            &report.task,
+            elapsed_us,
+            report.done.human_input,
+            &answer,
+        ),
         (outcome, _) => {
             let why = report
                 .done
                 .reason
                 .as_deref()
                 .unwrap_or("no reason recorded");
-            fail(&format!("@{agent} {outcome} (task {}): {why}", report.task))
+            let reason = format!("@{agent} {outcome} (task {}): {why}", report.task);
+            eprintln!("claude-editor-hook: {reason}");
+            prompt_file::failure(&reason, user_text)
         }
     }
 }

@@ -6,8 +6,10 @@
 
 pub mod delegate;
 pub mod editor_mode;
+pub mod multi;
 pub mod passthrough;
 pub mod prompt_file;
+pub mod route;
 pub mod view;
 
 pub use delegate::{Coordinator, Event, Progress, Report, preflight};

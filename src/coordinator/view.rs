@@ -96,12 +96,31 @@ fn fit(s: &str, width: usize) -> String {
     out
 }
 
-impl Observer for View {
-    fn update(&mut self, p: &Progress) {
+impl View {
+    /// Replaces the screen with `lines`, each cut to the terminal's width.
+    pub fn draw_lines(&mut self, lines: &[String]) {
         let width = terminal::size()
             .map(|(w, _)| w as usize)
             .unwrap_or(80)
             .max(20);
+        let _ = queue!(
+            self.out,
+            terminal::Clear(terminal::ClearType::All),
+            cursor::MoveTo(0, 0)
+        );
+        for line in lines {
+            let _ = queue!(
+                self.out,
+                style::Print(fit(line, width)),
+                cursor::MoveToNextLine(1)
+            );
+        }
+        let _ = self.out.flush();
+    }
+}
+
+impl Observer for View {
+    fn update(&mut self, p: &Progress) {
         let secs = p.elapsed.as_secs();
         let head = format!(
             "claude-editor-hook → @{}  {}  {}:{:02}  task {}",
@@ -125,19 +144,7 @@ impl Observer for View {
             queue,
             "Esc or Ctrl-C cancels and keeps your prompt".to_owned(),
         ];
-        let _ = queue!(
-            self.out,
-            terminal::Clear(terminal::ClearType::All),
-            cursor::MoveTo(0, 0)
-        );
-        for line in lines {
-            let _ = queue!(
-                self.out,
-                style::Print(fit(&line, width)),
-                cursor::MoveToNextLine(1)
-            );
-        }
-        let _ = self.out.flush();
+        self.draw_lines(&lines);
     }
 
     fn refresh(&self) -> Option<Duration> {
