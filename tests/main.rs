@@ -9,4 +9,5 @@ mod helper;
 mod passthrough;
 mod roundtrip;
 mod routes;
+mod verbs;
 mod view;

@@ -45,6 +45,35 @@ pub enum Command {
     },
     /// Run a real round trip with a built-in demo agent (no Claude Code, no network).
     Demo,
+    /// Delegate PROMPT to agent or role NAME and print the answer (for scripts and the
+    /// chief's Bash tool). A failure is one line on stderr and exit status 1.
+    Send {
+        /// An agent, a role, or `any`.
+        name: String,
+        /// The task.
+        prompt: String,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
+    /// Cancel a task, queued or running.
+    Cancel {
+        /// The task id.
+        task: String,
+    },
+    /// Stop agent NAME's agent-wrap (its running task ends with the reason).
+    Kill {
+        /// The agent.
+        name: String,
+    },
+    /// Print the output of agent NAME's current or last task.
+    Tail {
+        /// The agent.
+        name: String,
+        /// Keep printing until the task ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// Compact a hosted Claude Code agent's conversation, between its tasks.
     Compact {
         /// The agent.
@@ -61,6 +90,17 @@ pub fn hook_main() -> std::process::ExitCode {
         (Some(Command::Status { json }), _) => super::status::run(*json),
         (Some(Command::Demo), _) => super::demo::run(),
         (Some(Command::Compact { name, timeout }), _) => super::compact::run(name, *timeout),
+        (
+            Some(Command::Send {
+                name,
+                prompt,
+                timeout,
+            }),
+            _,
+        ) => super::verbs::send(name, prompt, *timeout),
+        (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
+        (Some(Command::Kill { name }), _) => super::verbs::kill(name),
+        (Some(Command::Tail { name, follow }), _) => super::verbs::tail(name, *follow),
         (None, Some(file)) => {
             let opts = EditorOptions {
                 timeout: cli.timeout.filter(|&t| t > 0).map(Duration::from_secs),

@@ -5,6 +5,7 @@ mod compact;
 mod demo;
 mod hook;
 mod status;
+mod verbs;
 mod wrap;
 
 pub use hook::{HookCli, hook_main};

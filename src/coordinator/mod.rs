@@ -4,6 +4,7 @@
 //! ([`passthrough`]) or delegates it ([`delegate`]) while the chief waits, showing the
 //! [`view`] when a terminal is attached, and writes the outcome back ([`prompt_file`]).
 
+pub mod cancel;
 pub mod delegate;
 pub mod editor_mode;
 pub mod multi;

@@ -19,8 +19,9 @@ use serde_json::Value;
 use super::probe::ProbeRequest;
 use crate::state::write_json;
 
-/// How long the probe may take before the host concludes a dialog is open.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the probe may take before the host concludes a dialog is open. Generous: on
+/// a loaded machine the probe can take seconds, and a late answer is still taken.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after Enter the `UserPromptSubmit` acknowledgement may take (measured:
 /// 26–47 ms, docs/design/claude-host.md).
 pub const ACK_TIMEOUT: Duration = Duration::from_millis(500);
@@ -560,8 +561,8 @@ impl Session {
             }
             (ClaudeEvent::ProbeTimeout(n), Phase::Probing { nonce, .. }) if n == nonce => {
                 self.timed_out = Some(*n);
-                // The editor never ran: a dialog has the keyboard. Take the request back.
-                let _ = std::fs::remove_file(&self.probe_path);
+                // The editor has not run: a dialog has the keyboard. The request stays, so a
+                // probe that runs late still answers it exactly (see `on_probe`).
                 self.phase = Phase::Idle;
                 self.release_held();
                 Some(Update::DialogOpen)
@@ -712,6 +713,15 @@ impl Session {
             };
             self.enter_after_probe_exits(event, nonce);
             return Some(Update::Resumed);
+        }
+        // ... or found a human's draft: the task waits for it, as on time.
+        if self.phase == Phase::Idle
+            && result == "draft"
+            && nonce.is_some()
+            && nonce == self.timed_out
+        {
+            self.timed_out = None;
+            return Some(Update::Draft);
         }
         let Phase::Probing { nonce: ours, text } = &self.phase else {
             return None;

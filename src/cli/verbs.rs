@@ -1,0 +1,122 @@
+//! Shell verbs for scripts and for the chief's Bash tool: `send`, `cancel`, `kill` and
+//! `tail`. They use the same code as editor mode.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::coordinator::delegate::Cancel;
+use crate::coordinator::{Coordinator, Event, cancel, route};
+use crate::state::{AgentName, AgentStatus, Outcome, StateDir, TaskId, lock_holder, read_json};
+
+/// `send NAME|ROLE PROMPT`: delegates and prints the answer; a failure is one line on
+/// stderr and exit 1.
+pub fn send(target: &str, prompt: &str, timeout: Option<u64>) -> Result<i32> {
+    let state = StateDir::from_env()?;
+    let agent = route::resolve(&state, &AgentName::parse(target)?)?;
+    let coordinator = Coordinator::new(state);
+    crate::signals::forward(coordinator.sender(), Event::Signal)?;
+    let timeout = timeout.filter(|&t| t > 0).map(Duration::from_secs);
+    let report = coordinator.delegate(&agent, prompt.to_owned(), timeout, None)?;
+    if let Some(Cancel::Signal(sig)) = report.cancelled_by {
+        return Ok(sig.exit_code());
+    }
+    match (report.done.outcome, report.answer) {
+        (Outcome::Ok, Some(answer)) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(answer.as_bytes())?;
+            out.flush()?;
+            Ok(0)
+        }
+        (outcome, _) => {
+            let why = report.done.reason.unwrap_or_default();
+            eprintln!(
+                "claude-editor-hook: @{agent} {outcome} (task {}): {why}",
+                report.task
+            );
+            Ok(1)
+        }
+    }
+}
+
+/// `cancel TASK`.
+pub fn cancel(task: &str) -> Result<i32> {
+    let state = StateDir::from_env()?;
+    let id = TaskId::parse(task)?;
+    let done = cancel::cancel_task(&state, &id, "cancelled with `claude-editor-hook cancel`")?;
+    println!("task {id}: {}", done.outcome);
+    Ok(0)
+}
+
+/// `kill NAME`: stops the agent's host with SIGTERM, which ends its task with the reason,
+/// and waits until it is gone.
+pub fn kill(name: &str) -> Result<i32> {
+    let state = StateDir::from_env()?;
+    let agent = AgentName::parse(name)?;
+    let Some(pid) = lock_holder(&state.lock_path(&agent))? else {
+        bail!("agent @{agent} is not running");
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _watch = crate::process::notify_exit(pid, tx, || ())?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .with_context(|| format!("failed to signal agent-wrap pid {pid}"))?;
+    rx.recv_timeout(Duration::from_secs(10))
+        .map_err(|_| anyhow::anyhow!("agent-wrap pid {pid} did not stop within 10s"))?;
+    println!("agent @{agent} stopped");
+    Ok(0)
+}
+
+/// `tail NAME [-f]`: the output of the agent's current (or last) task; `-f` follows it
+/// until the task ends.
+pub fn tail(name: &str, follow: bool) -> Result<i32> {
+    let state = StateDir::from_env()?;
+    let agent = AgentName::parse(name)?;
+    let status =
+        AgentStatus::load(&state, &agent)?.with_context(|| format!("no agent @{agent}"))?;
+    let Some(id) = status
+        .task
+        .map(|t| t.id)
+        .or_else(|| status.recent.first().map(|t| t.id.clone()))
+    else {
+        bail!("agent @{agent} has not worked on a task yet");
+    };
+    let log = state.output_path(&id);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = crate::watch::DirWatcher::new(tx, || ())?;
+    if follow {
+        watcher.watch(&state.task_dir(&id))?;
+    }
+    let mut offset = 0;
+    loop {
+        offset = copy_from(&log, offset)?;
+        let done = read_json::<crate::state::Done>(&state.done_path(&id))?.is_some();
+        if !follow || done {
+            if done {
+                copy_from(&log, offset)?;
+            }
+            return Ok(0);
+        }
+        // Event-driven: the next write to the task directory wakes us.
+        if rx.recv().is_err() {
+            return Ok(0);
+        }
+    }
+}
+
+/// Prints `path` from `offset` on; returns the new offset.
+fn copy_from(path: &std::path::Path, offset: u64) -> Result<u64> {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(offset);
+    };
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&buf)?;
+    out.flush()?;
+    Ok(offset + buf.len() as u64)
+}

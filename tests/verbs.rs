@@ -1,0 +1,142 @@
+//! The shell verbs: `send`, `cancel`, `kill`, `tail`.
+
+use std::fs;
+
+use crate::fixture::*;
+use crate::helper::wait::{output_with_timeout, wait_until};
+
+fn verb(env: &Env, args: &[&str]) -> std::process::Output {
+    output_with_timeout(env.cmd(HOOK).args(args), SECS)
+}
+
+#[test]
+fn send_prints_the_answer_and_fails_with_one_line() {
+    let env = Env::new();
+    let _echo = env.agent("echo", &["--role", "parrot", "--exec", "cat"]);
+    let _bad = env.agent("bad", &["--exec", "echo nope >&2; exit 4"]);
+    let out = verb(&env, &["send", "echo", "hello\nworld"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"hello\nworld");
+    let out = verb(&env, &["send", "parrot", "by role"]);
+    assert_eq!(out.stdout, b"by role");
+    let out = verb(&env, &["send", "bad", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("@bad failed (task ") && text(&out.stderr).contains("nope"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = verb(&env, &["send", "ghost", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown agent or role @ghost"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn cancel_withdraws_a_queued_task_and_stops_a_running_one() {
+    let env = Env::new();
+    let _agent = env.agent("worker", &["--exec", "exec sleep 60"]);
+    let (mut running, running_file) = env.spawn_hook(b"@worker first");
+    let status = env.wait_status("worker", "working", |_| true);
+    let running_id = status["task"]["id"].as_str().unwrap().to_owned();
+    let (mut queued, queued_file) = env.spawn_hook(b"@worker second");
+    let inbox = env.state.join("agents/worker/inbox");
+    let queued_id = wait_until(SECS, "the queued task", || {
+        let name = fs::read_dir(&inbox).ok()?.flatten().next()?.file_name();
+        let name = name.to_str()?.to_owned();
+        Some(name.strip_suffix(".json")?.split_once('-')?.1.to_owned())
+    });
+
+    let out = verb(&env, &["cancel", &queued_id]);
+    assert_eq!(
+        text(&out.stdout),
+        format!("task {queued_id}: cancelled\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(wait_child(&mut queued, SECS, "the queued coordinator").success());
+    let head = head_and_body(&fs::read(queued_file).unwrap()).0;
+    assert!(
+        head.contains("cancelled with `claude-editor-hook cancel`"),
+        "{head}"
+    );
+
+    let out = verb(&env, &["cancel", &running_id]);
+    assert_eq!(
+        text(&out.stdout),
+        format!("task {running_id}: cancelled\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(wait_child(&mut running, SECS, "the running coordinator").success());
+    assert!(
+        head_and_body(&fs::read(running_file).unwrap())
+            .0
+            .contains("@worker cancelled")
+    );
+    env.wait_status("worker", "idle", |_| true);
+    let out = verb(&env, &["cancel", &running_id]);
+    assert!(
+        text(&out.stderr).contains("already ended: cancelled"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn kill_stops_the_agent_and_its_task_says_why() {
+    let env = Env::new();
+    let _agent = env.agent("doomed", &["--exec", "exec sleep 60"]);
+    let (mut hook, file) = env.spawn_hook(b"@doomed long job");
+    env.wait_status("doomed", "working", |_| true);
+    let out = verb(&env, &["kill", "doomed"]);
+    assert_eq!(
+        text(&out.stdout),
+        "agent @doomed stopped\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(wait_child(&mut hook, SECS, "the coordinator").success());
+    assert!(
+        head_and_body(&fs::read(file).unwrap())
+            .0
+            .contains("agent-wrap received SIGTERM")
+    );
+    assert_eq!(env.status("doomed").unwrap()["status"], "offline");
+    let out = verb(&env, &["kill", "doomed"]);
+    assert!(text(&out.stderr).contains("agent @doomed is not running"));
+}
+
+#[test]
+fn tail_shows_the_output_and_follows_a_running_task() {
+    let env = Env::new();
+    let gate = env.dir.path().join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let cmd = format!("echo start; cat '{}' >/dev/null; echo end", gate.display());
+    let _agent = env.agent("talker", &["--quiet", "--exec", &cmd]);
+    let (mut hook, _) = env.spawn_hook(b"@talker go");
+    env.wait_status("talker", "working", |_| true);
+    wait_until(SECS, "the first line", || {
+        let out = verb(&env, &["tail", "talker"]);
+        (out.stdout == b"start\n").then_some(())
+    });
+    let env_state = env.state.clone();
+    let follower = std::thread::spawn(move || {
+        let mut cmd = std::process::Command::new(HOOK);
+        cmd.env("CLAUDE_AGENTS_DIR", env_state)
+            .args(["tail", "talker", "-f"]);
+        output_with_timeout(&mut cmd, SECS)
+    });
+    drop(fs::File::create(&gate).unwrap()); // the task goes on and ends
+    assert!(wait_child(&mut hook, SECS, "the coordinator").success());
+    let followed = follower.join().unwrap();
+    assert_eq!(
+        followed.stdout,
+        b"start\nend\n",
+        "{}",
+        text(&followed.stderr)
+    );
+}
