@@ -53,7 +53,14 @@ pub enum Directive<'a> {
     /// No directive: open the user's editor.
     Edit,
     /// Send `prompt` along `route`. Targets are names of agents, roles or `any`.
-    Delegate { route: Route, prompt: &'a [u8] },
+    /// `background` (`@NAME&`): return at once; the answer goes to the chief's outbox.
+    Delegate {
+        route: Route,
+        prompt: &'a [u8],
+        background: bool,
+    },
+    /// `@results`: bring the finished background results.
+    Results,
     /// A route with nothing after it.
     EmptyPrompt { route: Route },
     /// A route that breaks the grammar; the text says how.
@@ -99,19 +106,27 @@ fn strip_context(file: &[u8]) -> &[u8] {
     file
 }
 
-/// The name after `@` at the start of `s`, when it is a valid one, and what follows it.
-fn target(s: &[u8]) -> Option<(AgentName, &[u8])> {
+/// The name after `@` at the start of `s`, when it is a valid one, whether `&` (run in
+/// the background) follows it, and what follows that.
+fn target(s: &[u8]) -> Option<(AgentName, bool, &[u8])> {
     let after_at = s.strip_prefix(b"@")?;
     let end = after_at
         .iter()
-        .position(|b| b.is_ascii_whitespace() || *b == b'>')
+        .position(|b| b.is_ascii_whitespace() || *b == b'>' || *b == b'&')
         .unwrap_or(after_at.len());
     let name = std::str::from_utf8(&after_at[..end]).ok()?;
-    Some((AgentName::parse(name).ok()?, &after_at[end..]))
+    let name = AgentName::parse(name).ok()?;
+    match after_at[end..].strip_prefix(b"&") {
+        Some(rest) => Some((name, true, rest)),
+        None => Some((name, false, &after_at[end..])),
+    }
 }
 
 fn directive(body: &[u8]) -> Directive<'_> {
-    let Some((first, mut rest)) = target(body.trim_ascii_start()) else {
+    if body.trim_ascii() == b"@results" {
+        return Directive::Results;
+    }
+    let Some((first, mut background, mut rest)) = target(body.trim_ascii_start()) else {
         return Directive::Edit;
     };
     let mut targets = vec![first];
@@ -119,18 +134,20 @@ fn directive(body: &[u8]) -> Directive<'_> {
     loop {
         let next = rest.trim_ascii_start();
         if let Some(after) = next.strip_prefix(b">") {
-            let Some((t, after_t)) = target(after.trim_ascii_start()) else {
+            let Some((t, bg, after_t)) = target(after.trim_ascii_start()) else {
                 return Directive::Invalid("a pipeline step needs an @NAME after '>'".into());
             };
             pipe = true;
+            background |= bg;
             targets.push(t);
             rest = after_t;
             continue;
         }
         // `@name` after a target and whitespace joins a fan-out; anything else, a file
         // mention included, starts the prompt.
-        if let Some((t, after_t)) = target(next) {
+        if let Some((t, bg, after_t)) = target(next) {
             fan = true;
+            background |= bg;
             targets.push(t);
             rest = after_t;
             continue;
@@ -155,12 +172,16 @@ fn directive(body: &[u8]) -> Directive<'_> {
             );
         }
     };
+    if background && !matches!(route, Route::Single(_)) {
+        return Directive::Invalid("background (&) takes one target: @NAME& prompt".into());
+    }
     if rest.is_empty() {
         return Directive::EmptyPrompt { route };
     }
     Directive::Delegate {
         route,
         prompt: rest,
+        background,
     }
 }
 
@@ -173,6 +194,7 @@ mod tests {
             Directive::Delegate {
                 route: Route::Single(agent),
                 prompt,
+                background: false,
             } => Some((
                 agent.to_string(),
                 String::from_utf8(prompt.to_vec()).unwrap(),
@@ -195,14 +217,16 @@ mod tests {
             route("@planning @review check the plan"),
             Directive::Delegate {
                 route: Route::FanOut(names(&["planning", "review"])),
-                prompt: b"check the plan"
+                prompt: b"check the plan",
+                background: false,
             }
         );
         assert_eq!(
             route("@planning > @coding>@testing build it"),
             Directive::Delegate {
                 route: Route::Pipeline(names(&["planning", "coding", "testing"])),
-                prompt: b"build it"
+                prompt: b"build it",
+                background: false,
             }
         );
         // A file mention after the route starts the prompt.
@@ -210,7 +234,8 @@ mod tests {
             route("@review @src/main.rs look"),
             Directive::Delegate {
                 route: Route::Single(AgentName::parse("review").unwrap()),
-                prompt: b"@src/main.rs look"
+                prompt: b"@src/main.rs look",
+                background: false,
             }
         );
     }
@@ -223,6 +248,8 @@ mod tests {
             ("@a > go", "needs an @NAME"),
             ("@a >", "needs an @NAME"),
             ("@a @a go", "listed twice"),
+            ("@a& @b go", "takes one target"),
+            ("@a > @b& go", "takes one target"),
         ] {
             match route(file) {
                 Directive::Invalid(msg) => assert!(msg.contains(why), "{file}: {msg}"),
@@ -230,6 +257,19 @@ mod tests {
             }
         }
         assert!(matches!(route("@a @b  "), Directive::EmptyPrompt { .. }));
+    }
+
+    #[test]
+    fn background_and_results() {
+        assert_eq!(
+            route("@monitor& watch the build"),
+            Directive::Delegate {
+                route: Route::Single(AgentName::parse("monitor").unwrap()),
+                prompt: b"watch the build",
+                background: true,
+            }
+        );
+        assert_eq!(route("  @results \n"), Directive::Results);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The integration test crate: one binary, with shared helpers in `helper/`.
 
 mod agent_window;
+mod background;
 mod e2e_agent;
 mod e2e_chief;
 mod fixture;

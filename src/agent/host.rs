@@ -357,7 +357,7 @@ impl Host {
         if let Some(cancel) = read_json::<CancelRequest>(&self.state.cancel_path(&task.id))? {
             return Ok(Some(cancel.reason));
         }
-        if !is_alive(task.requester.pid) {
+        if !task.background && !is_alive(task.requester.pid) {
             return Ok(Some(format!(
                 "the requester (pid {}) is gone; nobody is waiting for the answer",
                 task.requester.pid

@@ -56,6 +56,12 @@ pub enum Command {
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
     },
+    /// Print this chief's finished background results (`@NAME&` tasks), once.
+    Results {
+        /// Print one JSON document instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a task, queued or running.
     Cancel {
         /// The task id.
@@ -99,6 +105,7 @@ pub fn hook_main() -> std::process::ExitCode {
             _,
         ) => super::verbs::send(name, prompt, *timeout),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
+        (Some(Command::Results { json }), _) => super::verbs::results(*json),
         (Some(Command::Kill { name }), _) => super::verbs::kill(name),
         (Some(Command::Tail { name, follow }), _) => super::verbs::tail(name, *follow),
         (None, Some(file)) => {

@@ -32,8 +32,22 @@ pub fn run(as_json: bool) -> Result<i32> {
             Err(e) => json!({ "name": name, "status": "error", "error": format!("{e:#}") }),
         });
     }
+    // Background tickets, per chief: still running, or finished and not yet delivered.
+    let mut outbox = Vec::new();
+    for chief in state.chiefs()? {
+        for entry in state.outbox(&chief)? {
+            if entry.delivered_at_us.is_some() {
+                continue;
+            }
+            let done = state.done_path(&entry.task_id).exists();
+            outbox.push(json!({
+                "chief": chief.as_str(), "task_id": entry.task_id, "agent": entry.agent,
+                "title": entry.title, "state": if done { "ready" } else { "running" },
+            }));
+        }
+    }
     if as_json {
-        let doc = json!({ "version": 1, "state_dir": state.root(), "agents": rows });
+        let doc = json!({ "version": 1, "state_dir": state.root(), "agents": rows, "background": outbox });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
     }
@@ -71,6 +85,16 @@ pub fn run(as_json: bool) -> Result<i32> {
             task,
             age,
             row["queued"]
+        );
+    }
+    for t in &outbox {
+        println!(
+            "background: task {} @{} {} (chief {}): {}",
+            t["task_id"].as_str().unwrap_or(""),
+            t["agent"].as_str().unwrap_or(""),
+            t["state"].as_str().unwrap_or(""),
+            t["chief"].as_str().unwrap_or(""),
+            t["title"].as_str().unwrap_or("")
         );
     }
     Ok(0)

@@ -120,3 +120,35 @@ fn copy_from(path: &std::path::Path, offset: u64) -> Result<u64> {
     out.flush()?;
     Ok(offset + buf.len() as u64)
 }
+
+/// `results [--json]`: the chief's finished background results, delivered once.
+pub fn results(as_json: bool) -> Result<i32> {
+    let state = StateDir::from_env()?;
+    let chief = crate::state::chief_id();
+    let (ready, running) = crate::coordinator::results::ready(&state, &chief)?;
+    if as_json {
+        let items: Vec<serde_json::Value> = ready
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "task_id": r.entry.task_id,
+                    "agent": r.entry.agent,
+                    "title": r.entry.title,
+                    "outcome": r.done.outcome,
+                    "reason": r.done.reason,
+                    "answer": r.answer,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "version": 1, "chief": chief.as_str(), "results": items, "running": running,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if ready.is_empty() {
+        println!("no background results yet ({running} still running)");
+    } else {
+        println!("{}", crate::coordinator::results::text(&ready, running));
+    }
+    crate::coordinator::results::mark_delivered(&state, &chief, &ready)?;
+    Ok(0)
+}

@@ -67,6 +67,12 @@ pub fn wrap_main() -> std::process::ExitCode {
 
 fn run(cli: WrapCli) -> anyhow::Result<i32> {
     let name = AgentName::parse(&cli.name)?;
+    // These mean something else in a prompt (`@any`, `@results`): no agent may take them.
+    if ["any", "results"].contains(&name.as_str()) {
+        anyhow::bail!(
+            "agent name {name:?} is reserved (it has a meaning in prompts); pick another"
+        );
+    }
     let driver = match (cli.exec, cli.demo) {
         (Some(cmd), _) => Driver::Exec(cmd),
         (None, true) => Driver::Demo {

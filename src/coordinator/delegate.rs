@@ -17,9 +17,9 @@ use crate::doorbell::Doorbell;
 use crate::process::notify_exit;
 use crate::signals::Signal;
 use crate::state::{
-    AgentInfo, AgentName, AgentState, CancelRequest, Done, FinishedBy, Outcome, StateDir,
-    TaskEnvelope, TaskId, atomic_create, enqueue, lock_holder, pending, read_json, read_optional,
-    withdraw, write_json,
+    AgentInfo, AgentName, AgentState, CancelRequest, ChiefId, Done, FinishedBy, OutboxEntry,
+    Outcome, StateDir, TaskEnvelope, TaskId, atomic_create, enqueue, lock_holder, pending,
+    read_json, read_optional, withdraw, write_json,
 };
 use crate::watch::DirWatcher;
 
@@ -268,11 +268,36 @@ impl Coordinator {
         }
     }
 
+    /// Queues `prompt` for `agent` in the background and returns at once. The task goes
+    /// into `chief`'s outbox before it is queued, so its result can never be orphaned.
+    pub fn submit_background(
+        &self,
+        agent: &AgentName,
+        prompt: String,
+        chief: &ChiefId,
+    ) -> Result<TaskEnvelope> {
+        preflight(&self.state, agent)?;
+        let task = self.create_task_with(agent, prompt, true)?;
+        self.state.add_to_outbox(chief, &OutboxEntry::new(&task))?;
+        enqueue(&self.state, agent, &task.id)?;
+        Ok(task)
+    }
+
     fn create_task(&self, agent: &AgentName, prompt: String) -> Result<TaskEnvelope> {
+        self.create_task_with(agent, prompt, false)
+    }
+
+    fn create_task_with(
+        &self,
+        agent: &AgentName,
+        prompt: String,
+        background: bool,
+    ) -> Result<TaskEnvelope> {
         for attempt in 0..1000 {
             let id = TaskId::generate(attempt);
             if self.state.create_task_dir(&id)? {
-                let task = TaskEnvelope::new(id, agent.clone(), prompt);
+                let mut task = TaskEnvelope::new(id, agent.clone(), prompt);
+                task.background = background;
                 write_json(&self.state.task_path(&task.id), &task)?;
                 return Ok(task);
             }

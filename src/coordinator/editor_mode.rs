@@ -13,9 +13,9 @@ use anyhow::{Context, Result};
 
 use super::delegate::{Cancel, Coordinator, Event, Observer, Report};
 use super::view::View;
-use super::{multi, passthrough, prompt_file, route};
+use super::{multi, passthrough, prompt_file, results, route};
 use crate::directive::{self, Directive, Route};
-use crate::state::{AgentName, MAX_FILE_BYTES, Outcome, StateDir};
+use crate::state::{AgentName, MAX_FILE_BYTES, Outcome, StateDir, chief_id};
 
 /// Exit status when the user cancelled from the view (as for SIGINT).
 pub const EXIT_CANCELLED: i32 = 130;
@@ -39,7 +39,7 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         prompt_file::write(file, &prompt_file::failure(reason, parsed.user_text))?;
         Ok(0)
     };
-    let (route, prompt) = match parsed.directive {
+    let (route, prompt, background) = match parsed.directive {
         Directive::Edit => match passthrough::exec_editor(file)? {},
         Directive::Invalid(why) => return fail(&why),
         Directive::EmptyPrompt { route } => {
@@ -49,7 +49,27 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
                 targets.join(" ")
             ));
         }
-        Directive::Delegate { route, prompt } => (route, prompt),
+        Directive::Results => {
+            let state = match StateDir::from_env() {
+                Ok(s) => s,
+                Err(e) => return fail(&format!("{e:#}")),
+            };
+            let chief = chief_id();
+            let (ready, running) = results::ready(&state, &chief)?;
+            if ready.is_empty() {
+                return fail(&format!(
+                    "no background results yet ({running} still running)"
+                ));
+            }
+            prompt_file::write(file, results::text(&ready, running).as_bytes())?;
+            results::mark_delivered(&state, &chief, &ready)?;
+            return Ok(0);
+        }
+        Directive::Delegate {
+            route,
+            prompt,
+            background,
+        } => (route, prompt, background),
     };
     if prompt.len() as u64 > MAX_FILE_BYTES {
         return fail(&format!(
@@ -74,6 +94,20 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
     }
 
     let coordinator = Coordinator::new(state);
+    if background {
+        // `@NAME&`: queue it, hand the chief a ticket, and go; the answer waits in the
+        // chief's outbox for `@results` or the chief-side hooks.
+        let task = match coordinator.submit_background(&agents[0], prompt, &chief_id()) {
+            Ok(t) => t,
+            Err(e) => return fail(&format!("{e:#}")),
+        };
+        let ticket = format!(
+            "[@{} · task {} · in the background] `@results` brings its answer when it is done",
+            task.agent, task.id
+        );
+        prompt_file::write(file, ticket.as_bytes())?;
+        return Ok(0);
+    }
     crate::signals::forward(coordinator.sender(), Event::Signal)?;
     // If the chief dies while we wait, nobody will read the answer: cancel. A parent pid
     // of 1 means it died before we looked (we were re-parented to init).

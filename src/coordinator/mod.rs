@@ -10,6 +10,7 @@ pub mod editor_mode;
 pub mod multi;
 pub mod passthrough;
 pub mod prompt_file;
+pub mod results;
 pub mod route;
 pub mod view;
 

@@ -8,6 +8,7 @@ mod file;
 mod inbox;
 mod lock;
 mod name;
+mod outbox;
 mod status;
 mod task;
 
@@ -19,6 +20,7 @@ pub use file::{
 pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
 pub use lock::{HostLock, lock_holder};
 pub use name::AgentName;
+pub use outbox::{ChiefId, OutboxEntry, chief_id};
 pub use status::{AgentInfo, AgentState, AgentStatus, RecentTask, TaskRef, TmuxLocation};
 pub use task::{CancelRequest, Done, FinishedBy, Outcome, Requester, TaskEnvelope, TaskId};
 

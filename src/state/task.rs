@@ -104,6 +104,10 @@ pub struct TaskEnvelope {
     pub title: String,
     pub requester: Requester,
     pub created_at_us: u64,
+    /// Started in the background (`@NAME&`): nobody waits, the result goes to the
+    /// chief's outbox, and the agent runs it even when the requester has exited.
+    #[serde(default)]
+    pub background: bool,
 }
 
 impl TaskEnvelope {
@@ -116,6 +120,7 @@ impl TaskEnvelope {
             prompt,
             requester: Requester::current(),
             created_at_us: now_us(),
+            background: false,
         }
     }
 }

@@ -1,0 +1,149 @@
+//! A chief's outbox: one entry per background task it started, kept until the result
+//! has been delivered to it (and after, marked delivered), so nothing is lost across
+//! restarts of the coordinator or the chief.
+//!
+//! `outbox/<chief>/<task id>.json`. The chief is the Claude Code session that asked
+//! (see [`chief_id`]).
+
+use std::fs;
+use std::io::ErrorKind;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::{AgentName, FORMAT_VERSION, StateDir, TaskId, read_json, write_json};
+
+/// Who a background result belongs to: the chief's Claude Code session id, or
+/// `pid-<pid>` when it has none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChiefId(String);
+
+impl ChiefId {
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && !s.starts_with('-')
+            && s.bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == b'-');
+        if !ok {
+            bail!("invalid chief id {s:?}");
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The chief of this process: `$CLAUDE_EDITOR_HOOK_CHIEF_ID`, else
+/// `$CLAUDE_CODE_SESSION_ID` (set in Claude Code's hooks and tools), else the session id
+/// of the Claude Code that is our parent (its registry, claude-code-facts 1.7 and 4.6),
+/// else `pid-<parent pid>`.
+pub fn chief_id() -> ChiefId {
+    for key in ["CLAUDE_EDITOR_HOOK_CHIEF_ID", "CLAUDE_CODE_SESSION_ID"] {
+        if let Some(id) = std::env::var(key)
+            .ok()
+            .and_then(|v| ChiefId::parse(&v).ok())
+        {
+            return id;
+        }
+    }
+    let ppid = nix::unistd::getppid().as_raw();
+    let registry = std::env::var_os("HOME")
+        .map(|h| std::path::Path::new(&h).join(format!(".claude/sessions/{ppid}.json")));
+    let from_registry = registry
+        .and_then(|p| super::read_optional(&p).ok().flatten())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| ChiefId::parse(v["sessionId"].as_str()?).ok());
+    from_registry.unwrap_or_else(|| ChiefId(format!("pid-{ppid}")))
+}
+
+/// `outbox/<chief>/<task id>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub version: u32,
+    pub task_id: TaskId,
+    pub agent: AgentName,
+    pub title: String,
+    pub queued_at_us: u64,
+    /// When the result reached the chief; null until then.
+    pub delivered_at_us: Option<u64>,
+}
+
+impl StateDir {
+    fn outbox_dir(&self, chief: &ChiefId) -> std::path::PathBuf {
+        self.root().join("outbox").join(chief.as_str())
+    }
+
+    /// Records a background task for `chief`.
+    pub fn add_to_outbox(&self, chief: &ChiefId, entry: &OutboxEntry) -> Result<()> {
+        let dir = self.outbox_dir(chief);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        write_json(&dir.join(format!("{}.json", entry.task_id)), entry)
+    }
+
+    /// The chief's entries, oldest first.
+    pub fn outbox(&self, chief: &ChiefId) -> Result<Vec<OutboxEntry>> {
+        let dir = self.outbox_dir(chief);
+        let read = match fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("failed to list {}", dir.display())),
+        };
+        let mut entries = Vec::new();
+        for file in read.flatten() {
+            let path = file.path();
+            let is_entry =
+                path.extension().is_some_and(|x| x == "json") && !super::file_is_temp(&path);
+            if is_entry && let Some(entry) = read_json::<OutboxEntry>(&path)? {
+                entries.push(entry);
+            }
+        }
+        entries.sort_by_key(|e| e.queued_at_us);
+        Ok(entries)
+    }
+
+    /// Every chief that has an outbox.
+    pub fn chiefs(&self) -> Result<Vec<ChiefId>> {
+        let dir = self.root().join("outbox");
+        let Ok(read) = fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        Ok(read
+            .flatten()
+            .filter_map(|e| ChiefId::parse(e.file_name().to_str()?).ok())
+            .collect())
+    }
+
+    /// Marks an entry delivered.
+    pub fn mark_delivered(&self, chief: &ChiefId, entry: &OutboxEntry) -> Result<()> {
+        let mut entry = entry.clone();
+        entry.delivered_at_us = Some(crate::time::now_us());
+        write_json(
+            &self
+                .outbox_dir(chief)
+                .join(format!("{}.json", entry.task_id)),
+            &entry,
+        )
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+impl OutboxEntry {
+    pub fn new(task: &super::TaskEnvelope) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            task_id: task.id.clone(),
+            agent: task.agent.clone(),
+            title: task.title.clone(),
+            queued_at_us: task.created_at_us,
+            delivered_at_us: None,
+        }
+    }
+}
