@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::fixture::*;
-use crate::helper::claude::{ClaudeSandbox, require_claude, session_start_marker_settings};
+use crate::helper::claude::{ClaudeSandbox, require_claude};
 use crate::helper::tmux::{TmuxServer, require_tmux};
 use crate::helper::wait::wait_for_file;
 
@@ -18,6 +18,16 @@ pub struct Chief {
 
 /// Starts an interactive chief whose editor is the hook, and waits until it takes input.
 pub fn start_chief(test: &str, env: &Env) -> Option<Chief> {
+    start_chief_with(test, env, &[], false)
+}
+
+/// [`start_chief`] with extra environment, and with the chief-side hooks when `hooks`.
+pub fn start_chief_with(
+    test: &str,
+    env: &Env,
+    extra_env: &[(&str, &str)],
+    hooks: bool,
+) -> Option<Chief> {
     let claude = require_claude(test)?;
     require_tmux(test)?;
     let sandbox = ClaudeSandbox::new();
@@ -26,10 +36,20 @@ pub fn start_chief(test: &str, env: &Env) -> Option<Chief> {
     vars.push(("EDITOR".into(), HOOK.into()));
     vars.push(("CLAUDE_AGENTS_DIR".into(), env.state.display().to_string()));
     let mut tmux = TmuxServer::new();
+    let marker_cmd = format!("touch '{}'", marker.display());
+    let chief_cmd = format!("'{HOOK}' chief-hook");
+    let mut hooks_list = vec![("SessionStart", marker_cmd.as_str())];
+    if hooks {
+        hooks_list.push(("UserPromptSubmit", chief_cmd.as_str()));
+        hooks_list.push(("Stop", chief_cmd.as_str()));
+    }
+    for (k, v) in extra_env {
+        vars.push(((*k).into(), (*v).into()));
+    }
     let cmd = vec![
         claude.display().to_string(),
         "--settings".into(),
-        session_start_marker_settings(&marker),
+        crate::helper::claude::hook_settings(&hooks_list),
     ];
     let pane = tmux.new_session("chief", sandbox.project_dir(), &vars, &cmd);
     wait_for_file(&marker, CLAUDE_WAIT);
@@ -129,4 +149,45 @@ fn ctrl_c_while_waiting_keeps_the_chief_alive_and_its_prompt_unchanged() {
     chief.tmux.send_keys(&chief.pane, &["Enter"]);
     let got = chief.sandbox.api.wait_for_prompt(|_| true, CLAUDE_WAIT);
     assert_eq!(got.as_deref(), Some(typed));
+}
+
+#[test]
+fn a_background_result_reaches_the_chief_at_its_next_turn() {
+    let env = Env::new();
+    let test = "a_background_result_reaches_the_chief_at_its_next_turn";
+    let Some(chief) = start_chief_with(test, &env, &[("CLAUDE_EDITOR_HOOK_CHIEF", "1")], true)
+    else {
+        return;
+    };
+    let _agent = env.agent("logs", &["--demo", "--demo-delay-ms", "0"]);
+    chief
+        .tmux
+        .send_literal(&chief.pane, "@logs& summarise the logs");
+    chief.screen_until("the typed prompt", |s| {
+        s.contains("@logs& summarise the logs")
+    });
+    chief.tmux.send_keys(&chief.pane, &["C-g"]);
+    chief.screen_until("the ticket", |s| s.contains("in the background"));
+    crate::helper::wait::wait_until(CLAUDE_WAIT, "the background task to finish", || {
+        env.done_files().into_iter().find(|d| d["outcome"] == "ok")
+    });
+    // Clear the ticket from the box (two Escapes, facts 3.8) and go on working.
+    chief.tmux.send_keys(&chief.pane, &["Escape"]);
+    chief.tmux.send_keys(&chief.pane, &["Escape"]);
+    chief.screen_until("an empty box", |s| !s.contains("in the background]"));
+    chief.tmux.send_literal(&chief.pane, "what is new");
+    chief.tmux.send_keys(&chief.pane, &["Enter"]);
+    let request = chief
+        .sandbox
+        .api
+        .wait_for_request(|r| r.prompt == "what is new", CLAUDE_WAIT)
+        .unwrap_or_else(|| panic!("no request:\n{}", chief.tmux.capture(&chief.pane)));
+    let sum = ceh::agent::demo::checksum(b"summarise the logs");
+    assert!(
+        request
+            .body
+            .to_string()
+            .contains(&format!("DEMO-ANSWER {sum:016x}")),
+        "the chief's turn did not carry the background result"
+    );
 }

@@ -62,6 +62,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Add the chief-side hooks to a Claude Code settings file (JSON), so finished
+    /// background results reach the chief at its next turn.
+    InstallHooks {
+        /// The settings file to change (created if missing).
+        file: PathBuf,
+    },
+    /// The chief's hook command (run by Claude Code; does nothing unless
+    /// CLAUDE_EDITOR_HOOK_CHIEF=1).
+    #[command(hide = true)]
+    ChiefHook,
     /// Cancel a task, queued or running.
     Cancel {
         /// The task id.
@@ -105,6 +115,8 @@ pub fn hook_main() -> std::process::ExitCode {
             _,
         ) => super::verbs::send(name, prompt, *timeout),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
+        (Some(Command::InstallHooks { file }), _) => super::chief::install(file),
+        (Some(Command::ChiefHook), _) => Ok(super::chief::hook()),
         (Some(Command::Results { json }), _) => super::verbs::results(*json),
         (Some(Command::Kill { name }), _) => super::verbs::kill(name),
         (Some(Command::Tail { name, follow }), _) => super::verbs::tail(name, *follow),
