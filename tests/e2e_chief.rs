@@ -191,3 +191,32 @@ fn a_background_result_reaches_the_chief_at_its_next_turn() {
         "the chief's turn did not carry the background result"
     );
 }
+
+#[test]
+fn with_submit_the_answer_goes_to_the_chief_without_a_keypress() {
+    let env = Env::new();
+    let test = "with_submit_the_answer_goes_to_the_chief_without_a_keypress";
+    let Some(chief) = start_chief_with(test, &env, &[("CLAUDE_EDITOR_HOOK_SUBMIT", "1")], false)
+    else {
+        return;
+    };
+    let _agent = env.agent("planning", &["--demo", "--demo-delay-ms", "0"]);
+    chief
+        .tmux
+        .send_literal(&chief.pane, "@planning plan the release");
+    chief.screen_until("the typed prompt", |s| {
+        s.contains("@planning plan the release")
+    });
+    chief.tmux.send_keys(&chief.pane, &["C-g"]);
+    let prompt = chief
+        .sandbox
+        .api
+        .wait_for_prompt(|p| p.contains("DEMO-ANSWER"), CLAUDE_WAIT)
+        .unwrap_or_else(|| {
+            panic!(
+                "nothing was submitted:\n{}",
+                chief.tmux.capture(&chief.pane)
+            )
+        });
+    assert!(prompt.starts_with("[@planning · task "), "{prompt:?}");
+}

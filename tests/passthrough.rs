@@ -74,3 +74,37 @@ fn editor_variables_pointing_at_the_hook_never_loop() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_bad_option_or_setting_is_reported_on_top_of_the_prompt() {
+    let env = Env::new();
+    let file = env.prompt_file(b"@planning keep me");
+    let out = env
+        .cmd(HOOK)
+        .env("CLAUDE_EDITOR_HOOK_TIMEOUT", "soon")
+        .arg(&file)
+        .output()
+        .unwrap();
+    // Exit 0: a non-zero exit would make Claude Code drop the reason unseen.
+    assert_eq!(out.status.code(), Some(0));
+    let after = text(&fs::read(&file).unwrap());
+    assert!(
+        after.starts_with("[claude-editor-hook] invalid value 'soon' for '--timeout"),
+        "{after}"
+    );
+    assert!(after.ends_with("\n@planning keep me"), "{after}");
+    // Boolean settings take the usual spellings.
+    for value in ["1", "yes", "0", "false"] {
+        let out = env
+            .cmd(HOOK)
+            .env("CLAUDE_EDITOR_HOOK_SUBMIT", value)
+            .arg("status")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "CLAUDE_EDITOR_HOOK_SUBMIT={value}: {}",
+            text(&out.stderr)
+        );
+    }
+}

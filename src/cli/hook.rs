@@ -31,6 +31,12 @@ pub struct HookCli {
     #[arg(long)]
     pub no_view: bool,
 
+    /// Submit the answer to the chief without a keypress (inside tmux).
+    // The falsey parser takes `1`, `yes`, `true` from the environment (and `0`, `no`,
+    // `false` as off), where a plain flag would reject `1` and fail the whole editor run.
+    #[arg(long, env = "CLAUDE_EDITOR_HOOK_SUBMIT", value_parser = clap::builder::FalseyValueParser::new())]
+    pub submit: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -72,6 +78,16 @@ pub enum Command {
     /// CLAUDE_EDITOR_HOOK_CHIEF=1).
     #[command(hide = true)]
     ChiefHook,
+    /// Press Enter in the chief's pane once process PID has exited (auto-submit).
+    #[command(hide = true)]
+    SubmitAfter {
+        #[arg(long)]
+        pid: i32,
+        #[arg(long)]
+        chief: i32,
+        #[arg(long)]
+        pane: String,
+    },
     /// Cancel a task, queued or running.
     Cancel {
         /// The task id.
@@ -101,7 +117,10 @@ pub enum Command {
 }
 
 pub fn hook_main() -> std::process::ExitCode {
-    let cli = HookCli::parse();
+    let cli = match HookCli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let result = match (&cli.command, &cli.file) {
         (Some(Command::Status { json }), _) => super::status::run(*json),
         (Some(Command::Demo), _) => super::demo::run(),
@@ -115,6 +134,9 @@ pub fn hook_main() -> std::process::ExitCode {
             _,
         ) => super::verbs::send(name, prompt, *timeout),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
+        (Some(Command::SubmitAfter { pid, chief, pane }), _) => {
+            crate::coordinator::submit::run_helper(*pid, *chief, pane)
+        }
         (Some(Command::InstallHooks { file }), _) => super::chief::install(file),
         (Some(Command::ChiefHook), _) => Ok(super::chief::hook()),
         (Some(Command::Results { json }), _) => super::verbs::results(*json),
@@ -124,6 +146,7 @@ pub fn hook_main() -> std::process::ExitCode {
             let opts = EditorOptions {
                 timeout: cli.timeout.filter(|&t| t > 0).map(Duration::from_secs),
                 no_view: cli.no_view,
+                submit: cli.submit,
             };
             run_editor_mode(file, &opts)
         }
@@ -132,6 +155,37 @@ pub fn hook_main() -> std::process::ExitCode {
         )),
     };
     super::exit_with("claude-editor-hook", result)
+}
+
+/// A bad option or environment value. Run as Claude Code's editor (the last argument is
+/// the prompt file), the reason goes on top of the prompt, where the user looks; exiting
+/// non-zero instead would make Claude Code drop it silently (claude-code-facts 1.10).
+fn usage_error(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return std::process::ExitCode::SUCCESS;
+    }
+    let file = std::env::args_os()
+        .last()
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
+    if let Some(file) = file
+        && let Ok(content) = std::fs::read(&file)
+    {
+        let first = e.to_string();
+        let reason = first
+            .lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .trim_start_matches("error: ");
+        let out = crate::coordinator::prompt_file::failure(reason, &content);
+        if crate::coordinator::prompt_file::write(&file, &out).is_ok() {
+            eprintln!("claude-editor-hook: {reason}");
+            return std::process::ExitCode::SUCCESS;
+        }
+    }
+    e.exit()
 }
 
 #[cfg(test)]

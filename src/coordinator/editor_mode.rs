@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 
 use super::delegate::{Cancel, Coordinator, Event, Observer, Report};
 use super::view::View;
-use super::{multi, passthrough, prompt_file, results, route};
+use super::{multi, passthrough, prompt_file, results, route, submit};
 use crate::directive::{self, Directive, Route};
 use crate::state::{AgentName, MAX_FILE_BYTES, Outcome, StateDir, chief_id};
 
@@ -27,6 +27,8 @@ pub struct EditorOptions {
     pub timeout: Option<Duration>,
     /// Draw nothing while waiting. On a terminal, Esc and Ctrl-C still cancel.
     pub no_view: bool,
+    /// Submit a delivered answer to the chief without a keypress.
+    pub submit: bool,
 }
 
 /// Runs editor mode on `file` and returns the process exit status.
@@ -164,6 +166,11 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         Some(Cancel::Timeout) | None => {}
     }
     prompt_file::write(file, &content)?;
+    // A failure line above the user's prompt is for the human to read, never to send.
+    let is_answer = !content.starts_with(prompt_file::FAILURE_PREFIX.as_bytes());
+    if opts.submit && is_answer {
+        submit::submit_after_exit()?;
+    }
     Ok(0)
 }
 

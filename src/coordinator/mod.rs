@@ -12,6 +12,7 @@ pub mod passthrough;
 pub mod prompt_file;
 pub mod results;
 pub mod route;
+pub mod submit;
 pub mod view;
 
 pub use delegate::{Coordinator, Event, Progress, Report, preflight};
