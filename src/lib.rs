@@ -18,5 +18,6 @@ pub mod doorbell;
 pub mod process;
 pub mod signals;
 pub mod state;
+pub mod team;
 pub mod time;
 pub mod watch;

@@ -10,5 +10,6 @@ mod helper;
 mod passthrough;
 mod roundtrip;
 mod routes;
+mod up;
 mod verbs;
 mod view;

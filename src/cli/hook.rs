@@ -68,6 +68,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start (or complete) the team in tmux session `Claude`: the chief in window 0 and
+    /// one window per agent of the config (or planning, coding, testing).
+    Up {
+        /// Only these agents, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        agents: Option<Vec<String>>,
+        /// The config file (default: $XDG_CONFIG_HOME/claude-editor-hook/config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The Claude Code program.
+        #[arg(long, default_value = "claude")]
+        claude: PathBuf,
+        /// Use the tmux server at this socket.
+        #[arg(long)]
+        tmux_socket: Option<PathBuf>,
+        /// Do not attach to the session afterwards.
+        #[arg(long)]
+        no_attach: bool,
+    },
     /// Add the chief-side hooks to a Claude Code settings file (JSON), so finished
     /// background results reach the chief at its next turn.
     InstallHooks {
@@ -134,6 +153,22 @@ pub fn hook_main() -> std::process::ExitCode {
             _,
         ) => super::verbs::send(name, prompt, *timeout),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
+        (
+            Some(Command::Up {
+                agents,
+                config,
+                claude,
+                tmux_socket,
+                no_attach,
+            }),
+            _,
+        ) => crate::team::up::up(&crate::team::up::UpOptions {
+            agents: agents.clone(),
+            config: config.clone(),
+            claude: claude.clone(),
+            tmux_socket: tmux_socket.clone(),
+            attach: !no_attach,
+        }),
         (Some(Command::SubmitAfter { pid, chief, pane }), _) => {
             crate::coordinator::submit::run_helper(*pid, *chief, pane)
         }

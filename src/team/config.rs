@@ -1,0 +1,180 @@
+//! The team's configuration: which agents `up` starts, and how.
+//!
+//! `$XDG_CONFIG_HOME/claude-editor-hook/config.toml` (else
+//! `~/.config/claude-editor-hook/config.toml`); without one, three Claude Code agents:
+//! planning, coding and testing, each with the role of its name. Example:
+//!
+//! ```toml
+//! [chief]
+//! submit = false      # submit answers to the chief without a keypress
+//! hooks = true        # background results reach the chief at its next turn
+//! claude_args = []
+//!
+//! [[agent]]
+//! name = "planning"
+//! roles = ["planning", "review"]
+//! driver = "claude"   # "claude", "exec" (with `command`) or "demo"
+//! cwd = "~/src/app"   # optional; default: where `up` runs
+//! claude_args = ["--model", "sonnet"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::state::AgentName;
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub chief: ChiefConfig,
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<AgentConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChiefConfig {
+    #[serde(default)]
+    pub submit: bool,
+    #[serde(default = "yes")]
+    pub hooks: bool,
+    #[serde(default)]
+    pub claude_args: Vec<String>,
+}
+
+impl Default for ChiefConfig {
+    fn default() -> Self {
+        Self {
+            submit: false,
+            hooks: true,
+            claude_args: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub name: AgentName,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default = "claude_driver")]
+    pub driver: String,
+    /// For `driver = "exec"`.
+    pub command: Option<String>,
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub claude_args: Vec<String>,
+}
+
+fn claude_driver() -> String {
+    "claude".into()
+}
+
+impl Config {
+    /// The default config file's path.
+    pub fn default_path() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        Some(base.join("claude-editor-hook/config.toml"))
+    }
+
+    /// Reads `path`, or the default file, or falls back to the default team.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let default = Self::default_path();
+        let path = path.map(Path::to_path_buf).or(default);
+        match path.as_deref().map(std::fs::read_to_string) {
+            Some(Ok(text)) => {
+                let path = path.as_deref().unwrap_or(Path::new(""));
+                let config: Config = toml::from_str(&text)
+                    .with_context(|| format!("invalid config {}", path.display()))?;
+                config.check()?;
+                Ok(config)
+            }
+            Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).context("failed to read the config file")
+            }
+            _ => Ok(Self::default_team()),
+        }
+    }
+
+    fn default_team() -> Self {
+        let agents = ["planning", "coding", "testing"]
+            .iter()
+            .map(|n| AgentConfig {
+                name: AgentName::parse(n).expect("a valid default name"),
+                roles: vec![(*n).to_owned()],
+                driver: claude_driver(),
+                command: None,
+                cwd: None,
+                claude_args: Vec::new(),
+            })
+            .collect();
+        Self {
+            chief: ChiefConfig::default(),
+            agents,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        for (i, a) in self.agents.iter().enumerate() {
+            if self.agents[..i].iter().any(|b| b.name == a.name) {
+                bail!("agent {} is configured twice", a.name);
+            }
+            match (a.driver.as_str(), &a.command) {
+                ("claude" | "demo", _) | ("exec", Some(_)) => {}
+                ("exec", None) => bail!("agent {}: driver \"exec\" needs a command", a.name),
+                (other, _) => bail!("agent {}: unknown driver {other:?}", a.name),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example_and_defaults() {
+        let c: Config = toml::from_str(
+            "[chief]\nsubmit = true\n[[agent]]\nname = \"planning\"\nroles = [\"planning\", \"review\"]\n\
+             [[agent]]\nname = \"ci\"\ndriver = \"exec\"\ncommand = \"make test\"\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        assert!(c.chief.submit && c.chief.hooks);
+        assert_eq!(c.agents[0].driver, "claude");
+        assert_eq!(c.agents[1].command.as_deref(), Some("make test"));
+        assert_eq!(Config::default_team().agents.len(), 3);
+    }
+
+    #[test]
+    fn mistakes_are_refused() {
+        for bad in [
+            "[[agent]]\nname = \"Bad Name\"\n",
+            "[[agent]]\nname = \"a\"\ndriver = \"exec\"\n",
+            "[[agent]]\nname = \"a\"\n[[agent]]\nname = \"a\"\n",
+            "[[agent]]\nname = \"a\"\ncolour = \"red\"\n",
+        ] {
+            let parsed: Result<Config, _> = toml::from_str(bad);
+            assert!(
+                parsed
+                    .map_err(anyhow::Error::from)
+                    .and_then(|c| c.check())
+                    .is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The team as a whole: its configuration ([`config`]) and `claude-editor-hook up`
+//! ([`up`]), which starts the chief and the agents in one tmux session.
+
+pub mod config;
+pub mod up;

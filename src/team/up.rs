@@ -1,0 +1,232 @@
+//! `claude-editor-hook up`: a tmux session `Claude` with the chief in window 0 and one
+//! window per agent.
+//!
+//! The chief is Claude Code with this hook as its editor and the chief-side hooks, both
+//! set for that process only. Each agent runs `agent-wrap NAME` as its window's command.
+//! Running `up` again starts only what is missing: a live agent (its host holds its
+//! lock) is never started twice. Windows get `up`'s own environment, passed explicitly,
+//! so an already running tmux server cannot hand them a stale one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use super::config::{AgentConfig, Config};
+use crate::state::{AgentInfo, StateDir};
+
+/// The tmux session `up` manages.
+pub const SESSION: &str = "Claude";
+
+/// What `up` was asked to do.
+pub struct UpOptions {
+    /// Only these agents (names from the config).
+    pub agents: Option<Vec<String>>,
+    pub config: Option<PathBuf>,
+    /// The Claude Code program for the chief and the agents.
+    pub claude: PathBuf,
+    /// A tmux server socket other than the default one.
+    pub tmux_socket: Option<PathBuf>,
+    pub attach: bool,
+}
+
+struct Tmux<'a> {
+    socket: Option<&'a Path>,
+}
+
+impl Tmux<'_> {
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        if let Some(s) = self.socket {
+            cmd.arg("-S").arg(s);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[String]) -> Result<String> {
+        let out = self
+            .cmd()
+            .args(args)
+            .output()
+            .context("failed to run tmux")?;
+        if !out.status.success() {
+            bail!(
+                "tmux {}: {}",
+                args.first().map(String::as_str).unwrap_or(""),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn has_session(&self) -> bool {
+        self.cmd()
+            .args(["has-session", "-t", &format!("={SESSION}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn windows(&self) -> Vec<String> {
+        self.run(&[
+            "list-windows".into(),
+            "-t".into(),
+            format!("={SESSION}"),
+            "-F".into(),
+            "#{window_name}".into(),
+        ])
+        .map(|s| s.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+    }
+}
+
+/// `-e K=V` for each variable of our environment that a window needs.
+fn env_args() -> Vec<String> {
+    std::env::vars()
+        .filter(|(k, _)| k != "TMUX" && k != "TMUX_PANE")
+        .flat_map(|(k, v)| ["-e".to_owned(), format!("{k}={v}")])
+        .collect()
+}
+
+fn expand_home(dir: &str) -> PathBuf {
+    match (dir.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(dir),
+    }
+}
+
+/// Runs `up`; returns the exit status.
+pub fn up(opts: &UpOptions) -> Result<i32> {
+    let config = Config::load(opts.config.as_deref())?;
+    let state = StateDir::from_env()?;
+    let agents: Vec<&AgentConfig> = match &opts.agents {
+        None => config.agents.iter().collect(),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                config
+                    .agents
+                    .iter()
+                    .find(|a| a.name.as_str() == n)
+                    .with_context(|| {
+                        format!(
+                            "no agent {n:?} in the config (agents: {})",
+                            names_of(&config)
+                        )
+                    })
+            })
+            .collect::<Result<_>>()?,
+    };
+    let exe = std::env::current_exe().context("failed to find claude-editor-hook itself")?;
+    let wrap = exe.with_file_name("agent-wrap");
+    let here = std::env::current_dir()?;
+    let tmux = Tmux {
+        socket: opts.tmux_socket.as_deref(),
+    };
+
+    if tmux.has_session() {
+        println!("session {SESSION} exists; its chief is left as it is");
+    } else {
+        let mut args: Vec<String> = ["new-session", "-d", "-s", SESSION, "-n", "chief", "-c"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        args.push(here.display().to_string());
+        args.extend(env_args());
+        // The hook is the editor of this Claude Code only, not of the user's shell.
+        args.extend(["-e".into(), format!("EDITOR={}", exe.display())]);
+        if config.chief.hooks {
+            args.extend(["-e".into(), "CLAUDE_EDITOR_HOOK_CHIEF=1".into()]);
+        }
+        if config.chief.submit {
+            args.extend(["-e".into(), "CLAUDE_EDITOR_HOOK_SUBMIT=1".into()]);
+        }
+        args.push("--".into());
+        args.push(opts.claude.display().to_string());
+        if config.chief.hooks {
+            let command = format!("'{}' chief-hook", exe.display());
+            let hooks = serde_json::json!({"hooks": {
+                "UserPromptSubmit": [{"hooks": [{"type": "command", "command": command}]}],
+                "Stop": [{"hooks": [{"type": "command", "command": command}]}],
+            }});
+            args.extend(["--settings".into(), hooks.to_string()]);
+        }
+        args.extend(config.chief.claude_args.iter().cloned());
+        tmux.run(&args)?;
+        println!("chief: {SESSION}:chief");
+    }
+
+    let windows = tmux.windows();
+    for agent in agents {
+        if let Some(pid) = AgentInfo::load(&state, &agent.name)?.and_then(|i| i.host_pid) {
+            println!("@{}: already running (agent-wrap pid {pid})", agent.name);
+            continue;
+        }
+        if windows.iter().any(|w| w == agent.name.as_str()) {
+            // A window left from an agent that is gone: replace it.
+            let _ = tmux.run(&[
+                "kill-window".into(),
+                "-t".into(),
+                format!("={SESSION}:{}", agent.name),
+            ]);
+        }
+        let cwd = agent
+            .cwd
+            .as_deref()
+            .map(expand_home)
+            .unwrap_or_else(|| here.clone());
+        let mut args: Vec<String> = vec![
+            "new-window".into(),
+            "-d".into(),
+            "-t".into(),
+            format!("={SESSION}:"),
+            "-n".into(),
+            agent.name.to_string(),
+            "-c".into(),
+            cwd.display().to_string(),
+        ];
+        args.extend(env_args());
+        args.push("--".into());
+        args.push(wrap.display().to_string());
+        args.push(agent.name.to_string());
+        for role in &agent.roles {
+            args.extend(["--role".into(), role.clone()]);
+        }
+        match agent.driver.as_str() {
+            "exec" => args.extend(["--exec".into(), agent.command.clone().unwrap_or_default()]),
+            "demo" => args.push("--demo".into()),
+            _ => {
+                args.extend(["--claude".into(), opts.claude.display().to_string()]);
+                if !agent.claude_args.is_empty() {
+                    args.push("--".into());
+                    args.extend(agent.claude_args.iter().cloned());
+                }
+            }
+        }
+        tmux.run(&args)?;
+        println!("@{}: started in {SESSION}:{}", agent.name, agent.name);
+    }
+
+    if opts.attach {
+        let inside = std::env::var_os("TMUX").is_some();
+        let verb = if inside {
+            "switch-client"
+        } else {
+            "attach-session"
+        };
+        let status = tmux
+            .cmd()
+            .args([verb, "-t", &format!("={SESSION}")])
+            .status()?;
+        return Ok(status.code().unwrap_or(1));
+    }
+    Ok(0)
+}
+
+fn names_of(config: &Config) -> String {
+    config
+        .agents
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
