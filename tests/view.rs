@@ -163,3 +163,144 @@ fn without_the_view_ctrl_c_still_cancels_instead_of_interrupting() {
         );
     });
 }
+
+/// A session `Claude` with `agent-wrap NAME` in window NAME and then the hook in window
+/// `chief` (the current one), as `up` lays them out.
+fn chief_and_agent(
+    tmux: &mut TmuxServer,
+    env: &Env,
+    name: &str,
+    exec: &str,
+    file: &std::path::Path,
+) {
+    let vars = vec![(
+        "CLAUDE_AGENTS_DIR".to_owned(),
+        env.state.display().to_string(),
+    )];
+    let agent = [
+        WRAP.to_owned(),
+        name.to_owned(),
+        "--exec".into(),
+        exec.to_owned(),
+    ];
+    let pane = tmux.new_session("Claude", env.dir.path(), &vars, &agent);
+    tmux.run(&["rename-window", "-t", &pane, name]);
+    env.wait_status(name, "idle", |_| true);
+    let state = format!("CLAUDE_AGENTS_DIR={}", env.state.display());
+    let hook = format!("'{HOOK}' '{}'; sleep 60", file.display());
+    tmux.run(&[
+        "new-window",
+        "-t",
+        "=Claude:",
+        "-n",
+        "chief",
+        "-e",
+        &state,
+        "-e",
+        "CLAUDE_EDITOR_HOOK_CHIEF_ID=view-chief",
+        "--",
+        "sh",
+        "-c",
+        &hook,
+    ]);
+}
+
+#[test]
+fn a_jumps_to_the_agents_window_and_back_when_the_answer_comes() {
+    if require_tmux("a_jumps_to_the_agents_window_and_back_when_the_answer_comes").is_none() {
+        return;
+    }
+    let env = Env::new();
+    let gate = env.dir.path().join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let exec = format!(
+        "echo working; cat '{}' >/dev/null; echo the-answer",
+        gate.display()
+    );
+    let file = env.prompt_file(b"@worker look at it");
+    // The agent must be running before the hook asks for it.
+    let mut tmux = TmuxServer::new();
+    let vars = vec![(
+        "CLAUDE_AGENTS_DIR".to_owned(),
+        env.state.display().to_string(),
+    )];
+    let idle = tmux.new_session(
+        "warmup",
+        env.dir.path(),
+        &vars,
+        &["sleep".into(), "60".into()],
+    );
+    let _ = idle;
+    chief_and_agent(&mut tmux, &env, "worker", &exec, &file);
+    env.wait_status("worker", "working", |_| true);
+    // The session's active window (no client is attached, so ask list-windows).
+    let current = |tmux: &TmuxServer| {
+        let list = tmux.run(&[
+            "list-windows",
+            "-t",
+            "=Claude",
+            "-F",
+            "#{window_active} #{window_name}",
+        ]);
+        list.lines()
+            .find_map(|l| l.strip_prefix("1 "))
+            .unwrap_or("")
+            .to_owned()
+    };
+    tmux.wait_for_screen("=Claude:chief", |s| s.contains("b background"), SECS)
+        .unwrap();
+    assert_eq!(current(&tmux).trim(), "chief");
+    tmux.send_keys("=Claude:chief", &["a"]);
+    crate::helper::wait::wait_until(SECS, "the agent's window", || {
+        (current(&tmux).trim() == "worker").then_some(())
+    });
+    drop(fs::File::create(&gate).unwrap());
+    crate::helper::wait::wait_until(SECS, "the answer", || {
+        fs::read_to_string(&file)
+            .ok()
+            .filter(|f| f.contains("the-answer"))
+    });
+    crate::helper::wait::wait_until(SECS, "back in the chief's window", || {
+        (current(&tmux).trim() == "chief").then_some(())
+    });
+}
+
+#[test]
+fn b_sends_the_task_to_the_background_with_a_ticket() {
+    if require_tmux("b_sends_the_task_to_the_background_with_a_ticket").is_none() {
+        return;
+    }
+    let env = Env::new();
+    let gate = env.dir.path().join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let exec = format!(
+        "echo working; cat '{}' >/dev/null; echo later-answer",
+        gate.display()
+    );
+    let file = env.prompt_file(b"@slowpoke take your time");
+    let mut tmux = TmuxServer::new();
+    chief_and_agent(&mut tmux, &env, "slowpoke", &exec, &file);
+    tmux.wait_for_screen("=Claude:chief", |s| s.contains("b background"), SECS)
+        .unwrap();
+    tmux.send_keys("=Claude:chief", &["b"]);
+    let ticket = crate::helper::wait::wait_until(SECS, "the ticket", || {
+        fs::read_to_string(&file)
+            .ok()
+            .filter(|f| f.contains("in the background"))
+    });
+    assert!(ticket.starts_with("[@slowpoke · task "), "{ticket}");
+    // The coordinator is gone; the task goes on and its answer waits in the outbox.
+    drop(fs::File::create(&gate).unwrap());
+    env.wait_status("slowpoke", "idle", |s| s["recent"][0]["outcome"] == "ok");
+    let out = env
+        .cmd(HOOK)
+        .env("CLAUDE_EDITOR_HOOK_CHIEF_ID", "view-chief")
+        .args(["results", "--json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["results"][0]["answer"], "working\nlater-answer\n",
+        "{doc}"
+    );
+}

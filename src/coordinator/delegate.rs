@@ -39,7 +39,25 @@ pub enum Event {
     Cancel(String),
     /// A fan-out's delegation number `.0` ended.
     Finished(usize, Box<Result<Report>>),
+    /// The user sent the task to the background (`b` in the view).
+    Background,
+    /// The user wants to see the agent (`a` in the view): its tmux window.
+    Jump,
 }
+
+/// The task was sent to the background from the view: not a failure, and not to be
+/// cancelled. Carried as an error so that every caller stops waiting; editor mode turns
+/// it into a ticket.
+#[derive(Debug)]
+pub struct Detached(pub TaskId);
+
+impl std::fmt::Display for Detached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "task {} continues in the background", self.0)
+    }
+}
+
+impl std::error::Error for Detached {}
 
 /// What a waiting view shows.
 #[derive(Clone, Debug)]
@@ -160,13 +178,22 @@ impl Coordinator {
             entry: None,
             host_pid,
             started,
+            jumped_from: None,
         };
         let cancelled_by = match self.wait_until_done(&mut wait, timeout, observer) {
-            Ok(cancelled_by) => cancelled_by,
+            Ok(cancelled_by) => {
+                wait.jump_back();
+                cancelled_by
+            }
+            Err(e) if e.is::<Detached>() => {
+                wait.jump_back();
+                return Err(e);
+            }
             Err(e) => {
                 // Whatever failed, the task must not stay pending for an agent to run
                 // for nobody: cancel it, best effort, and report the failure.
                 let _ = wait.cancel(&format!("the coordinator failed: {e:#}"));
+                wait.jump_back();
                 return Err(e);
             }
         };
@@ -260,6 +287,11 @@ impl Coordinator {
                     wait.cancel(&reason)?;
                     return Ok(Some(Cancel::User));
                 }
+                Some(Event::Background) => {
+                    wait.detach()?;
+                    return Err(Detached(wait.task.id.clone()).into());
+                }
+                Some(Event::Jump) => wait.jump(),
                 Some(Event::Signal(sig)) => {
                     wait.cancel(&format!("the coordinator received {}", sig.name()))?;
                     return Ok(Some(Cancel::Signal(sig)));
@@ -317,6 +349,8 @@ struct Wait<'a> {
     entry: Option<PathBuf>,
     host_pid: i32,
     started: Instant,
+    /// The chief's tmux window, when `a` jumped to the agent's: we go back at the end.
+    jumped_from: Option<String>,
 }
 
 impl Wait<'_> {
@@ -330,6 +364,62 @@ impl Wait<'_> {
         let bytes = serde_json::to_vec_pretty(&done)?;
         atomic_create(&self.c.state.done_path(&self.task.id), &bytes)?;
         Ok(())
+    }
+
+    /// Sends the task to the background: marked `background` (so the agent runs it after
+    /// we are gone) and put in the chief's outbox, before we stop waiting.
+    fn detach(&self) -> Result<()> {
+        let mut task = self.task.clone();
+        task.background = true;
+        write_json(&self.c.state.task_path(&task.id), &task)?;
+        self.c
+            .state
+            .add_to_outbox(&crate::state::chief_id(), &OutboxEntry::new(&task))
+    }
+
+    /// Shows the agent's tmux window, remembering the chief's.
+    fn jump(&mut self) {
+        // The agent's pane id: unlike a window name it survives renames, and tmux takes
+        // it wherever a window is meant.
+        let agent_pane = AgentInfo::load(&self.c.state, &self.task.agent)
+            .ok()
+            .flatten()
+            .and_then(|i| i.status?.tmux)
+            .map(|t| t.pane);
+        let (Some(target), Ok(pane)) = (agent_pane, std::env::var("TMUX_PANE")) else {
+            return;
+        };
+        let session_of = |p: &str| tmux(&["display-message", "-p", "-t", p, "#{session_name}"]);
+        let here = tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            &pane,
+            "#{session_name}:#{window_index}",
+        ]);
+        // In the chief's own session (as `up` lays it out) selecting the window is
+        // enough; another session needs the client switched.
+        let ours = session_of(&pane);
+        let same_session = ours.is_some() && ours == session_of(&target);
+        let verb = if same_session {
+            "select-window"
+        } else {
+            "switch-client"
+        };
+        if let Some(here) = here
+            && tmux(&[verb, "-t", &target]).is_some()
+        {
+            self.jumped_from.get_or_insert(here);
+        }
+    }
+
+    /// Back to the chief's window after a jump.
+    fn jump_back(&mut self) {
+        if let Some(window) = self.jumped_from.take()
+            && tmux(&["select-window", "-t", &window]).is_some()
+        {
+            let _ = tmux(&["switch-client", "-t", &window]);
+        }
     }
 
     /// Withdraws the inbox entry. Returns true if and only if the agent never claimed
@@ -415,6 +505,17 @@ impl Wait<'_> {
             latest_output: latest_line(&state.output_path(&self.task.id)),
         }
     }
+}
+
+/// Runs tmux (the server of `$TMUX`); its output on success.
+fn tmux(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("tmux")
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// The last non-empty line of a streaming output file, without control characters.

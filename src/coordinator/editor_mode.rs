@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::delegate::{Cancel, Coordinator, Event, Observer, Report};
+use super::delegate::{Cancel, Coordinator, Detached, Event, Observer, Report};
 use super::view::View;
 use super::{multi, passthrough, prompt_file, results, route, submit};
 use crate::directive::{self, Directive, Route};
@@ -103,11 +103,7 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
             Ok(t) => t,
             Err(e) => return fail(&format!("{e:#}")),
         };
-        let ticket = format!(
-            "[@{} · task {} · in the background] `@results` brings its answer when it is done",
-            task.agent, task.id
-        );
-        prompt_file::write(file, ticket.as_bytes())?;
+        prompt_file::write(file, ticket(&task.agent, &task.id).as_bytes())?;
         return Ok(0);
     }
     crate::signals::forward(coordinator.sender(), Event::Signal)?;
@@ -134,7 +130,13 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
             drop(view);
             let report = match result {
                 Ok(r) => r,
-                Err(e) => return fail(&format!("{e:#}")),
+                Err(e) => {
+                    if let Some(Detached(id)) = e.downcast_ref::<Detached>() {
+                        prompt_file::write(file, ticket(&agents[0], id).as_bytes())?;
+                        return Ok(0);
+                    }
+                    return fail(&format!("{e:#}"));
+                }
             };
             let cancelled_by = report.cancelled_by.clone();
             (
@@ -172,6 +174,13 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         submit::submit_after_exit()?;
     }
     Ok(0)
+}
+
+/// The line a background task leaves in the prompt box.
+fn ticket(agent: &AgentName, id: &crate::state::TaskId) -> String {
+    format!(
+        "[@{agent} · task {id} · in the background] `@results` brings its answer when it is done"
+    )
 }
 
 /// The prompt file after a single delegation: the answer, or the reason above what the

@@ -77,12 +77,16 @@ fn read_keys(tx: Sender<Event>) {
         if key.kind != KeyEventKind::Press {
             continue;
         }
-        let reason = match (key.code, key.modifiers) {
-            (KeyCode::Esc, _) => "cancelled with Esc",
-            (KeyCode::Char('c'), m) if m.contains(KeyModifiers::CONTROL) => "cancelled with Ctrl-C",
+        let event = match (key.code, key.modifiers) {
+            (KeyCode::Esc, _) => Event::Cancel("cancelled with Esc".into()),
+            (KeyCode::Char('c'), m) if m.contains(KeyModifiers::CONTROL) => {
+                Event::Cancel("cancelled with Ctrl-C".into())
+            }
+            (KeyCode::Char('b'), KeyModifiers::NONE) => Event::Background,
+            (KeyCode::Char('a'), KeyModifiers::NONE) => Event::Jump,
             _ => continue,
         };
-        if tx.send(Event::Cancel(reason.into())).is_err() {
+        if tx.send(event).is_err() {
             return;
         }
     }
@@ -142,7 +146,8 @@ impl Observer for View {
             format!("  │ {latest}"),
             String::new(),
             queue,
-            "Esc or Ctrl-C cancels and keeps your prompt".to_owned(),
+            "Esc/Ctrl-C cancel and keep your prompt · b background · a jump to the agent"
+                .to_owned(),
         ];
         self.draw_lines(&lines);
     }
