@@ -81,3 +81,58 @@ fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
     let windows = tmux.run(&["list-windows", "-t", "=Claude", "-F", "#{window_name}"]);
     assert_eq!(windows, "chief\nhelper\n");
 }
+
+#[test]
+fn a_busy_role_gets_one_more_agent_when_the_config_allows_it() {
+    let test = "a_busy_role_gets_one_more_agent_when_the_config_allows_it";
+    if require_tmux(test).is_none() {
+        return;
+    }
+    let env = Env::new();
+    let tmux = TmuxServer::new();
+    let gate = env.dir.path().join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // Only the first agent waits at the gate; any spawned one answers at once.
+    let command = format!(
+        "if [ \"$AGENT_NAME\" = coder ]; then cat '{}' >/dev/null; fi; echo \"from $AGENT_NAME\"",
+        gate.display()
+    );
+    let config_home = env.dir.path().join("config");
+    std::fs::create_dir_all(config_home.join("claude-editor-hook")).unwrap();
+    let config = format!(
+        "[[agent]]\nname = \"coder\"\nroles = [\"coding\"]\ndriver = \"exec\"\ncommand = '''{command}'''\n\n[spawn]\ncoding = 1\n"
+    );
+    std::fs::write(config_home.join("claude-editor-hook/config.toml"), config).unwrap();
+    let with_config = |cmd: &mut Command| {
+        cmd.env("CLAUDE_AGENTS_DIR", &env.state)
+            .env("XDG_CONFIG_HOME", &config_home);
+    };
+    let mut up = env.cmd(HOOK);
+    with_config(&mut up);
+    up.args(["up", "--no-chief", "--no-attach", "--tmux-socket"])
+        .arg(tmux.socket());
+    let out = output_with_timeout(&mut up, SECS);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    env.wait_status("coder", "idle", |_| true);
+
+    let (mut first, _) = env.spawn_hook(b"@coder first");
+    env.wait_status("coder", "working", |_| true);
+    // Run as the chief would, inside the team's tmux session.
+    let pane = tmux.run(&["list-panes", "-t", "=Claude:team", "-F", "#{pane_id}"]);
+    let file = env.prompt_file(b"@coding second");
+    let mut hook = env.cmd(HOOK);
+    with_config(&mut hook);
+    hook.env("TMUX", format!("{},0,0", tmux.socket().display()))
+        .env("TMUX_PANE", pane.trim())
+        .arg(&file);
+    let out = output_with_timeout(&mut hook, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (head, body) = head_and_body(&std::fs::read(&file).unwrap());
+    assert!(head.starts_with("[@coding-2 · task "), "{head}");
+    assert_eq!(body, b"from coding-2\n");
+    let windows = tmux.run(&["list-windows", "-t", "=Claude", "-F", "#{window_name}"]);
+    assert_eq!(windows, "team\ncoder\ncoding-2\n");
+
+    drop(std::fs::File::create(&gate).unwrap());
+    assert!(wait_child(&mut first, SECS, "the first task").success());
+}

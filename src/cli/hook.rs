@@ -77,15 +77,18 @@ pub enum Command {
         /// The config file (default: $XDG_CONFIG_HOME/claude-editor-hook/config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// The Claude Code program.
-        #[arg(long, default_value = "claude")]
-        claude: PathBuf,
+        /// The Claude Code program (default: the config's, else `claude` from PATH).
+        #[arg(long)]
+        claude: Option<PathBuf>,
         /// Use the tmux server at this socket.
         #[arg(long)]
         tmux_socket: Option<PathBuf>,
         /// Do not attach to the session afterwards.
         #[arg(long)]
         no_attach: bool,
+        /// Start the agents only, no chief.
+        #[arg(long)]
+        no_chief: bool,
     },
     /// Add the chief-side hooks to a Claude Code settings file (JSON), so finished
     /// background results reach the chief at its next turn.
@@ -160,6 +163,7 @@ pub fn hook_main() -> std::process::ExitCode {
                 claude,
                 tmux_socket,
                 no_attach,
+                no_chief,
             }),
             _,
         ) => crate::team::up::up(&crate::team::up::UpOptions {
@@ -168,6 +172,7 @@ pub fn hook_main() -> std::process::ExitCode {
             claude: claude.clone(),
             tmux_socket: tmux_socket.clone(),
             attach: !no_attach,
+            chief: !no_chief,
         }),
         (Some(Command::SubmitAfter { pid, chief, pane }), _) => {
             crate::coordinator::submit::run_helper(*pid, *chief, pane)

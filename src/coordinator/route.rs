@@ -75,5 +75,12 @@ pub fn resolve(state: &StateDir, target: &AgentName) -> Result<AgentName> {
             .unwrap_or(usize::MAX);
         (a.state() != AgentState::Idle, queued, a.name.clone())
     });
+    // Everyone with the role is busy: one more agent, if the config allows it.
+    if candidates[0].state() != AgentState::Idle
+        && target.as_str() != ANY
+        && let Some(spawned) = crate::team::spawn::spawn_for_role(state, target.as_str())?
+    {
+        return Ok(spawned);
+    }
     Ok(candidates[0].name.clone())
 }

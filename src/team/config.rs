@@ -16,6 +16,9 @@
 //! driver = "claude"   # "claude", "exec" (with `command`) or "demo"
 //! cwd = "~/src/app"   # optional; default: where `up` runs
 //! claude_args = ["--model", "sonnet"]
+//!
+//! [spawn]
+//! coding = 2          # when every coding agent is busy, start up to 2 more
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -29,10 +32,16 @@ use crate::state::AgentName;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The Claude Code program (default: `claude` from PATH; `up --claude` overrides).
+    pub claude: Option<String>,
     #[serde(default)]
     pub chief: ChiefConfig,
     #[serde(default, rename = "agent")]
     pub agents: Vec<AgentConfig>,
+    /// Per role, how many more agents may be started (as windows `ROLE-2`, `ROLE-3`, …)
+    /// when every agent with that role is busy.
+    #[serde(default)]
+    pub spawn: std::collections::BTreeMap<String, usize>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -80,6 +89,14 @@ fn claude_driver() -> String {
 }
 
 impl Config {
+    /// The Claude Code program: `given`, else the config's, else `claude` from PATH.
+    pub fn claude_program(&self, given: Option<&Path>) -> PathBuf {
+        given
+            .map(Path::to_path_buf)
+            .or_else(|| self.claude.as_deref().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("claude"))
+    }
+
     /// The default config file's path.
     pub fn default_path() -> Option<PathBuf> {
         let base = std::env::var_os("XDG_CONFIG_HOME")
@@ -121,8 +138,10 @@ impl Config {
             })
             .collect();
         Self {
+            claude: None,
             chief: ChiefConfig::default(),
             agents,
+            spawn: Default::default(),
         }
     }
 

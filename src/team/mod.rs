@@ -2,4 +2,5 @@
 //! ([`up`]), which starts the chief and the agents in one tmux session.
 
 pub mod config;
+pub mod spawn;
 pub mod up;

@@ -23,19 +23,22 @@ pub struct UpOptions {
     /// Only these agents (names from the config).
     pub agents: Option<Vec<String>>,
     pub config: Option<PathBuf>,
-    /// The Claude Code program for the chief and the agents.
-    pub claude: PathBuf,
+    /// The Claude Code program for the chief and the agents (else the config's, else
+    /// `claude` from PATH).
+    pub claude: Option<PathBuf>,
     /// A tmux server socket other than the default one.
     pub tmux_socket: Option<PathBuf>,
     pub attach: bool,
+    /// Start the chief too (`--no-chief`: a headless team).
+    pub chief: bool,
 }
 
-struct Tmux<'a> {
-    socket: Option<&'a Path>,
+pub(crate) struct Tmux<'a> {
+    pub(crate) socket: Option<&'a Path>,
 }
 
 impl Tmux<'_> {
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut cmd = Command::new("tmux");
         if let Some(s) = self.socket {
             cmd.arg("-S").arg(s);
@@ -116,6 +119,7 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
             })
             .collect::<Result<_>>()?,
     };
+    let claude = config.claude_program(opts.claude.as_deref());
     let exe = std::env::current_exe().context("failed to find claude-editor-hook itself")?;
     let wrap = exe.with_file_name("agent-wrap");
     let here = std::env::current_dir()?;
@@ -123,7 +127,19 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
         socket: opts.tmux_socket.as_deref(),
     };
 
-    if tmux.has_session() {
+    if !opts.chief {
+        if !tmux.has_session() {
+            // The session needs a first window; the agents' go beside it.
+            tmux.run(&[
+                "new-session".into(),
+                "-d".into(),
+                "-s".into(),
+                SESSION.into(),
+                "-n".into(),
+                "team".into(),
+            ])?;
+        }
+    } else if tmux.has_session() {
         println!("session {SESSION} exists; its chief is left as it is");
     } else {
         let mut args: Vec<String> = ["new-session", "-d", "-s", SESSION, "-n", "chief", "-c"]
@@ -141,7 +157,7 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
             args.extend(["-e".into(), "CLAUDE_EDITOR_HOOK_SUBMIT=1".into()]);
         }
         args.push("--".into());
-        args.push(opts.claude.display().to_string());
+        args.push(claude.display().to_string());
         if config.chief.hooks {
             let command = format!("'{}' chief-hook", exe.display());
             let hooks = serde_json::json!({"hooks": {
@@ -169,40 +185,7 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
                 format!("={SESSION}:{}", agent.name),
             ]);
         }
-        let cwd = agent
-            .cwd
-            .as_deref()
-            .map(expand_home)
-            .unwrap_or_else(|| here.clone());
-        let mut args: Vec<String> = vec![
-            "new-window".into(),
-            "-d".into(),
-            "-t".into(),
-            format!("={SESSION}:"),
-            "-n".into(),
-            agent.name.to_string(),
-            "-c".into(),
-            cwd.display().to_string(),
-        ];
-        args.extend(env_args());
-        args.push("--".into());
-        args.push(wrap.display().to_string());
-        args.push(agent.name.to_string());
-        for role in &agent.roles {
-            args.extend(["--role".into(), role.clone()]);
-        }
-        match agent.driver.as_str() {
-            "exec" => args.extend(["--exec".into(), agent.command.clone().unwrap_or_default()]),
-            "demo" => args.push("--demo".into()),
-            _ => {
-                args.extend(["--claude".into(), opts.claude.display().to_string()]);
-                if !agent.claude_args.is_empty() {
-                    args.push("--".into());
-                    args.extend(agent.claude_args.iter().cloned());
-                }
-            }
-        }
-        tmux.run(&args)?;
+        start_agent_window(&tmux, SESSION, agent, &claude, &wrap, &here)?;
         println!("@{}: started in {SESSION}:{}", agent.name, agent.name);
     }
 
@@ -220,6 +203,52 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
         return Ok(status.code().unwrap_or(1));
     }
     Ok(0)
+}
+
+/// Opens window NAME in the session, running `agent-wrap NAME` as `agent` says.
+pub(crate) fn start_agent_window(
+    tmux: &Tmux<'_>,
+    session: &str,
+    agent: &AgentConfig,
+    claude: &Path,
+    wrap: &Path,
+    here: &Path,
+) -> Result<()> {
+    let cwd = agent
+        .cwd
+        .as_deref()
+        .map(expand_home)
+        .unwrap_or_else(|| here.to_path_buf());
+    let mut args: Vec<String> = vec![
+        "new-window".into(),
+        "-d".into(),
+        "-t".into(),
+        format!("={session}:"),
+        "-n".into(),
+        agent.name.to_string(),
+        "-c".into(),
+        cwd.display().to_string(),
+    ];
+    args.extend(env_args());
+    args.push("--".into());
+    args.push(wrap.display().to_string());
+    args.push(agent.name.to_string());
+    for role in &agent.roles {
+        args.extend(["--role".into(), role.clone()]);
+    }
+    match agent.driver.as_str() {
+        "exec" => args.extend(["--exec".into(), agent.command.clone().unwrap_or_default()]),
+        "demo" => args.push("--demo".into()),
+        _ => {
+            args.extend(["--claude".into(), claude.display().to_string()]);
+            if !agent.claude_args.is_empty() {
+                args.push("--".into());
+                args.extend(agent.claude_args.iter().cloned());
+            }
+        }
+    }
+    tmux.run(&args)?;
+    Ok(())
 }
 
 fn names_of(config: &Config) -> String {
