@@ -105,3 +105,29 @@ fn results_verb_prints_json_and_reserved_names_are_refused() {
         );
     }
 }
+
+#[test]
+fn send_background_prints_a_ticket_and_results_brings_the_answer() {
+    let env = Env::new();
+    let _agent = env.agent("scribe", &["--exec", "echo written"]);
+    let mut send = env.cmd(HOOK);
+    send.env("CLAUDE_EDITOR_HOOK_CHIEF_ID", "script-chief")
+        .args(["send", "scribe", "write it down", "--background"]);
+    let out = output_with_timeout(&mut send, SECS);
+    let ticket = text(&out.stdout);
+    assert!(
+        ticket.starts_with("task ") && ticket.contains("@scribe in the background"),
+        "{ticket}"
+    );
+    env.wait_status("scribe", "idle", |s| s["recent"][0]["outcome"] == "ok");
+    let mut results = env.cmd(HOOK);
+    results
+        .env("CLAUDE_EDITOR_HOOK_CHIEF_ID", "script-chief")
+        .arg("results");
+    let out = output_with_timeout(&mut results, SECS);
+    let text = text(&out.stdout);
+    assert!(
+        text.starts_with("[background results: 1 finished]") && text.contains("written"),
+        "{text}"
+    );
+}

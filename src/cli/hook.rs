@@ -61,6 +61,9 @@ pub enum Command {
         /// Give up after this many seconds.
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
+        /// Return at once with a ticket; the answer goes to this chief's outbox.
+        #[arg(long)]
+        background: bool,
     },
     /// Print this chief's finished background results (`@NAME&` tasks), once.
     Results {
@@ -152,9 +155,10 @@ pub fn hook_main() -> std::process::ExitCode {
                 name,
                 prompt,
                 timeout,
+                background,
             }),
             _,
-        ) => super::verbs::send(name, prompt, *timeout),
+        ) => super::verbs::send(name, prompt, *timeout, *background),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
         (
             Some(Command::Up {

@@ -12,10 +12,19 @@ use crate::state::{AgentName, AgentStatus, Outcome, StateDir, TaskId, lock_holde
 
 /// `send NAME|ROLE PROMPT`: delegates and prints the answer; a failure is one line on
 /// stderr and exit 1.
-pub fn send(target: &str, prompt: &str, timeout: Option<u64>) -> Result<i32> {
+pub fn send(target: &str, prompt: &str, timeout: Option<u64>, background: bool) -> Result<i32> {
     let state = StateDir::from_env()?;
     let agent = route::resolve(&state, &AgentName::parse(target)?)?;
     let coordinator = Coordinator::new(state);
+    if background {
+        let task =
+            coordinator.submit_background(&agent, prompt.to_owned(), &crate::state::chief_id())?;
+        println!(
+            "task {} @{} in the background; `claude-editor-hook results` brings its answer",
+            task.id, task.agent
+        );
+        return Ok(0);
+    }
     crate::signals::forward(coordinator.sender(), Event::Signal)?;
     let timeout = timeout.filter(|&t| t > 0).map(Duration::from_secs);
     let report = coordinator.delegate(&agent, prompt.to_owned(), timeout, None)?;
