@@ -117,7 +117,15 @@ fn target(s: &[u8]) -> Option<(AgentName, bool, &[u8])> {
     let name = std::str::from_utf8(&after_at[..end]).ok()?;
     let name = AgentName::parse(name).ok()?;
     match after_at[end..].strip_prefix(b"&") {
-        Some(rest) => Some((name, true, rest)),
+        // `&` ends the target: `@ci&cd` is no target at all.
+        Some(rest)
+            if rest
+                .first()
+                .is_none_or(|b| b.is_ascii_whitespace() || *b == b'>') =>
+        {
+            Some((name, true, rest))
+        }
+        Some(_) => None,
         None => Some((name, false, &after_at[end..])),
     }
 }
@@ -270,6 +278,7 @@ mod tests {
             }
         );
         assert_eq!(route("  @results \n"), Directive::Results);
+        assert_eq!(route("@ci&cd broke"), Directive::Edit);
     }
 
     #[test]

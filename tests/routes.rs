@@ -162,3 +162,16 @@ fn sigterm_cancels_every_task_of_a_fan_out() {
     env.wait_status("a", "idle", |_| true);
     env.wait_status("b", "idle", |_| true);
 }
+
+#[test]
+fn a_fan_out_that_names_one_agent_twice_through_a_role_is_refused() {
+    let env = Env::new();
+    let _p = env.agent("p1", &["--role", "planning", "--exec", "cat"]);
+    let (_, after) = env.run_hook(b"@p1 @planning plan twice");
+    let head = head_and_body(&after).0;
+    assert!(
+        head.contains("@planning resolves to @p1, which the fan-out already asks"),
+        "{head}"
+    );
+    assert!(env.done_files().is_empty(), "nothing may be queued");
+}

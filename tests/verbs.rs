@@ -140,3 +140,30 @@ fn tail_shows_the_output_and_follows_a_running_task() {
         text(&followed.stderr)
     );
 }
+
+#[test]
+fn cancel_ends_a_task_whose_agent_is_gone() {
+    let env = Env::new();
+    let agent = env.agent("lost", &["--exec", "exec sleep 60"]);
+    let mut send = env.cmd(HOOK);
+    send.env("CLAUDE_EDITOR_HOOK_CHIEF_ID", "c")
+        .args(["send", "lost", "forever", "--background"]);
+    let ticket = text(&output_with_timeout(&mut send, SECS).stdout);
+    let id = ticket.split(' ').nth(1).unwrap().to_owned();
+    env.wait_status("lost", "working", |_| true);
+    agent.signal(nix::sys::signal::Signal::SIGKILL);
+    wait_until(SECS, "the agent to be gone", || {
+        (verb(&env, &["status", "--json"])
+            .stdout
+            .windows(9)
+            .any(|w| w == b"\"offline\""))
+        .then_some(())
+    });
+    let out = verb(&env, &["cancel", &id]);
+    assert_eq!(
+        text(&out.stdout),
+        format!("task {id}: cancelled\n"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -59,11 +59,11 @@ fn respond(input: &[u8]) -> Result<Option<Value>> {
     }
     let state = StateDir::from_env()?;
     let (ready, running) = results::ready(&state, &chief)?;
+    let ready = results::take(&state, &chief, ready)?;
     if ready.is_empty() {
         return Ok(None);
     }
     let text = results::text(&ready, running);
-    results::mark_delivered(&state, &chief, &ready)?;
     Ok(Some(match name {
         "Stop" => json!({
             "decision": "block",

@@ -135,6 +135,7 @@ pub fn results(as_json: bool) -> Result<i32> {
     let state = StateDir::from_env()?;
     let chief = crate::state::chief_id();
     let (ready, running) = crate::coordinator::results::ready(&state, &chief)?;
+    let ready = crate::coordinator::results::take(&state, &chief, ready)?;
     if as_json {
         let items: Vec<serde_json::Value> = ready
             .iter()
@@ -158,6 +159,5 @@ pub fn results(as_json: bool) -> Result<i32> {
     } else {
         println!("{}", crate::coordinator::results::text(&ready, running));
     }
-    crate::coordinator::results::mark_delivered(&state, &chief, &ready)?;
     Ok(0)
 }

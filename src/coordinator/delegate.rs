@@ -135,12 +135,25 @@ pub struct Coordinator {
     state: StateDir,
     tx: Sender<Event>,
     rx: Receiver<Event>,
+    /// Whether `b` may send a task to the background: only for a route of one agent,
+    /// where nothing else waits on its answer.
+    detachable: std::cell::Cell<bool>,
 }
 
 impl Coordinator {
     pub fn new(state: StateDir) -> Self {
         let (tx, rx) = channel();
-        Self { state, tx, rx }
+        Self {
+            state,
+            tx,
+            rx,
+            detachable: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Lets `b` in the view send the task to the background.
+    pub fn allow_detach(&self) {
+        self.detachable.set(true);
     }
 
     /// A sender for signals and key presses.
@@ -287,11 +300,12 @@ impl Coordinator {
                     wait.cancel(&reason)?;
                     return Ok(Some(Cancel::User));
                 }
-                Some(Event::Background) => {
+                Some(Event::Background) if self.detachable.get() => {
                     wait.detach()?;
                     return Err(Detached(wait.task.id.clone()).into());
                 }
                 Some(Event::Jump) => wait.jump(),
+                Some(Event::Background) => {}
                 Some(Event::Signal(sig)) => {
                     wait.cancel(&format!("the coordinator received {}", sig.name()))?;
                     return Ok(Some(Cancel::Signal(sig)));

@@ -58,13 +58,13 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
             };
             let chief = chief_id();
             let (ready, running) = results::ready(&state, &chief)?;
+            let ready = results::take(&state, &chief, ready)?;
             if ready.is_empty() {
                 return fail(&format!(
                     "no background results yet ({running} still running)"
                 ));
             }
             prompt_file::write(file, results::text(&ready, running).as_bytes())?;
-            results::mark_delivered(&state, &chief, &ready)?;
             return Ok(0);
         }
         Directive::Delegate {
@@ -90,6 +90,11 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
     let mut agents = Vec::new();
     for target in route.targets() {
         match route::resolve(&state, target) {
+            Ok(agent) if matches!(route, Route::FanOut(_)) && agents.contains(&agent) => {
+                return fail(&format!(
+                    "@{target} resolves to @{agent}, which the fan-out already asks; name distinct agents"
+                ));
+            }
             Ok(agent) => agents.push(agent),
             Err(e) => return fail(&format!("{e:#}")),
         }
@@ -123,8 +128,9 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
     };
     let drawing = view.as_mut().filter(|_| !opts.no_view);
 
-    let (content, cancelled_by) = match route {
+    let (content, cancelled_by, failed) = match route {
         Route::Single(_) => {
+            coordinator.allow_detach();
             let observer = drawing.map(|v| v as &mut dyn Observer);
             let result = coordinator.delegate(&agents[0], prompt, opts.timeout, observer);
             drop(view);
@@ -139,26 +145,33 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
                 }
             };
             let cancelled_by = report.cancelled_by.clone();
+            let failed = report.done.outcome != Outcome::Ok;
             (
                 single_file(&agents[0], report, parsed.user_text),
                 cancelled_by,
+                failed,
             )
         }
         Route::FanOut(_) => {
             let end = multi::fan_out(&coordinator, &agents, &prompt, opts.timeout, drawing);
             drop(view);
+            let failed = end.steps.iter().any(|s| s.answer().is_none());
             (
                 multi::fan_out_file(&end, parsed.user_text),
                 end.cancelled_by,
+                failed,
             )
         }
         Route::Pipeline(_) => {
             let observer = drawing.map(|v| v as &mut dyn Observer);
             let end = multi::pipeline(&coordinator, &agents, &prompt, opts.timeout, observer);
             drop(view);
+            let failed =
+                end.steps.len() < agents.len() || end.steps.iter().any(|s| s.answer().is_none());
             (
                 multi::pipeline_file(&end, &agents, parsed.user_text),
                 end.cancelled_by,
+                failed,
             )
         }
     };
@@ -168,10 +181,14 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         Some(Cancel::Timeout) | None => {}
     }
     prompt_file::write(file, &content)?;
-    // A failure line above the user's prompt is for the human to read, never to send.
-    let is_answer = !content.starts_with(prompt_file::FAILURE_PREFIX.as_bytes());
-    if opts.submit && is_answer {
-        submit::submit_after_exit()?;
+    // A failure (a reason above the user's prompt, or a route with a failed step) is for
+    // the human to read, never to send on its own.
+    if opts.submit
+        && !failed
+        && let Err(e) = submit::submit_after_exit()
+    {
+        // The answer is in the box already; only the Enter is missing.
+        eprintln!("claude-editor-hook: could not submit the answer: {e:#}");
     }
     Ok(0)
 }

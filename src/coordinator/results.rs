@@ -18,7 +18,7 @@ pub fn ready(state: &StateDir, chief: &ChiefId) -> Result<(Vec<Ready>, usize)> {
     let mut ready = Vec::new();
     let mut running = 0;
     for entry in state.outbox(chief)? {
-        if entry.delivered_at_us.is_some() {
+        if entry.delivered_at_us.is_some() || state.delivery_claimed(chief, &entry) {
             continue;
         }
         let Some(done) = read_json::<Done>(&state.done_path(&entry.task_id))? else {
@@ -70,10 +70,16 @@ pub fn text(ready: &[Ready], running: usize) -> String {
     out.trim_end().to_owned()
 }
 
-/// Marks results delivered, so they are handed over once.
-pub fn mark_delivered(state: &StateDir, chief: &ChiefId, ready: &[Ready]) -> Result<()> {
+/// Claims the ready results for delivery and marks them delivered. Only the claimed
+/// ones are returned: of two deliverers running at once (a hook and `results`, say),
+/// each result goes to exactly one.
+pub fn take(state: &StateDir, chief: &ChiefId, ready: Vec<Ready>) -> Result<Vec<Ready>> {
+    let mut taken = Vec::new();
     for r in ready {
-        state.mark_delivered(chief, &r.entry)?;
+        if state.claim_delivery(chief, &r.entry)? {
+            state.mark_delivered(chief, &r.entry)?;
+            taken.push(r);
+        }
     }
-    Ok(())
+    Ok(taken)
 }

@@ -78,7 +78,8 @@ pub fn resolve(state: &StateDir, target: &AgentName) -> Result<AgentName> {
     // Everyone with the role is busy: one more agent, if the config allows it.
     if candidates[0].state() != AgentState::Idle
         && target.as_str() != ANY
-        && let Some(spawned) = crate::team::spawn::spawn_for_role(state, target.as_str())?
+                // A spawn that fails (a bad config, no tmux) leaves the task to wait in line.
+        && let Ok(Some(spawned)) = crate::team::spawn::spawn_for_role(state, target.as_str())
     {
         return Ok(spawned);
     }

@@ -72,7 +72,10 @@ pub fn run_helper(pid: i32, chief: i32, pane: &str) -> Result<i32> {
     if let Some(dir) = registry.parent() {
         watcher.watch(dir)?;
     }
-    for _ in 0..TRIES {
+    // Without the chief's registry there is no way to confirm: one Enter only, never a
+    // second that could submit what the human types next.
+    let tries = if registry.exists() { TRIES } else { 1 };
+    for _ in 0..tries {
         // Claude Code loads the box right after we exit; this pause is a deadline for
         // that, not a poll (facts 1.22: 0.05 s raced, 0.3 s held).
         std::thread::sleep(SETTLE);

@@ -36,18 +36,19 @@ impl ChiefId {
     }
 }
 
-/// The chief of this process: `$CLAUDE_EDITOR_HOOK_CHIEF_ID`, else
-/// `$CLAUDE_CODE_SESSION_ID` (set in Claude Code's hooks and tools), else the session id
-/// of the Claude Code that is our parent (its registry, claude-code-facts 1.7 and 4.6),
-/// else `pid-<parent pid>`.
+/// The chief of this process, the first of: `$CLAUDE_EDITOR_HOOK_CHIEF_ID`; the session
+/// id of the Claude Code that is our parent (its registry, claude-code-facts 1.7 and 4.6:
+/// the editor's case); `$CLAUDE_CODE_SESSION_ID` (set in Claude Code's hooks and tools,
+/// but only inherited, possibly from another session, by the editor, facts 1.6);
+/// `pid-<parent pid>`.
 pub fn chief_id() -> ChiefId {
-    for key in ["CLAUDE_EDITOR_HOOK_CHIEF_ID", "CLAUDE_CODE_SESSION_ID"] {
-        if let Some(id) = std::env::var(key)
+    let env = |key: &str| {
+        std::env::var(key)
             .ok()
             .and_then(|v| ChiefId::parse(&v).ok())
-        {
-            return id;
-        }
+    };
+    if let Some(id) = env("CLAUDE_EDITOR_HOOK_CHIEF_ID") {
+        return id;
     }
     let ppid = nix::unistd::getppid().as_raw();
     let registry = std::env::var_os("HOME")
@@ -56,7 +57,9 @@ pub fn chief_id() -> ChiefId {
         .and_then(|p| super::read_optional(&p).ok().flatten())
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| ChiefId::parse(v["sessionId"].as_str()?).ok());
-    from_registry.unwrap_or_else(|| ChiefId(format!("pid-{ppid}")))
+    from_registry
+        .or_else(|| env("CLAUDE_CODE_SESSION_ID"))
+        .unwrap_or_else(|| ChiefId(format!("pid-{ppid}")))
 }
 
 /// `outbox/<chief>/<task id>.json`.
@@ -118,6 +121,22 @@ impl StateDir {
             .flatten()
             .filter_map(|e| ChiefId::parse(e.file_name().to_str()?).ok())
             .collect())
+    }
+
+    /// Claims an entry for delivery: true for exactly one caller, whoever asks first
+    /// (an exclusively created marker), so two deliverers never hand it over twice.
+    pub fn claim_delivery(&self, chief: &ChiefId, entry: &OutboxEntry) -> Result<bool> {
+        let marker = self
+            .outbox_dir(chief)
+            .join(format!("{}.delivered", entry.task_id));
+        super::atomic_create(&marker, b"")
+    }
+
+    /// Returns true if and only if a deliverer has claimed the entry.
+    pub fn delivery_claimed(&self, chief: &ChiefId, entry: &OutboxEntry) -> bool {
+        self.outbox_dir(chief)
+            .join(format!("{}.delivered", entry.task_id))
+            .exists()
     }
 
     /// Marks an entry delivered.

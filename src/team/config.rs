@@ -28,6 +28,11 @@ use serde::Deserialize;
 
 use crate::state::AgentName;
 
+/// The config file `up --config` named, for what the chief starts later (spawning).
+pub const CONFIG_ENV: &str = "CLAUDE_EDITOR_HOOK_CONFIG";
+/// The Claude Code program `up` used, likewise.
+pub const CLAUDE_ENV: &str = "CLAUDE_EDITOR_HOOK_CLAUDE";
+
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,10 +94,16 @@ fn claude_driver() -> String {
 }
 
 impl Config {
-    /// The Claude Code program: `given`, else the config's, else `claude` from PATH.
+    /// The Claude Code program: `given`, else `$CLAUDE_EDITOR_HOOK_CLAUDE` (set by `up`
+    /// for the chief), else the config's, else `claude` from PATH.
     pub fn claude_program(&self, given: Option<&Path>) -> PathBuf {
         given
             .map(Path::to_path_buf)
+            .or_else(|| {
+                std::env::var_os(CLAUDE_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
             .or_else(|| self.claude.as_deref().map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("claude"))
     }
@@ -106,9 +117,13 @@ impl Config {
         Some(base.join("claude-editor-hook/config.toml"))
     }
 
-    /// Reads `path`, or the default file, or falls back to the default team.
+    /// Reads `path`, or `$CLAUDE_EDITOR_HOOK_CONFIG` (set by `up --config` for the
+    /// chief), or the default file, or falls back to the default team.
     pub fn load(path: Option<&Path>) -> Result<Self> {
-        let default = Self::default_path();
+        let from_env = std::env::var_os(CONFIG_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let default = from_env.or_else(Self::default_path);
         let path = path.map(Path::to_path_buf).or(default);
         match path.as_deref().map(std::fs::read_to_string) {
             Some(Ok(text)) => {

@@ -84,8 +84,12 @@ impl Tmux<'_> {
 
 /// `-e K=V` for each variable of our environment that a window needs.
 fn env_args() -> Vec<String> {
+    // Not tmux's own, and not a Claude Code session's (when `up` runs from a Claude Code
+    // tool): the chief and the agents are sessions of their own.
     std::env::vars()
-        .filter(|(k, _)| k != "TMUX" && k != "TMUX_PANE")
+        .filter(|(k, _)| {
+            k != "TMUX" && k != "TMUX_PANE" && k != "CLAUDECODE" && !k.starts_with("CLAUDE_CODE_")
+        })
         .flat_map(|(k, v)| ["-e".to_owned(), format!("{k}={v}")])
         .collect()
 }
@@ -121,6 +125,14 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
     };
     let claude = config.claude_program(opts.claude.as_deref());
     let exe = std::env::current_exe().context("failed to find claude-editor-hook itself")?;
+    // Claude Code splits $EDITOR on spaces with no way to quote (facts 1.5).
+    if exe.to_string_lossy().contains(char::is_whitespace) {
+        bail!(
+            "claude-editor-hook's path {} contains a space, which Claude Code cannot run as \
+             its editor; install it elsewhere",
+            exe.display()
+        );
+    }
     let wrap = exe.with_file_name("agent-wrap");
     let here = std::env::current_dir()?;
     let tmux = Tmux {
@@ -150,6 +162,17 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
         args.extend(env_args());
         // The hook is the editor of this Claude Code only, not of the user's shell.
         args.extend(["-e".into(), format!("EDITOR={}", exe.display())]);
+        // What `up` was told, for agents spawned later from the chief's Ctrl-G.
+        if let Some(config) = &opts.config {
+            args.extend([
+                "-e".into(),
+                format!("{}={}", super::config::CONFIG_ENV, config.display()),
+            ]);
+        }
+        args.extend([
+            "-e".into(),
+            format!("{}={}", super::config::CLAUDE_ENV, claude.display()),
+        ]);
         if config.chief.hooks {
             args.extend(["-e".into(), "CLAUDE_EDITOR_HOOK_CHIEF=1".into()]);
         }
@@ -159,12 +182,19 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
         args.push("--".into());
         args.push(claude.display().to_string());
         if config.chief.hooks {
-            let command = format!("'{}' chief-hook", exe.display());
+            let command = format!(
+                "'{}' chief-hook",
+                exe.display().to_string().replace('\'', r"'\''")
+            );
             let hooks = serde_json::json!({"hooks": {
                 "UserPromptSubmit": [{"hooks": [{"type": "command", "command": command}]}],
                 "Stop": [{"hooks": [{"type": "command", "command": command}]}],
             }});
             args.extend(["--settings".into(), hooks.to_string()]);
+        } else {
+            // Two or more arguments make tmux run the program itself, not `sh -c` on one
+            // string, which a path with a space would break.
+            args.extend(["--settings".into(), "{}".into()]);
         }
         args.extend(config.chief.claude_args.iter().cloned());
         tmux.run(&args)?;
