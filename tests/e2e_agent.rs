@@ -25,6 +25,9 @@ pub fn host_agent(test: &str, env: &Env, name: &str) -> Option<HostedAgent> {
     let sandbox = ClaudeSandbox::new();
     let mut vars = sandbox.env();
     vars.push(("CLAUDE_AGENTS_DIR".into(), env.state.display().to_string()));
+    // The host's trace, for a failing test to show.
+    let trace = sandbox.path().join("host-trace.log");
+    vars.push(("AGENT_WRAP_DEBUG".into(), trace.display().to_string()));
     let mut tmux = TmuxServer::new();
     let cmd = vec![
         WRAP.to_owned(),
@@ -449,7 +452,17 @@ fn a_human_draft_in_the_agents_box_holds_the_task_until_it_is_submitted() {
     );
 
     agent.tmux.send_keys(&agent.pane, &["Enter"]);
-    assert!(wait_child(&mut hook, CLAUDE_WAIT, "the held task").success());
+    // Rarely flaky in full-suite runs (2 in about 40); if it hangs, show the host's trace.
+    let ended = crate::helper::wait::wait_until_or(CLAUDE_WAIT, || hook.try_wait().unwrap());
+    if ended.is_none() {
+        let trace = std::fs::read_to_string(agent.sandbox.path().join("host-trace.log"));
+        panic!(
+            "the held task was never delivered; prompts {:?}; host trace:\n{}",
+            agent.sandbox.api.prompts(),
+            trace.unwrap_or_default()
+        );
+    }
+    assert!(ended.unwrap().success());
     assert_eq!(
         text(&head_and_body(&std::fs::read(file).unwrap()).1),
         "FAKE-REPLY: the delegated task"

@@ -751,6 +751,9 @@ impl Host {
     }
 
     fn on_claude_event(&mut self, event: ClaudeEvent, stopping: bool) -> Result<()> {
+        if !matches!(event, ClaudeEvent::Input(_)) {
+            debug(&format!("event {event:?}"));
+        }
         match event {
             ClaudeEvent::Input(bytes) => {
                 let update = self.claude.as_mut().and_then(|c| c.input(&bytes));
@@ -813,6 +816,7 @@ impl Host {
 
     /// Acts on what the session reports.
     fn apply(&mut self, update: Update) {
+        debug(&format!("update {update:?}"));
         let end = |outcome: Outcome, reason: Option<String>, answer: String| RunEnd {
             status: match outcome {
                 Outcome::Ok => RunStatus::Exited(0),
@@ -981,6 +985,26 @@ impl Drop for RawMode {
         let _ = out.write_all(b"\x1b[?25h\x1b[?2004l\x1b[?1004l\r\n");
         let _ = out.flush();
         let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+/// With `AGENT_WRAP_DEBUG=PATH`, appends the hosted Claude Code's events and the updates
+/// they cause to `PATH`, for diagnosing a delivery. A file, not stderr: stderr is the
+/// window Claude Code draws in.
+fn debug(msg: &str) {
+    static LOG: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let log = LOG.get_or_init(|| {
+        std::env::var_os("AGENT_WRAP_DEBUG")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    });
+    if let Some(path) = log
+        && let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(file, "{} {msg}", now_us());
     }
 }
 

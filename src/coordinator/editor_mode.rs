@@ -126,6 +126,9 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
     } else {
         None
     };
+    if let (Route::Single(_), Some(v)) = (&route, view.as_mut()) {
+        v.set_detachable(true);
+    }
     let drawing = view.as_mut().filter(|_| !opts.no_view);
 
     let (content, cancelled_by, failed) = match route {

@@ -53,6 +53,8 @@ impl Drop for TerminalGuard {
 /// a Ctrl-C would kill the chief.
 pub struct View {
     out: Stdout,
+    /// Whether `b` works (a route of one agent), so the hint offers it.
+    detachable: bool,
     _guard: TerminalGuard,
 }
 
@@ -66,6 +68,7 @@ impl View {
             .context("failed to start the key reader")?;
         Ok(Self {
             out: stdout(),
+            detachable: false,
             _guard: guard,
         })
     }
@@ -101,6 +104,11 @@ fn fit(s: &str, width: usize) -> String {
 }
 
 impl View {
+    /// Offers `b` (background) in the hint: only for a route of one agent.
+    pub fn set_detachable(&mut self, detachable: bool) {
+        self.detachable = detachable;
+    }
+
     /// Replaces the screen with `lines`, each cut to the terminal's width.
     pub fn draw_lines(&mut self, lines: &[String]) {
         let width = terminal::size()
@@ -146,8 +154,12 @@ impl Observer for View {
             format!("  │ {latest}"),
             String::new(),
             queue,
-            "Esc/Ctrl-C cancel and keep your prompt · b background · a jump to the agent"
-                .to_owned(),
+            if self.detachable {
+                "Esc/Ctrl-C cancel and keep your prompt · b background · a jump to the agent"
+            } else {
+                "Esc/Ctrl-C cancel and keep your prompt · a jump to the agent"
+            }
+            .to_owned(),
         ];
         self.draw_lines(&lines);
     }
