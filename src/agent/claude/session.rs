@@ -139,6 +139,10 @@ enum Phase {
 
     /// After an interrupt: the box is checked and cleared of our task.
     Clearing { nonce: u64, text: String },
+    /// The probe found a draft (delivery `nonce`) and leaves the box as it was. Claude
+    /// Code is still in its editor until the probe has exited: the human's keys wait until
+    /// then, or an Enter that submits the draft would be lost.
+    Returning { nonce: u64 },
 }
 
 /// How to start Claude Code.
@@ -370,6 +374,7 @@ impl Session {
             Phase::Probing { .. }
                 | Phase::Clearing { .. }
                 | Phase::Submitted { .. }
+                | Phase::Returning { .. }
                 | Phase::Compacting { started: false, .. }
         );
         if delivering {
@@ -417,7 +422,7 @@ impl Session {
     }
 
     /// Presses Enter for delivery `nonce` once the probe has exited and Claude Code has
-    /// had a moment to load its file.
+    /// had a moment to load its file; after a draft, releases the human's keys instead.
     fn enter_after_probe_exits(&mut self, event: &Value, nonce: u64) {
         let pid = event["pid"].as_i64().and_then(|p| i32::try_from(p).ok());
         let watch = pid.and_then(|pid| {
@@ -432,8 +437,15 @@ impl Session {
         self.probe_exit = watch;
     }
 
-    /// Sends Enter for the delivery in flight and waits for its acknowledgement.
+    /// Sends Enter for the delivery in flight and waits for its acknowledgement, or ends
+    /// the return from a draft probe.
     fn press_enter(&mut self, n: u64) -> Option<Update> {
+        if self.phase == (Phase::Returning { nonce: n }) {
+            self.phase = Phase::Idle;
+            self.release_held();
+            return None;
+        }
+
         let (Phase::Submitted { nonce, enters, .. }
         | Phase::Compacting {
             nonce,
@@ -721,6 +733,10 @@ impl Session {
             && nonce == self.timed_out
         {
             self.timed_out = None;
+            self.phase = Phase::Returning {
+                nonce: nonce.unwrap_or_default(),
+            };
+            self.enter_after_probe_exits(event, nonce.unwrap_or_default());
             return Some(Update::Draft);
         }
         let Phase::Probing { nonce: ours, text } = &self.phase else {
@@ -748,8 +764,8 @@ impl Session {
             self.enter_after_probe_exits(event, nonce);
             return None;
         }
-        self.phase = Phase::Idle;
-        self.release_held();
+        self.phase = Phase::Returning { nonce };
+        self.enter_after_probe_exits(event, nonce);
         Some(Update::Draft)
     }
 }
