@@ -28,6 +28,10 @@ pub const ACK_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long after the probe exits Claude Code needs to load the file into its box; a
 /// late Enter is only a delay, an early one a newline, so Enter is retried on no ack.
 pub const ENTER_SETTLE: Duration = Duration::from_millis(30);
+/// The pause between held keys forwarded one by one (see `release_held`).
+const KEY_GAP: Duration = Duration::from_millis(25);
+/// At most this many pauses per release: the event loop is not held up for long.
+const MAX_SPACED_KEYS: usize = 8;
 /// How many times Enter (only Enter, never the text) is sent for one delivery.
 pub const MAX_ENTERS: u32 = 3;
 /// How long after Escape Claude Code is idle again (measured: about 0.1 s, facts 3.7).
@@ -167,7 +171,7 @@ pub struct Session {
     probe_path: PathBuf,
     nonce: u64,
     /// Human keys held back while the probe runs.
-    held: Vec<u8>,
+    held: Vec<Vec<u8>>,
     /// True from our delivery's acknowledgement until the next delivery starts.
     streaming: bool,
     /// This Claude Code process's generation, so timers of a predecessor are ignored.
@@ -378,7 +382,7 @@ impl Session {
                 | Phase::Compacting { started: false, .. }
         );
         if delivering {
-            self.held.extend_from_slice(bytes);
+            self.held.push(bytes.to_vec());
             return None;
         }
         let _ = self.write(bytes);
@@ -471,10 +475,17 @@ impl Session {
         None
     }
 
+    /// Forwards the held keys in the order typed. Claude Code reads bytes that arrive
+    /// together as one key sequence, so two Escapes written at once are not two Escapes
+    /// (they would not clear a draft): a key that starts with Escape goes on its own, a
+    /// moment after the keys before it.
     fn release_held(&mut self) {
         let held = std::mem::take(&mut self.held);
-        if !held.is_empty() {
-            let _ = self.write(&held);
+        for (i, keys) in held.iter().enumerate() {
+            if i > 0 && keys.first() == Some(&0x1b) && i <= MAX_SPACED_KEYS {
+                std::thread::sleep(KEY_GAP);
+            }
+            let _ = self.write(keys);
         }
     }
 
