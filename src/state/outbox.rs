@@ -20,12 +20,7 @@ pub struct ChiefId(String);
 
 impl ChiefId {
     pub fn parse(s: &str) -> Result<Self> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && !s.starts_with('-')
-            && s.bytes()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == b'-');
-        if !ok {
+        if !super::task::is_plain_id(s) {
             bail!("invalid chief id {s:?}");
         }
         Ok(Self(s.to_owned()))

@@ -31,12 +31,7 @@ impl TaskId {
 
     /// Parses an id read from a file name or the command line.
     pub fn parse(s: &str) -> Result<Self> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && !s.starts_with('-')
-            && s.bytes()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == b'-');
-        if !ok {
+        if !is_plain_id(s) {
             bail!("invalid task id {s:?}");
         }
         Ok(Self(s.to_owned()))
@@ -123,6 +118,16 @@ impl TaskEnvelope {
             background: false,
         }
     }
+}
+
+/// The rule for ids used as file names (task ids, chief ids): 1–64 of `[0-9a-z-]`, not
+/// starting with `-`, so they never look like an option, a path or a hidden file.
+pub(crate) fn is_plain_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('-')
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == b'-')
 }
 
 /// The first non-empty line of `prompt`, at most 60 characters.
