@@ -16,7 +16,7 @@
 //! ```
 //!
 //! `context` is the optional block Claude Code writes when "Show last response in
-//! external editor" is on (claude-code-facts 1.24); it is never part of the task.
+//! external editor" is on (docs/claude-code.md#editor-context-block); it is never part of the task.
 //! A first token after `@` that is not a valid name (`@src/main.rs`, `@README.md`) is
 //! Claude Code's file-mention syntax, so the file is left to the editor; a later one
 //! starts the prompt (`@review @src/main.rs look here` asks @review about a file).

@@ -132,7 +132,7 @@ fn tasks_arrive_byte_exact_whatever_their_lines_start_with_and_however_large() {
         text(&after)
     );
 
-    // As Claude Code writes a prompt file: no trailing newline (facts 1.2). Claude Code
+    // As Claude Code writes a prompt file: no trailing newline (docs/claude-code.md#editor-file). Claude Code
     // trims trailing whitespace when any prompt is submitted.
     let big = (0..4000)
         .map(|i| format!("line {i:05} of a long task body, padded out to fifty"))
@@ -686,7 +686,7 @@ fn a_held_task_goes_in_once_the_human_clears_their_draft() {
         .unwrap();
     let (mut hook, file) = env.spawn_hook(b"@desk the real task");
     env.wait_status("desk", "user", |_| true);
-    // Two Escapes clear a non-empty box (facts 3.8); no hook reports it.
+    // Two Escapes clear a non-empty box (docs/claude-code.md#box-escape-clears); no hook reports it.
     agent.tmux.send_keys(&agent.pane, &["Escape"]);
     agent.tmux.send_keys(&agent.pane, &["Escape"]);
     assert!(wait_child(&mut hook, CLAUDE_WAIT, "the held task").success());
@@ -723,7 +723,7 @@ fn an_interrupted_human_turn_frees_the_agent_for_the_next_task() {
         .expect("the human's prompt");
     env.wait_status("mine", "working", |_| true);
     // Escape ends the human's turn with no hook; the registry tells. With no output yet,
-    // Claude Code puts the human's prompt back into the box (facts 3.7): their draft.
+    // Claude Code puts the human's prompt back into the box (docs/claude-code.md#box-escape-interrupts): their draft.
     agent.tmux.send_keys(&agent.pane, &["Escape"]);
     let (mut hook, file) = env.spawn_hook(b"@mine a task after that");
     env.wait_status("mine", "user", |_| true);

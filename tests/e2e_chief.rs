@@ -171,7 +171,7 @@ fn a_background_result_reaches_the_chief_at_its_next_turn() {
     crate::helper::wait::wait_until(CLAUDE_WAIT, "the background task to finish", || {
         env.done_files().into_iter().find(|d| d["outcome"] == "ok")
     });
-    // Clear the ticket from the box (two Escapes, facts 3.8) and go on working.
+    // Clear the ticket from the box (two Escapes, docs/claude-code.md#box-escape-clears) and go on working.
     chief.tmux.send_keys(&chief.pane, &["Escape"]);
     chief.tmux.send_keys(&chief.pane, &["Escape"]);
     chief.screen_until("an empty box", |s| !s.contains("in the background]"));

@@ -80,7 +80,7 @@ fn bash_tool_use_round_trip() {
         command: "echo tool-ran".into(),
     });
 
-    // `--allowedTools Bash "run it"` would swallow the prompt (facts §5.3).
+    // `--allowedTools Bash "run it"` would swallow the prompt (docs/claude-code.md#print-mode).
     let out = output_with_timeout(
         sandbox
             .command(&claude)

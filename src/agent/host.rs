@@ -482,7 +482,7 @@ impl Host {
         }
         r.stopping = Some((outcome, reason));
         if matches!(r.handle, RunHandle::Claude) {
-            // No Stop hook follows an interrupt (facts 3.7): the run ends now.
+            // No Stop hook follows an interrupt (docs/claude-code.md#box-escape-interrupts): the run ends now.
             if let Some(c) = &mut self.claude {
                 c.interrupt();
             }

@@ -203,7 +203,7 @@ pub fn hook_main() -> std::process::ExitCode {
 
 /// A bad option or environment value. Run as Claude Code's editor (the last argument is
 /// the prompt file), the reason goes on top of the prompt, where the user looks; exiting
-/// non-zero instead would make Claude Code drop it silently (claude-code-facts 1.10).
+/// non-zero instead would make Claude Code drop it silently (docs/claude-code.md#editor-exit-nonzero-keeps).
 fn usage_error(e: clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {

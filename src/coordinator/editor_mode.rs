@@ -1,6 +1,6 @@
 //! `claude-editor-hook FILE`: the whole editor-mode flow and its exit codes.
 //!
-//! Exit status is how we talk to Claude Code (claude-code-facts 1.9–1.11): 0 makes it
+//! Exit status is how we talk to Claude Code (docs/claude-code.md#editor-exit-zero-loads, #editor-exit-nonzero-keeps): 0 makes it
 //! load FILE into the prompt box, anything else makes it keep the original prompt. So:
 //! success and failures the user must read exit 0 with FILE rewritten; a cancel by the
 //! user or a signal exits non-zero and leaves the original prompt untouched.

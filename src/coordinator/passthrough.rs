@@ -2,7 +2,7 @@
 //!
 //! The editor is `$CLAUDE_EDITOR_HOOK_EDITOR`, else `$VISUAL`, else `$EDITOR`, skipping
 //! any that resolve to this binary, else `vi`. Values are split on whitespace like Claude
-//! Code does (no shell, claude-code-facts 1.5). `CLAUDE_EDITOR_HOOK_ACTIVE` is set for
+//! Code does (no shell, docs/claude-code.md#editor-argv). `CLAUDE_EDITOR_HOOK_ACTIVE` is set for
 //! the editor, so a wrapper script that calls `$EDITOR` again cannot loop back into us.
 
 use std::os::unix::process::CommandExt;

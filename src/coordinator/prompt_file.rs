@@ -2,7 +2,7 @@
 //!
 //! Both shapes start with a one-line header whose first character is `[`, so the text
 //! never starts with `/` or `!`, which Claude Code would run as a slash command or shell
-//! command when the chief submits it (claude-code-facts 3.5).
+//! command when the chief submits it (docs/claude-code.md#box-leading-slash).
 
 use std::path::Path;
 
@@ -44,7 +44,7 @@ pub fn failure(reason: &str, user_text: &[u8]) -> Vec<u8> {
 }
 
 /// Replaces the prompt file atomically; Claude Code reads it by path after we exit
-/// (claude-code-facts 1.14) and deletes it, so it needs no fsync.
+/// (docs/claude-code.md#editor-file) and deletes it, so it needs no fsync.
 pub fn write(file: &Path, content: &[u8]) -> Result<()> {
     atomic_write_with(file, content, Durability::Volatile)
 }

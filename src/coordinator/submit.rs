@@ -1,10 +1,10 @@
 //! Auto-submit: after the answer is written, press Enter in the chief's tmux pane, so
-//! the chief goes on by itself (claude-code-facts 1.22).
+//! the chief goes on by itself (docs/claude-code.md#chief-auto-submit).
 //!
 //! Claude Code reads the prompt file only after its editor (us) has exited, so the Enter
 //! must come from a detached helper (`claude-editor-hook submit-after`), which waits for
 //! our exit by pidfd, gives Claude Code a moment to load the box, presses Enter, and
-//! confirms through the chief's session registry turning `busy` (facts 4.6), pressing
+//! confirms through the chief's session registry turning `busy` (docs/claude-code.md#session-registry), pressing
 //! Enter again, at most three times, if it does not.
 
 use std::os::unix::process::CommandExt;
@@ -77,7 +77,7 @@ pub fn run_helper(pid: i32, chief: i32, pane: &str) -> Result<i32> {
     let tries = if registry.exists() { TRIES } else { 1 };
     for _ in 0..tries {
         // Claude Code loads the box right after we exit; this pause is a deadline for
-        // that, not a poll (facts 1.22: 0.05 s raced, 0.3 s held).
+        // that, not a poll (docs/claude-code.md#chief-auto-submit: 0.05 s raced, 0.3 s held).
         std::thread::sleep(SETTLE);
         Command::new("tmux")
             .args(["send-keys", "-t", pane, "Enter"])

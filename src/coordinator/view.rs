@@ -1,9 +1,9 @@
 //! The waiting view: what the chief's terminal shows while the coordinator waits.
 //!
 //! Claude Code is frozen while its editor runs and has switched to the alternate screen
-//! (claude-code-facts 1.17, 1.18), so the view owns the whole screen. The terminal is put
+//! (docs/claude-code.md#editor-freezes-claude, #editor-screen), so the view owns the whole screen. The terminal is put
 //! in raw mode, which also turns off the signal keys: Ctrl-C arrives as a key and cancels
-//! the task instead of killing the chief with SIGINT (facts 1.21). [`TerminalGuard`]
+//! the task instead of killing the chief with SIGINT (docs/claude-code.md#editor-ctrl-c). [`TerminalGuard`]
 //! restores the mode and flushes pending input on every exit path, unwinding included, so
 //! no stray byte reaches Claude Code afterwards.
 

@@ -32,9 +32,9 @@ impl ChiefId {
 }
 
 /// The chief of this process, the first of: `$CLAUDE_EDITOR_HOOK_CHIEF_ID`; the session
-/// id of the Claude Code that is our parent (its registry, claude-code-facts 1.7 and 4.6:
+/// id of the Claude Code that is our parent (its registry, docs/claude-code.md#editor-env and #session-registry:
 /// the editor's case); `$CLAUDE_CODE_SESSION_ID` (set in Claude Code's hooks and tools,
-/// but only inherited, possibly from another session, by the editor, facts 1.6);
+/// but only inherited, possibly from another session, by the editor, docs/claude-code.md#editor-env);
 /// `pid-<parent pid>`.
 pub fn chief_id() -> ChiefId {
     let env = |key: &str| {

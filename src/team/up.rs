@@ -125,7 +125,7 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
     };
     let claude = config.claude_program(opts.claude.as_deref());
     let exe = std::env::current_exe().context("failed to find claude-editor-hook itself")?;
-    // Claude Code splits $EDITOR on spaces with no way to quote (facts 1.5).
+    // Claude Code splits $EDITOR on spaces with no way to quote (docs/claude-code.md#editor-argv).
     if exe.to_string_lossy().contains(char::is_whitespace) {
         bail!(
             "claude-editor-hook's path {} contains a space, which Claude Code cannot run as \

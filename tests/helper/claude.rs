@@ -2,9 +2,9 @@
 //!
 //! Owns three things: locating the `claude` binary (or skipping the test
 //! when it is absent), a throwaway `HOME` whose `~/.claude.json` lets Claude
-//! Code start offline with no dialogs (facts §7.1–7.4, 7.9), and `--settings`
+//! Code start offline with no dialogs (docs/claude-code.md#startup-dialogs), and `--settings`
 //! JSON with command hooks, so tests wait for hook events rather than read
-//! the screen (facts §3.9: `SessionStart` fires when input is accepted).
+//! the screen (docs/claude-code.md#hook-session-start: `SessionStart` fires when input is accepted).
 
 use std::env;
 use std::fs;
@@ -128,14 +128,14 @@ impl ClaudeHome {
             ("ANTHROPIC_BASE_URL", api.base_url()),
             ("ANTHROPIC_API_KEY", self.api_key.clone()),
             // Only POST /v1/messages reaches the fake: no update checks,
-            // telemetry or connectivity probes (facts §7.7).
+            // telemetry or connectivity probes (docs/claude-code.md#offline-env).
             ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
             ("DISABLE_AUTOUPDATER", "1".into()),
             // An error reply must end the turn at once, not retry for ~3 min.
             ("CLAUDE_CODE_MAX_RETRIES", "0".into()),
             // A hung fake must fail the test, not block it for 10 minutes.
             ("API_TIMEOUT_MS", "60000".into()),
-            // As root, bypass-permissions mode refuses to start without it (§7.4).
+            // As root, bypass-permissions mode refuses to start without it (docs/claude-code.md#startup-dialogs).
             ("IS_SANDBOX", "1".into()),
             ("CLAUDE_CODE_TMPDIR", self.tmpdir().display().to_string()),
             ("TMPDIR", self.tmpdir().display().to_string()),
@@ -170,7 +170,7 @@ impl ClaudeHome {
             );
         }
         let key_tail: String = {
-            // Claude Code remembers approved keys by their last 20 chars (§7.3).
+            // Claude Code remembers approved keys by their last 20 chars (docs/claude-code.md#startup-dialogs).
             let chars: Vec<char> = self.api_key.chars().collect();
             chars[chars.len().saturating_sub(20)..].iter().collect()
         };
@@ -192,7 +192,7 @@ impl ClaudeHome {
 }
 
 /// The dirs whose trust flag covers `project_dir`: its realpath and, inside a
-/// git repo, the repo's top level, which is the key Claude Code uses (§7.9).
+/// git repo, the repo's top level, which is the key Claude Code uses (docs/claude-code.md#trust-key).
 fn trusted_dirs(project_dir: &Path) -> Vec<PathBuf> {
     let real = fs::canonicalize(project_dir).expect("canonicalize project dir");
     let mut dirs = vec![real.clone()];
@@ -220,7 +220,7 @@ pub fn hook_settings(hooks: &[(&str, &str)]) -> String {
 }
 
 /// `--settings` JSON whose `SessionStart` hook touches `marker`: the file
-/// appears exactly when interactive Claude Code accepts input (facts §3.9).
+/// appears exactly when interactive Claude Code accepts input (docs/claude-code.md#hook-session-start).
 pub fn session_start_marker_settings(marker: &Path) -> String {
     hook_settings(&[(
         "SessionStart",
@@ -235,8 +235,8 @@ const ENTER_RETRY_AFTER: Duration = Duration::from_secs(3);
 /// and waits until `api` receives exactly `text` as a prompt; panics after
 /// `timeout`. Call it once Claude Code is ready (the `SessionStart` marker).
 ///
-/// An Enter that arrives before the prompt box is ready is dropped (facts
-/// §3.9, §3.10), so Enter is pressed once more if nothing arrived after a
+/// An Enter that arrives before the prompt box is ready is dropped (docs/claude-code.md#hook-session-start,
+/// #box-type-ahead), so Enter is pressed once more if nothing arrived after a
 /// few seconds; on an already-submitted, empty box that second Enter does
 /// nothing.
 pub fn submit_prompt(tmux: &TmuxServer, pane: &str, api: &FakeApi, text: &str, timeout: Duration) {

@@ -2,7 +2,7 @@
 //!
 //! `FakeApi` listens on `127.0.0.1:<random port>` and answers
 //! `POST /v1/messages?beta=true` the way Claude Code 2.1.x needs (see
-//! `shared/claude-code-facts.md`, "What a fake Messages API must do"):
+//! `docs/claude-code.md#fake-api`):
 //! streaming SSE with a unique message id per reply, a JSON answer for the
 //! interactive title request, Anthropic error bodies, and a Bash `tool_use`
 //! round trip. Every request is recorded so tests can wait for a prompt and

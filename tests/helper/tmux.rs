@@ -158,7 +158,7 @@ impl TmuxServer {
     }
 
     /// Types `text` literally (`send-keys -l`); an LF in it inserts a newline
-    /// in Claude Code's prompt box rather than submitting (facts §3.1).
+    /// in Claude Code's prompt box rather than submitting (docs/claude-code.md#box-lf-newline).
     pub fn send_literal(&self, target: &str, text: &str) {
         self.run(&["send-keys", "-t", target, "-l", "--", text]);
     }

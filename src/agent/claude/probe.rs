@@ -1,7 +1,7 @@
 //! `agent-wrap --probe FILE`: the hosted Claude Code's `$EDITOR`.
 //!
 //! The host writes a request (`agents/<name>/probe.json`) and presses Ctrl-G in Claude
-//! Code, which writes the prompt box to FILE and runs us (claude-code-facts 1.1–1.9):
+//! Code, which writes the prompt box to FILE and runs us (docs/claude-code.md#editor-argv, #editor-file, #editor-exit-zero-loads):
 //!
 //! - `deliver`: an empty box gets the task text and exit 0 (Claude loads it); a box with a
 //!   human's draft is left alone with exit 1 (Claude keeps it).
@@ -67,18 +67,18 @@ fn probe(file: &Path) -> Result<i32> {
     let file_content =
         std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
     // With "Show last response in external editor" on, the box follows a comment block
-    // (facts 1.24) that is not the human's text.
+    // (docs/claude-code.md#editor-context-block) that is not the human's text.
     let content = crate::directive::parse(&file_content).user_text.to_vec();
     let has_text = !content.trim_ascii().is_empty();
     let (result, code) = match request.action.as_str() {
         "deliver" if has_text => ("draft", 1),
         "deliver" => {
-            // Claude Code removes one trailing newline from the file (facts 1.9): add
+            // Claude Code removes one trailing newline from the file (docs/claude-code.md#editor-exit-zero-loads): add
             // one, so the box holds the task exactly.
             std::fs::write(file, format!("{}\n", request.text))?;
             ("loaded", 0)
         }
-        // Only our own task, put back by an interrupt (facts 3.7), is cleared; anything
+        // Only our own task, put back by an interrupt (docs/claude-code.md#box-escape-interrupts), is cleared; anything
         // else in the box is the human's.
         "clear" if has_text && content.trim_ascii() == request.text.trim().as_bytes() => {
             std::fs::write(file, b"")?;
@@ -93,7 +93,7 @@ fn probe(file: &Path) -> Result<i32> {
         "result": result,
         "box_bytes": content.len(),
         // The host sends Enter only once we have exited: a key typed while an editor
-        // runs arrives as a newline, not a submit (facts 1.20).
+        // runs arrives as a newline, not a submit (docs/claude-code.md#editor-keys-queued).
         "pid": std::process::id(),
     });
     super::hook::deliver(Path::new(&events), event.to_string().as_bytes())?;

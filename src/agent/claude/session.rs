@@ -34,10 +34,10 @@ const KEY_GAP: Duration = Duration::from_millis(25);
 const MAX_SPACED_KEYS: usize = 8;
 /// How many times Enter (only Enter, never the text) is sent for one delivery.
 pub const MAX_ENTERS: u32 = 3;
-/// How long after Escape Claude Code is idle again (measured: about 0.1 s, facts 3.7).
+/// How long after Escape Claude Code is idle again (measured: about 0.1 s, docs/claude-code.md#box-escape-interrupts).
 pub const INTERRUPT_SETTLE: Duration = Duration::from_millis(400);
 /// How long a Stop hook may trail the registry's `idle` before the turn counts as
-/// interrupted (measured: Stop comes 20–90 ms *before* idle, facts 2.3.10).
+/// interrupted (measured: Stop comes 20–90 ms *before* idle, docs/claude-code.md#hook-stop).
 pub const STOP_GRACE_AFTER_IDLE: Duration = Duration::from_millis(1500);
 /// How long the human's keys must be quiet before a held task's box is checked again.
 pub const REPROBE_QUIET: Duration = Duration::from_millis(1500);
@@ -134,7 +134,7 @@ enum Phase {
     },
     /// Our prompt (`text`, delivery `nonce`) runs.
     Working { nonce: u64, text: String },
-    /// Our `/compact` was entered; PreCompact then PostCompact follow (facts 6).
+    /// Our `/compact` was entered; PreCompact then PostCompact follow (docs/claude-code.md#compact-command).
     Compacting {
         nonce: u64,
         started: bool,
@@ -212,7 +212,7 @@ impl Session {
         tx: Sender<ClaudeEvent>,
     ) -> Result<Self> {
         let exe = std::env::current_exe().context("failed to find agent-wrap itself")?;
-        // Claude Code splits $EDITOR on spaces with no way to quote (facts 1.5).
+        // Claude Code splits $EDITOR on spaces with no way to quote (docs/claude-code.md#editor-argv).
         if exe.to_string_lossy().contains(char::is_whitespace) {
             anyhow::bail!(
                 "agent-wrap's path {} contains a space, which Claude Code cannot run as its \
@@ -233,8 +233,8 @@ impl Session {
         if let Ok(dir) = std::env::current_dir() {
             cmd.cwd(dir);
         }
-        // Claude Code splits $EDITOR on spaces and runs it without a shell (facts 1.5);
-        // $VISUAL would win over it (facts 1.4), so it goes, kept for the human's Ctrl-G.
+        // Claude Code splits $EDITOR on spaces and runs it without a shell (docs/claude-code.md#editor-argv);
+        // $VISUAL would win over it (docs/claude-code.md#editor-visual-wins), so it goes, kept for the human's Ctrl-G.
         let user_editor = std::env::var("VISUAL")
             .ok()
             .filter(|v| !v.is_empty())
@@ -344,7 +344,7 @@ impl Session {
         Ok(())
     }
 
-    /// Interrupts the running turn (Escape, facts 3.7). No Stop hook follows; Claude Code
+    /// Interrupts the running turn (Escape, docs/claude-code.md#box-escape-interrupts). No Stop hook follows; Claude Code
     /// is idle about 0.1 s later and may have put our prompt back into the box, so the box
     /// is cleared of it shortly after.
     pub fn interrupt(&mut self) {
@@ -489,7 +489,7 @@ impl Session {
         }
     }
 
-    /// Reads Claude Code's own session registry (`~/.claude/sessions/<pid>.json`, facts
+    /// Reads Claude Code's own session registry (`~/.claude/sessions/<pid>.json`, docs/claude-code.md#session-registry
     /// 4.6). An interrupt fires no hook, but the registry goes `idle`: if our turn is
     /// still open then, a Stop must follow soon, or the turn was interrupted.
     pub fn registry_changed(&mut self, sessions_dir: &Path) {
@@ -660,7 +660,7 @@ impl Session {
                 let message = text("last_assistant_message");
                 match (was, name) {
                     (Phase::Working { text: prompt, .. }, "Stop") => {
-                        // With tool calls, Stop carries only the last block (facts
+                        // With tool calls, Stop carries only the last block (docs/claude-code.md#session-registry
                         // 2.3.2): the transcript has the whole turn.
                         let transcript = event["transcript_path"].as_str().map(Path::new);
                         let full = transcript.and_then(|t| turn_text(t, &prompt));
@@ -782,7 +782,7 @@ impl Session {
 }
 
 /// The whole text of the turn that answered `prompt`: every assistant text block after
-/// the last user line holding `prompt`, from the transcript (facts 2.4). `None` when the
+/// the last user line holding `prompt`, from the transcript (docs/claude-code.md#transcript). `None` when the
 /// turn cannot be found, and the caller keeps Stop's `last_assistant_message`.
 pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
     let bytes = crate::state::read_optional(transcript).ok()??;
@@ -830,7 +830,7 @@ pub fn is_terminal_reply(bytes: &[u8]) -> bool {
 }
 
 /// A leading `/` or `!` would make Claude Code run a slash command or a shell command
-/// (facts 3.5); a leading space keeps the task a prompt.
+/// (docs/claude-code.md#box-leading-slash); a leading space keeps the task a prompt.
 pub fn escape_leading_command(prompt: &str) -> String {
     if prompt.starts_with('/') || prompt.starts_with('!') {
         format!(" {prompt}")
