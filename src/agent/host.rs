@@ -20,9 +20,9 @@ use crate::process::{is_alive, kill_task_processes};
 use crate::signals::{self, Signal};
 use crate::state::MAX_FILE_BYTES;
 use crate::state::{
-    AgentName, AgentState, AgentStatus, CancelRequest, Done, FORMAT_VERSION, FinishedBy, HostLock,
-    InboxEntry, Outcome, RecentTask, StateDir, TaskEnvelope, TaskId, TaskRef, TmuxLocation,
-    atomic_create, atomic_write, claim_next, pending, read_json, withdraw,
+    AgentCommand, AgentName, AgentState, AgentStatus, CancelRequest, Done, FORMAT_VERSION,
+    FinishedBy, HostLock, InboxEntry, Outcome, RecentTask, StateDir, TaskEnvelope, TaskId, TaskRef,
+    TmuxLocation, atomic_create, atomic_write, claim_next, pending, read_json, withdraw,
 };
 use crate::time::{human_us, now_us};
 use crate::watch::DirWatcher;
@@ -346,6 +346,16 @@ impl Host {
             self.end_claimed(id, Outcome::Cancelled, &skip);
             return Ok(false);
         }
+        if let Some(command) = task.command
+            && self.claude.is_none()
+        {
+            let why = format!(
+                "agent @{} has no command `{command}`: only a hosted Claude Code does",
+                self.opts.name
+            );
+            self.end_claimed(id, Outcome::Failed, &why);
+            return Ok(false);
+        }
         self.start(task, claimed_at_us)?;
         Ok(true)
     }
@@ -400,7 +410,10 @@ impl Host {
             // The hosted Claude Code gets the task in its box; its hooks report the end,
             // and the host writes its streamed text to the log.
             Some(claude) => {
-                claude.deliver(&task.prompt)?;
+                match task.command {
+                    Some(AgentCommand::Compact) => claude.compact(&task.prompt)?,
+                    None => claude.deliver(&task.prompt)?,
+                }
                 (RunHandle::Claude, Some(sink))
             }
             None => {
@@ -912,16 +925,19 @@ impl Host {
 
     /// A turn that was not ours ended: deliver the held task now, or go idle.
     fn redeliver(&mut self) -> Result<()> {
-        let prompt = match &mut self.running {
+        let (prompt, command) = match &mut self.running {
             Some(r) if r.held => {
                 r.held = false;
-                r.task.prompt.clone()
+                (r.task.prompt.clone(), r.task.command)
             }
             Some(_) => return Ok(()),
             None => return self.set_state(self.resting_state()),
         };
         if let Some(c) = &mut self.claude {
-            c.deliver(&prompt)?;
+            match command {
+                Some(AgentCommand::Compact) => c.compact(&prompt)?,
+                None => c.deliver(&prompt)?,
+            }
         }
         self.set_state(AgentState::Working)
     }

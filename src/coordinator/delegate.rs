@@ -17,9 +17,9 @@ use crate::doorbell::Doorbell;
 use crate::process::notify_exit;
 use crate::signals::Signal;
 use crate::state::{
-    AgentInfo, AgentName, AgentState, CancelRequest, ChiefId, Done, FinishedBy, OutboxEntry,
-    Outcome, StateDir, TaskEnvelope, TaskId, atomic_create, enqueue, lock_holder, pending,
-    read_json, read_optional, withdraw, write_json,
+    AgentCommand, AgentInfo, AgentName, AgentState, CancelRequest, ChiefId, Done, FinishedBy,
+    OutboxEntry, Outcome, StateDir, TaskEnvelope, TaskId, atomic_create, enqueue, lock_holder,
+    pending, read_json, read_optional, withdraw, write_json,
 };
 use crate::watch::DirWatcher;
 
@@ -182,9 +182,32 @@ impl Coordinator {
         timeout: Option<Duration>,
         observer: Option<&mut dyn Observer>,
     ) -> Result<Report> {
+        self.delegate_task(agent, prompt, None, timeout, observer)
+    }
+
+    /// Runs the agent command `command` on `agent` (with `argument`, e.g. compaction
+    /// instructions), through the same queue as a task, so it never interrupts one.
+    pub fn run_command(
+        &self,
+        agent: &AgentName,
+        command: AgentCommand,
+        argument: String,
+        timeout: Option<Duration>,
+    ) -> Result<Report> {
+        self.delegate_task(agent, argument, Some(command), timeout, None)
+    }
+
+    fn delegate_task(
+        &self,
+        agent: &AgentName,
+        prompt: String,
+        command: Option<AgentCommand>,
+        timeout: Option<Duration>,
+        observer: Option<&mut dyn Observer>,
+    ) -> Result<Report> {
         let started = Instant::now();
         let host_pid = preflight(&self.state, agent)?;
-        let task = self.create_task(agent, prompt)?;
+        let task = self.create_task(agent, prompt, command)?;
         let mut wait = Wait {
             c: self,
             task: &task,
@@ -323,14 +346,19 @@ impl Coordinator {
         chief: &ChiefId,
     ) -> Result<TaskEnvelope> {
         preflight(&self.state, agent)?;
-        let task = self.create_task_with(agent, prompt, true)?;
+        let task = self.create_task_with(agent, prompt, true, None)?;
         self.state.add_to_outbox(chief, &OutboxEntry::new(&task))?;
         enqueue(&self.state, agent, &task.id)?;
         Ok(task)
     }
 
-    fn create_task(&self, agent: &AgentName, prompt: String) -> Result<TaskEnvelope> {
-        self.create_task_with(agent, prompt, false)
+    fn create_task(
+        &self,
+        agent: &AgentName,
+        prompt: String,
+        command: Option<AgentCommand>,
+    ) -> Result<TaskEnvelope> {
+        self.create_task_with(agent, prompt, false, command)
     }
 
     fn create_task_with(
@@ -338,12 +366,14 @@ impl Coordinator {
         agent: &AgentName,
         prompt: String,
         background: bool,
+        command: Option<AgentCommand>,
     ) -> Result<TaskEnvelope> {
         for attempt in 0..1000 {
             let id = TaskId::generate(attempt);
             if self.state.create_task_dir(&id)? {
                 let mut task = TaskEnvelope::new(id, agent.clone(), prompt);
                 task.background = background;
+                task.command = command;
                 write_json(&self.state.task_path(&task.id), &task)?;
                 return Ok(task);
             }

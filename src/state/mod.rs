@@ -22,7 +22,9 @@ pub use lock::{HostLock, lock_holder};
 pub use name::AgentName;
 pub use outbox::{ChiefId, OutboxEntry, chief_id};
 pub use status::{AgentInfo, AgentState, AgentStatus, RecentTask, TaskRef, TmuxLocation};
-pub use task::{CancelRequest, Done, FinishedBy, Outcome, Requester, TaskEnvelope, TaskId};
+pub use task::{
+    AgentCommand, CancelRequest, Done, FinishedBy, Outcome, Requester, TaskEnvelope, TaskId,
+};
 
 /// The format version written into every JSON state file. Readers refuse other versions
 /// with a message naming the file, rather than misreading it.

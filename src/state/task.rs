@@ -103,6 +103,28 @@ pub struct TaskEnvelope {
     /// chief's outbox, and the agent runs it even when the requester has exited.
     #[serde(default)]
     pub background: bool,
+    /// An agent command instead of a task: the prompt is its argument. A task is always
+    /// delivered as a prompt; only this field makes a driver run a command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<AgentCommand>,
+}
+
+/// The commands a driver may offer besides tasks. One verb, one name: `compact` in the
+/// CLI (`claude-editor-hook compact NAME`), here, and in the hosted Claude Code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentCommand {
+    /// Compact the hosted Claude Code's conversation (`/compact`), the prompt being
+    /// optional instructions for the summary.
+    Compact,
+}
+
+impl fmt::Display for AgentCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AgentCommand::Compact => "compact",
+        })
+    }
 }
 
 impl TaskEnvelope {
@@ -116,6 +138,7 @@ impl TaskEnvelope {
             requester: Requester::current(),
             created_at_us: now_us(),
             background: false,
+            command: None,
         }
     }
 }

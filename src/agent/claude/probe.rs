@@ -59,11 +59,28 @@ fn probe(file: &Path) -> Result<i32> {
     // Take the request by renaming it, so one Ctrl-G answers one request.
     let taken = Path::new(&agent_dir).join(format!("probe.taken-{}", std::process::id()));
     if std::fs::rename(&request_path, &taken).is_err() {
+        if take_spare(&request_path) {
+            // A Ctrl-G the host repeated after this delivery's probe had already run:
+            // exit 0 with the file unchanged, which leaves the box as it is
+            // (docs/claude-code.md#editor-exit-zero-loads).
+            return Ok(0);
+        }
         return open_user_editor(file);
     }
     let request: Option<ProbeRequest> = read_json(&taken)?;
     let _ = std::fs::remove_file(&taken);
     let request = request.context("empty probe request")?;
+    let started = serde_json::json!({
+        "hook_event_name": "Probe",
+        "nonce": request.nonce,
+        "result": "started",
+        "pid": std::process::id(),
+    });
+    super::hook::deliver(Path::new(&events), started.to_string().as_bytes())?;
+    // Ctrl-Gs the host repeated while Claude Code was starting us wait in the terminal's
+    // input queue; the human's keys do not (the host holds them while we run). Drop
+    // them, so none opens an editor after us.
+    let _ = nix::sys::termios::tcflush(std::io::stdin(), nix::sys::termios::FlushArg::TCIFLUSH);
     let file_content =
         std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
     // With "Show last response in external editor" on, the box follows a comment block
@@ -98,6 +115,49 @@ fn probe(file: &Path) -> Result<i32> {
     });
     super::hook::deliver(Path::new(&events), event.to_string().as_bytes())?;
     Ok(code)
+}
+
+/// The spare tokens beside the request: one per Ctrl-G the host repeated.
+fn spares(request_path: &Path) -> Vec<std::path::PathBuf> {
+    let Some(dir) = request_path.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(SPARE_PREFIX))
+        .map(|e| e.path())
+        .collect()
+}
+
+const SPARE_PREFIX: &str = "probe.spare-";
+
+/// Records that the host presses Ctrl-G once more for delivery `nonce`: the probe that
+/// such a Ctrl-G starts after the request was taken exits quietly instead of opening
+/// the human's editor.
+pub fn add_spare(request_path: &Path, nonce: u64) -> Result<()> {
+    let dir = request_path
+        .parent()
+        .context("probe request has no directory")?;
+    let name = format!("{SPARE_PREFIX}{nonce}-{}", crate::time::now_us());
+    crate::state::atomic_write(&dir.join(name), b"")?;
+    Ok(())
+}
+
+/// Removes every spare token: called when a new delivery starts.
+pub fn clear_spares(request_path: &Path) {
+    for spare in spares(request_path) {
+        let _ = std::fs::remove_file(spare);
+    }
+}
+
+/// Takes one spare token; returns true if and only if there was one.
+fn take_spare(request_path: &Path) -> bool {
+    spares(request_path)
+        .into_iter()
+        .any(|spare| std::fs::remove_file(spare).is_ok())
 }
 
 /// The human pressed Ctrl-G in the agent's window: their editor, as they configured it.

@@ -22,6 +22,13 @@ use crate::state::write_json;
 /// How long the probe may take before the host concludes a dialog is open. Generous: on
 /// a loaded machine the probe can take seconds, and a late answer is still taken.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the probe timeout, Ctrl-G is pressed again this often until the probe starts.
+/// Under load, Claude Code 2.1.332 dropped a Ctrl-G that came right after SessionStart
+/// (docs/claude-code.md#hook-session-start), and a dialog may hold the keyboard for as
+/// long as the human takes: the probe request stays in place, so a repeated Ctrl-G
+/// answers the same delivery. Not sooner: a Ctrl-G that was only slow would open a
+/// second editor, which the spare tokens of `probe` then answer quietly.
+pub const PROBE_RETRY: Duration = Duration::from_secs(5);
 /// How long after Enter the `UserPromptSubmit` acknowledgement may take (measured:
 /// 26–47 ms, docs/design/claude-host.md).
 pub const ACK_TIMEOUT: Duration = Duration::from_millis(500);
@@ -34,6 +41,10 @@ const KEY_GAP: Duration = Duration::from_millis(25);
 const MAX_SPACED_KEYS: usize = 8;
 /// How many times Enter (only Enter, never the text) is sent for one delivery.
 pub const MAX_ENTERS: u32 = 3;
+/// After the last Enter, this many more [`ACK_TIMEOUT`]s pass before the delivery gives
+/// up: on a loaded machine the `UserPromptSubmit` hook (a process of its own) arrived
+/// 2 s after a submit that had worked, and a give-up at 1.5 s failed a delivered task.
+pub const LATE_ACK_WAITS: u32 = 16;
 /// How long after Escape Claude Code is idle again (measured: about 0.1 s, docs/claude-code.md#box-escape-interrupts).
 pub const INTERRUPT_SETTLE: Duration = Duration::from_millis(400);
 /// How long a Stop hook may trail the registry's `idle` before the turn counts as
@@ -60,6 +71,8 @@ pub enum ClaudeEvent {
     Exited(String),
     /// The probe with this nonce did not answer in time.
     ProbeTimeout(u64),
+    /// The probe of this held delivery has not started yet: press Ctrl-G again.
+    ProbeRetry(u64),
     /// Enter for the delivery with this nonce was not acknowledged in time.
     AckTimeout(u64),
     /// Time to start Claude Code again after it exited.
@@ -125,7 +138,12 @@ enum Phase {
     /// Not ready (before SessionStart) or nothing of ours in flight.
     Idle,
     /// The probe was asked to load `text`.
-    Probing { nonce: u64, text: String },
+    Probing {
+        nonce: u64,
+        text: String,
+        /// The agent command `/compact`, not a task: PreCompact acknowledges it.
+        compact: bool,
+    },
     /// Enter was sent for `text`; waiting for UserPromptSubmit.
     Submitted {
         nonce: u64,
@@ -178,6 +196,8 @@ pub struct Session {
     generation: u64,
     /// The delivery whose probe timed out: a late "loaded" from it is still taken.
     timed_out: Option<u64>,
+    /// The delivery whose probe has started (its `started` event came).
+    probe_started: Option<u64>,
     /// A prompt of the human's own runs (from its UserPromptSubmit to its end).
     human_turn: bool,
     /// The human's own editor, opened by their Ctrl-G, while it runs: no Ctrl-G of ours
@@ -309,10 +329,11 @@ impl Session {
             streaming: false,
             generation,
             timed_out: None,
+            probe_started: None,
             human_turn: false,
             user_editor: None,
             registry: None,
-            clear_first: clear_first.map(|p| escape_leading_command(&p)),
+            clear_first: clear_first.map(|p| escape_leading_slash(&p)),
             tx,
         })
     }
@@ -322,26 +343,55 @@ impl Session {
         self.ready && self.phase == Phase::Idle && !self.human_turn && self.user_editor.is_none()
     }
 
-    /// Starts delivering `prompt`: asks the probe to load it into an empty box. A leading
-    /// `/` or `!` is escaped, except for the agent command `/compact`.
+    /// Starts delivering the task `prompt`: asks the probe to load it into an empty box.
+    /// A task is always a prompt, never a command ([`escape_leading_slash`]).
     pub fn deliver(&mut self, prompt: &str) -> Result<()> {
-        self.nonce = next_nonce();
-        let text = if is_compact(prompt) {
-            prompt.trim().to_owned()
-        } else {
-            escape_leading_command(prompt)
+        self.probe_deliver(escape_leading_slash(prompt), false)
+    }
+
+    /// Starts the agent command `/compact`, with optional `instructions`. It goes through
+    /// the same probe as a task, so it never lands on a human's draft.
+    pub fn compact(&mut self, instructions: &str) -> Result<()> {
+        let text = match instructions.trim() {
+            "" => "/compact".to_owned(),
+            i => format!("/compact {i}"),
         };
+        self.probe_deliver(text, true)
+    }
+
+    fn probe_deliver(&mut self, text: String, compact: bool) -> Result<()> {
+        // Spares of an earlier delivery were used or dropped long ago.
+        super::probe::clear_spares(&self.probe_path);
+        self.nonce = next_nonce();
         let request = ProbeRequest::new(self.nonce, "deliver", text.clone());
         write_json(&self.probe_path, &request)?;
         self.last_text = text.clone();
         self.phase = Phase::Probing {
             nonce: self.nonce,
             text,
+            compact,
         };
         self.streaming = false;
+        self.probe_started = None;
+        self.timed_out = None;
         self.write(b"\x07")?; // Ctrl-G: Claude Code runs $EDITOR, our probe.
         self.timer(PROBE_TIMEOUT, ClaudeEvent::ProbeTimeout(self.nonce));
         Ok(())
+    }
+
+    /// Presses Ctrl-G again for delivery `n`, held since its probe timed out, until the
+    /// probe has started.
+    fn retry_probe(&mut self, n: u64) {
+        let held = self.phase == Phase::Idle && self.timed_out == Some(n);
+        if !held || self.probe_started == Some(n) {
+            return;
+        }
+        // Never into the human's own editor. Each repeat comes with a spare token, so a
+        // probe that finds the request already taken answers it quietly (`probe`).
+        if self.user_editor.is_none() && super::probe::add_spare(&self.probe_path, n).is_ok() {
+            let _ = self.write(b"\x07");
+        }
+        self.timer(PROBE_RETRY, ClaudeEvent::ProbeRetry(n));
     }
 
     /// Interrupts the running turn (Escape, docs/claude-code.md#box-escape-interrupts). No Stop hook follows; Claude Code
@@ -353,6 +403,8 @@ impl Session {
             _ => self.last_text.clone(),
         };
         let _ = self.write(b"\x1b");
+        // A delivery held by a dialog is over too: no more Ctrl-G retries for it.
+        self.timed_out = None;
         self.nonce = next_nonce();
         self.phase = Phase::Clearing {
             nonce: self.nonce,
@@ -462,15 +514,18 @@ impl Session {
         if *nonce != n {
             return None;
         }
-        if *enters >= MAX_ENTERS {
+        if *enters >= MAX_ENTERS + LATE_ACK_WAITS {
             self.phase = Phase::Idle;
             self.release_held();
             return Some(Update::Undeliverable(
                 "Claude Code did not take the task after Enter".into(),
             ));
         }
+        let press = *enters < MAX_ENTERS;
         *enters += 1;
-        let _ = self.write(b"\r");
+        if press {
+            let _ = self.write(b"\r");
+        }
         self.timer(ACK_TIMEOUT, ClaudeEvent::AckTimeout(n));
         None
     }
@@ -588,7 +643,13 @@ impl Session {
                 // probe that runs late still answers it exactly (see `on_probe`).
                 self.phase = Phase::Idle;
                 self.release_held();
+                self.retry_probe(*n);
                 Some(Update::DialogOpen)
+            }
+            (ClaudeEvent::ProbeRetry(n), _) => {
+                let n = *n;
+                self.retry_probe(n);
+                None
             }
             (ClaudeEvent::ProbeExited(n), _) => {
                 self.probe_exit = None;
@@ -704,6 +765,11 @@ impl Session {
     fn on_probe(&mut self, event: &Value) -> Option<Update> {
         let result = event["result"].as_str().unwrap_or("");
         let nonce = event["nonce"].as_u64();
+        if result == "started" {
+            // Our Ctrl-G got through: no more retries for this delivery.
+            self.probe_started = nonce;
+            return None;
+        }
         if result == "user-editor" {
             // The human's own Ctrl-G: no Ctrl-G of ours may go into their editor.
             let pid = event["pid"].as_i64().and_then(|p| i32::try_from(p).ok());
@@ -750,15 +816,20 @@ impl Session {
             self.enter_after_probe_exits(event, nonce.unwrap_or_default());
             return Some(Update::Draft);
         }
-        let Phase::Probing { nonce: ours, text } = &self.phase else {
+        let Phase::Probing {
+            nonce: ours,
+            text,
+            compact,
+        } = &self.phase
+        else {
             return None;
         };
         if nonce != Some(*ours) {
             return None;
         }
-        let (nonce, text) = (*ours, text.clone());
+        let (nonce, text, compact) = (*ours, text.clone(), *compact);
         if result == "loaded" {
-            self.phase = if is_compact(&text) {
+            self.phase = if compact {
                 Phase::Compacting {
                     nonce,
                     started: false,
@@ -812,13 +883,6 @@ pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
     (!texts.is_empty()).then(|| texts.join("\n\n"))
 }
 
-/// Returns true if and only if `prompt` is the agent command `/compact` (with optional
-/// instructions after it).
-pub fn is_compact(prompt: &str) -> bool {
-    let p = prompt.trim_start();
-    p == "/compact" || p.starts_with("/compact ") || p.starts_with("/compact\n")
-}
-
 /// Returns true if and only if `bytes` is a terminal's reply or report, not a key: a DCS
 /// string (`ESC P … ESC \\`), a device-attributes answer (`ESC [ ? … c`, `ESC [ > … c`)
 /// or a focus report (`ESC [ I`, `ESC [ O`).
@@ -829,11 +893,20 @@ pub fn is_terminal_reply(bytes: &[u8]) -> bool {
         || bytes == b"\x1b[O"
 }
 
-/// A leading `/` or `!` would make Claude Code run a slash command or a shell command
-/// (docs/claude-code.md#box-leading-slash); a leading space keeps the task a prompt.
-pub fn escape_leading_command(prompt: &str) -> String {
-    if prompt.starts_with('/') || prompt.starts_with('!') {
-        format!(" {prompt}")
+/// Makes `prompt` a prompt, never a slash command.
+///
+/// Claude Code runs a slash command when the submitted text, with leading whitespace
+/// trimmed, starts with `/`; since 2.1.332 a leading space or newline no longer stops
+/// that, and invisible characters are stripped (docs/claude-code.md#box-leading-slash).
+/// So one `\` goes right before that `/`: a markdown escape the model reads as `/`, and
+/// the only byte we ever add. Every other prompt, `!`, `#`, `&`, `?` and `@` included, is
+/// delivered untouched (#box-leading-other). See docs/design/slash-led-tasks.md.
+pub fn escape_leading_slash(prompt: &str) -> String {
+    // JavaScript's trim(): Unicode white space plus the byte-order mark.
+    let body = prompt.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    if body.starts_with('/') {
+        let at = prompt.len() - body.len();
+        format!("{}\\{}", &prompt[..at], body)
     } else {
         prompt.to_owned()
     }
@@ -884,10 +957,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn leading_commands_are_escaped_and_nothing_else() {
-        assert_eq!(escape_leading_command("/compact now"), " /compact now");
-        assert_eq!(escape_leading_command("!ls"), " !ls");
-        assert_eq!(escape_leading_command("#x\n/y"), "#x\n/y");
+    fn only_a_leading_slash_is_escaped_and_with_one_backslash() {
+        assert_eq!(escape_leading_slash("/compact now"), "\\/compact now");
+        assert_eq!(escape_leading_slash("/"), "\\/");
+        assert_eq!(escape_leading_slash("  \n/clear x"), "  \n\\/clear x");
+        assert_eq!(escape_leading_slash("\u{feff}/x"), "\u{feff}\\/x");
+        for untouched in [
+            "!ls", "#note", "&bg", "?", "@file x", "x /y", "#x\n/y", "", "  ",
+        ] {
+            assert_eq!(escape_leading_slash(untouched), untouched);
+        }
     }
 
     #[test]
@@ -926,12 +1005,6 @@ mod tests {
         for key in [&b"a"[..], b"\x1b", b"\x1b[A", b"\r", b"\x03"] {
             assert!(!is_terminal_reply(key), "{key:?}");
         }
-    }
-
-    #[test]
-    fn only_compact_is_an_agent_command() {
-        assert!(is_compact("/compact") && is_compact("/compact keep the API notes"));
-        assert!(!is_compact("/compactor") && !is_compact("please /compact"));
     }
 
     #[test]
