@@ -9,11 +9,13 @@
 //! - [`watch`], [`doorbell`], [`signals`], [`process`]: the event sources that feed the two
 //!   event loops.
 //! - [`directive`]: what an `@NAME …` prompt means.
+//! - [`doctor`]: the setup checks of `claude-editor-hook doctor`.
 
 pub mod agent;
 pub mod cli;
 pub mod coordinator;
 pub mod directive;
+pub mod doctor;
 pub mod doorbell;
 pub mod process;
 pub mod signals;

@@ -6,6 +6,7 @@ use std::fs;
 use crate::fixture::*;
 use crate::helper::tmux::{TmuxServer, require_tmux};
 
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
 #[test]
 fn killing_the_agent_window_fails_its_task_and_marks_the_agent_offline() {
     if require_tmux("killing_the_agent_window_fails_its_task_and_marks_the_agent_offline").is_none()

@@ -79,6 +79,10 @@ impl Drop for HostedAgent {
     }
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn hosted_claude_answers_tasks_and_keeps_its_conversation() {
     let env = Env::new();
@@ -123,6 +127,10 @@ fn hosted_claude_answers_tasks_and_keeps_its_conversation() {
     assert!(status["claude_session_id"].is_string());
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn tasks_arrive_byte_exact_whatever_their_lines_start_with_and_however_large() {
     let env = Env::new();
@@ -177,6 +185,10 @@ fn escaped(task: &str) -> String {
     }
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn slash_bang_and_hash_led_tasks_are_prompts_and_the_conversation_survives() {
     let env = Env::new();
@@ -259,6 +271,10 @@ fn slash_bang_and_hash_led_tasks_are_prompts_and_the_conversation_survives() {
     assert_eq!(sessions.len(), 1, "the session changed: {sessions:?}");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn an_api_error_on_the_agent_fails_the_task_with_claudes_error_text() {
     let env = Env::new();
@@ -354,6 +370,10 @@ fn carries_context(agent: &HostedAgent, prompt: &str) -> bool {
         .any(|r| r.kind == RequestKind::Prompt && r.prompt == prompt && r.n_role("assistant") >= 1)
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn claude_killed_under_the_host_fails_the_task_and_comes_back_with_its_memory() {
     let env = Env::new();
@@ -409,6 +429,10 @@ fn claude_killed_under_the_host_fails_the_task_and_comes_back_with_its_memory() 
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn agent_wrap_killed_mid_task_returns_fast_and_a_new_host_resumes_the_conversation() {
     let env = Env::new();
@@ -468,6 +492,10 @@ fn agent_wrap_killed_mid_task_returns_fast_and_a_new_host_resumes_the_conversati
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn chief_and_agent_both_real_claude_and_escape_interrupts_the_agent() {
     let env = Env::new();
@@ -537,6 +565,10 @@ fn chief_and_agent_both_real_claude_and_escape_interrupts_the_agent() {
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn a_human_draft_in_the_agents_box_holds_the_task_until_it_is_submitted() {
     let env = Env::new();
@@ -582,6 +614,10 @@ fn a_human_draft_in_the_agents_box_holds_the_task_until_it_is_submitted() {
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn compact_compacts_the_agent_between_tasks() {
     let env = Env::new();
@@ -617,6 +653,10 @@ fn compact_compacts_the_agent_between_tasks() {
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn a_task_that_runs_a_tool_returns_the_final_answer() {
     let env = Env::new();
@@ -652,6 +692,10 @@ fn a_task_that_runs_a_tool_returns_the_final_answer() {
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn human_input_into_a_delegated_turn_is_marked_on_the_answer() {
     let env = Env::new();
@@ -721,6 +765,10 @@ fn interrupted_from_the_agent_window(test: &str, name: &str, key: &str, expect: 
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn escape_from_the_human_in_the_agents_window_ends_the_task_as_interrupted() {
     // A lone Escape is seen in the keys the host forwards.
@@ -732,6 +780,10 @@ fn escape_from_the_human_in_the_agents_window_ends_the_task_as_interrupted() {
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn an_interrupt_without_a_hook_is_caught_by_the_session_registry() {
     // Ctrl-C, not a lone Escape: only Claude Code's registry can tell the turn ended.
@@ -743,6 +795,10 @@ fn an_interrupt_without_a_hook_is_caught_by_the_session_registry() {
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn streamed_output_reaches_the_log_and_a_clear_is_followed_to_the_new_session() {
     let env = Env::new();
@@ -777,6 +833,10 @@ fn streamed_output_reaches_the_log_and_a_clear_is_followed_to_the_new_session() 
     assert!(after["claude_session_id"].is_string());
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn a_held_task_goes_in_once_the_human_clears_their_draft() {
     let env = Env::new();
@@ -809,6 +869,10 @@ fn a_held_task_goes_in_once_the_human_clears_their_draft() {
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn an_interrupted_human_turn_frees_the_agent_for_the_next_task() {
     let env = Env::new();
@@ -846,6 +910,10 @@ fn an_interrupted_human_turn_frees_the_agent_for_the_next_task() {
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn a_task_sent_while_claude_restarts_waits_for_it() {
     let env = Env::new();

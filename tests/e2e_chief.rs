@@ -68,6 +68,10 @@ impl Chief {
     }
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn ctrl_g_delegates_and_the_answer_becomes_the_chiefs_next_prompt() {
     let env = Env::new();
@@ -117,6 +121,10 @@ fn ctrl_g_delegates_and_the_answer_becomes_the_chiefs_next_prompt() {
     });
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn ctrl_c_while_waiting_keeps_the_chief_alive_and_its_prompt_unchanged() {
     let env = Env::new();
@@ -151,6 +159,10 @@ fn ctrl_c_while_waiting_keeps_the_chief_alive_and_its_prompt_unchanged() {
     assert_eq!(got.as_deref(), Some(typed));
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn a_background_result_reaches_the_chief_at_its_next_turn() {
     let env = Env::new();
@@ -192,6 +204,10 @@ fn a_background_result_reaches_the_chief_at_its_next_turn() {
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn with_submit_the_answer_goes_to_the_chief_without_a_keypress() {
     let env = Env::new();

@@ -17,6 +17,10 @@ use crate::helper::wait::{output_with_timeout, wait_for_file};
 /// above the ~1 s these take, so only a real hang trips it.
 const CLAUDE_TIMEOUT: Duration = Duration::from_secs(90);
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn print_mode_reaches_fake_api() {
     let Some(claude) = require_claude("print_mode_reaches_fake_api") else {
@@ -38,6 +42,10 @@ fn print_mode_reaches_fake_api() {
     assert_eq!(sandbox.api.prompts(), ["hello smoke"]);
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn interactive_prompt_round_trip_in_tmux() {
     let name = "interactive_prompt_round_trip_in_tmux";
@@ -70,6 +78,10 @@ fn interactive_prompt_round_trip_in_tmux() {
     assert!(!tmux.pane_dead(&pane));
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn bash_tool_use_round_trip() {
     let Some(claude) = require_claude("bash_tool_use_round_trip") else {
@@ -108,6 +120,10 @@ fn bash_tool_use_round_trip() {
     assert_eq!(sandbox.api.prompts(), ["run it"]);
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn api_error_ends_print_mode_with_rc_1() {
     let Some(claude) = require_claude("api_error_ends_print_mode_with_rc_1") else {

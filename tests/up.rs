@@ -10,6 +10,10 @@ use crate::helper::wait::output_with_timeout;
 
 const CLAUDE_WAIT: Duration = Duration::from_secs(60);
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
     let test = "up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside";
@@ -82,6 +86,7 @@ fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
     assert_eq!(windows, "chief\nhelper\n");
 }
 
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
 #[test]
 fn a_busy_role_gets_one_more_agent_when_the_config_allows_it() {
     let test = "a_busy_role_gets_one_more_agent_when_the_config_allows_it";

@@ -51,6 +51,7 @@ fn hook_in_pane_with(
     (pane, stty)
 }
 
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
 #[test]
 fn the_view_shows_progress_and_escape_cancels_leaving_the_terminal_as_it_was() {
     if require_tmux("the_view_shows_progress_and_escape_cancels_leaving_the_terminal_as_it_was")
@@ -137,6 +138,7 @@ fn ctrl_c_cancels(flags: &str, ready: impl Fn(&TmuxServer, &str, &Env)) {
     env.wait_status("slow", "idle", |_| true);
 }
 
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
 #[test]
 fn ctrl_c_in_the_view_cancels_instead_of_interrupting() {
     if require_tmux("ctrl_c_in_the_view_cancels_instead_of_interrupting").is_none() {
@@ -148,6 +150,7 @@ fn ctrl_c_in_the_view_cancels_instead_of_interrupting() {
     });
 }
 
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
 #[test]
 fn without_the_view_ctrl_c_still_cancels_instead_of_interrupting() {
     if require_tmux("without_the_view_ctrl_c_still_cancels_instead_of_interrupting").is_none() {
@@ -205,6 +208,7 @@ fn chief_and_agent(
     ]);
 }
 
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
 #[test]
 fn a_jumps_to_the_agents_window_and_back_when_the_answer_comes() {
     if require_tmux("a_jumps_to_the_agents_window_and_back_when_the_answer_comes").is_none() {
@@ -265,6 +269,7 @@ fn a_jumps_to_the_agents_window_and_back_when_the_answer_comes() {
     });
 }
 
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
 #[test]
 fn b_sends_the_task_to_the_background_with_a_ticket() {
     if require_tmux("b_sends_the_task_to_the_background_with_a_ticket").is_none() {

@@ -131,6 +131,18 @@ pub enum Command {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Check the setup: Claude Code (and whether its version is verified), tmux, the
+    /// state directory, the chief's editor and hooks, the agents. Exit 1 on any error.
+    ///
+    /// Example: `claude-editor-hook doctor`, or `doctor --json` for one document.
+    Doctor {
+        /// The team config to check against (default: as `up` finds it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print one JSON document instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compact a hosted Claude Code agent's conversation, between its tasks.
     Compact {
         /// The agent.
@@ -149,6 +161,7 @@ pub fn hook_main() -> std::process::ExitCode {
     let result = match (&cli.command, &cli.file) {
         (Some(Command::Status { json }), _) => super::status::run(*json),
         (Some(Command::Demo), _) => super::demo::run(),
+        (Some(Command::Doctor { config, json }), _) => super::doctor::run(config.as_deref(), *json),
         (Some(Command::Compact { name, timeout }), _) => super::compact::run(name, *timeout),
         (
             Some(Command::Send {

@@ -4,6 +4,7 @@
 mod chief;
 mod compact;
 mod demo;
+mod doctor;
 mod hook;
 mod status;
 mod verbs;

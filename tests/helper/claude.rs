@@ -23,8 +23,10 @@ pub const CLAUDE_BIN_ENV: &str = "CLAUDE_BIN";
 /// skipping it (for CI, where they must be installed).
 pub const REQUIRE_E2E_ENV: &str = "REQUIRE_CLAUDE_E2E";
 
-/// Locates Claude Code: `$CLAUDE_BIN`, else `claude` on `PATH`, else the
-/// copy CI installs with `npm install --prefix .claude-code @anthropic-ai/claude-code`.
+/// Locates Claude Code: `$CLAUDE_BIN`, else `claude` on `PATH`, else the copy of the
+/// newest verified version that `.ci/run` installs into `.claude-code/<version>/`
+/// (`lib/claude-code-versions`). `build.rs` does the same lookup to mark the tests
+/// that need it ignored when it is absent.
 pub fn find_claude() -> Option<PathBuf> {
     if let Some(bin) = env::var_os(CLAUDE_BIN_ENV).filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(bin));
@@ -32,7 +34,13 @@ pub fn find_claude() -> Option<PathBuf> {
     if let Some(bin) = find_on_path("claude") {
         return Some(bin);
     }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".claude-code/node_modules/.bin/claude");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let versions = fs::read_to_string(manifest.join("lib/claude-code-versions")).ok()?;
+    let newest = versions
+        .lines()
+        .find_map(|l| l.strip_prefix("newest "))?
+        .trim();
+    let local = manifest.join(format!(".claude-code/{newest}/node_modules/.bin/claude"));
     local.is_file().then_some(local)
 }
 
@@ -53,8 +61,8 @@ pub fn require_claude(test_name: &str) -> Option<PathBuf> {
     if found.is_none() {
         skip_or_fail(
             test_name,
-            "Claude Code not found (set CLAUDE_BIN or install it: \
-             npm install --prefix .claude-code @anthropic-ai/claude-code)",
+            "Claude Code not found (set CLAUDE_BIN, or install the pinned versions: \
+             bash .ci/install-claude-code)",
         );
     }
     found

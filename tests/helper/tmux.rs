@@ -41,6 +41,11 @@ pub fn require_tmux(test_name: &str) -> Option<PathBuf> {
     found
 }
 
+/// The directory holding the `tmux` found on `PATH`.
+pub fn find_tmux_dir() -> Option<PathBuf> {
+    find_on_path("tmux").and_then(|p| p.parent().map(Path::to_path_buf))
+}
+
 /// A tmux server on a socket in a private temp dir, killed on drop.
 pub struct TmuxServer {
     dir: TempDir,

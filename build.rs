@@ -1,0 +1,70 @@
+//! Marks the end-to-end tests ignored, with the reason, when what they drive is not
+//! installed, so a plain `cargo test` counts them as ignored instead of passing them
+//! silently. With `REQUIRE_CLAUDE_E2E=1` (CI) nothing is ignored, and a missing Claude
+//! Code or tmux fails those tests. The same lookup as `tests/helper/claude.rs`.
+//!
+//! `CLAUDE_E2E_ONLY=1` marks the Claude Code tests ignored whatever is installed, so
+//! that `cargo test -- --ignored` runs exactly them: `.ci/run` does that on the oldest
+//! verified Claude Code.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(missing_claude)");
+    println!("cargo::rustc-check-cfg=cfg(missing_tmux)");
+    for var in [
+        "CLAUDE_BIN",
+        "REQUIRE_CLAUDE_E2E",
+        "CLAUDE_E2E_ONLY",
+        "PATH",
+    ] {
+        println!("cargo::rerun-if-env-changed={var}");
+    }
+    println!("cargo::rerun-if-changed=lib/claude-code-versions");
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let local = manifest.join(".claude-code");
+    if local.is_dir() {
+        println!("cargo::rerun-if-changed=.claude-code");
+    }
+    if env::var("CLAUDE_E2E_ONLY").as_deref() == Ok("1") {
+        println!("cargo::rustc-cfg=missing_claude");
+        return;
+    }
+    if env::var("REQUIRE_CLAUDE_E2E").as_deref() == Ok("1") {
+        return;
+    }
+    let tmux = on_path("tmux").is_some();
+    if !tmux {
+        println!("cargo::rustc-cfg=missing_tmux");
+    }
+    if !tmux || find_claude(&manifest).is_none() {
+        println!("cargo::rustc-cfg=missing_claude");
+    }
+}
+
+fn find_claude(manifest: &Path) -> Option<PathBuf> {
+    if let Some(bin) = env::var_os("CLAUDE_BIN").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(bin)).filter(|p| p.is_file());
+    }
+    if let Some(bin) = on_path("claude") {
+        return Some(bin);
+    }
+    let versions = std::fs::read_to_string(manifest.join("lib/claude-code-versions")).ok()?;
+    let newest = versions
+        .lines()
+        .find_map(|l| l.strip_prefix("newest "))?
+        .trim()
+        .to_owned();
+    let local = manifest.join(format!(".claude-code/{newest}/node_modules/.bin/claude"));
+    local.is_file().then_some(local)
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path).map(|dir| dir.join(name)).find(|p| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
