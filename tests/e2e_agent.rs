@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::fixture::*;
-use crate::helper::claude::{ClaudeSandbox, require_claude};
+use crate::helper::claude::{ClaudeSandbox, claude_version, require_claude};
 use crate::helper::fake_api::{Reply, RequestKind};
 use crate::helper::tmux::{TmuxServer, require_tmux};
 use crate::helper::wait::wait_until;
@@ -20,6 +20,16 @@ pub struct HostedAgent {
 /// Starts `agent-wrap NAME` hosting Claude Code in a tmux pane and waits until Claude
 /// Code has started (its SessionStart hook made the agent idle).
 pub fn host_agent(test: &str, env: &Env, name: &str) -> Option<HostedAgent> {
+    host_agent_with(test, env, name, &[])
+}
+
+/// [`host_agent`], with `claude_args` passed to Claude Code (after `--`).
+pub fn host_agent_with(
+    test: &str,
+    env: &Env,
+    name: &str,
+    claude_args: &[&str],
+) -> Option<HostedAgent> {
     let claude = require_claude(test)?;
     require_tmux(test)?;
     let sandbox = ClaudeSandbox::new();
@@ -29,12 +39,16 @@ pub fn host_agent(test: &str, env: &Env, name: &str) -> Option<HostedAgent> {
     let trace = sandbox.path().join("host-trace.log");
     vars.push(("AGENT_WRAP_DEBUG".into(), trace.display().to_string()));
     let mut tmux = TmuxServer::new();
-    let cmd = vec![
+    let mut cmd = vec![
         WRAP.to_owned(),
         name.to_owned(),
         "--claude".into(),
         claude.display().to_string(),
     ];
+    if !claude_args.is_empty() {
+        cmd.push("--".into());
+        cmd.extend(claude_args.iter().map(|a| (*a).to_owned()));
+    }
     let pane = tmux.new_session("agent", sandbox.project_dir(), &vars, &cmd);
     wait_until(CLAUDE_WAIT, "the hosted Claude Code to start", || {
         env.status(name)
@@ -690,6 +704,56 @@ fn a_task_that_runs_a_tool_returns_the_final_answer() {
             .any(|r| r.tool_results.iter().any(|t| t.contains("tool-ran"))),
         "the tool ran for real"
     );
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn a_permission_prompt_shows_the_agent_waiting_until_the_human_answers() {
+    let test = "a_permission_prompt_shows_the_agent_waiting_until_the_human_answers";
+    let Some(claude) = require_claude(test) else {
+        return;
+    };
+    // Auto mode, the default since 2.1.332, decides most prompts itself; the mode that
+    // always asks is `default` on 2.1.197 and `manual` on 2.1.332
+    // (docs/claude-code.md#permission-mode-default).
+    let mode = if claude_version(&claude) >= (2, 1, 332) {
+        "manual"
+    } else {
+        "default"
+    };
+    let env = Env::new();
+    let Some(agent) = host_agent_with(test, &env, "guarded", &["--permission-mode", mode]) else {
+        return;
+    };
+    let made = agent.sandbox.project_dir().join("made-by-the-tool");
+    let command = format!("touch {}", made.display());
+    agent.sandbox.api.set_reply(move |prompt| {
+        if prompt.contains("make the file") {
+            Reply::BashToolUse {
+                command: command.clone(),
+            }
+        } else {
+            Reply::Text(format!("FAKE-REPLY: {prompt}"))
+        }
+    });
+    let (mut hook, file) = env.spawn_hook(b"@guarded make the file");
+    // The PermissionRequest hook, not the screen, says the agent waits for the human.
+    env.wait_status("guarded", "waiting", |_| true);
+    assert!(!made.exists(), "the command ran before anyone allowed it");
+    // The human allows it: Enter picks the dialog's first answer, "Yes".
+    agent.tmux.send_keys(&agent.pane, &["Enter"]);
+    assert!(wait_child(&mut hook, CLAUDE_WAIT, "the allowed task").success());
+    let after = std::fs::read(file).unwrap();
+    assert!(made.exists(), "the allowed command ran");
+    assert!(
+        text(&head_and_body(&after).1).starts_with("FAKE-TOOL-DONE"),
+        "{}",
+        text(&after)
+    );
+    env.wait_status("guarded", "idle", |_| true);
 }
 
 #[cfg_attr(

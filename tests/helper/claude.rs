@@ -44,6 +44,21 @@ pub fn find_claude() -> Option<PathBuf> {
     local.is_file().then_some(local)
 }
 
+/// The `(major, minor, patch)` version of the Claude Code at `claude`, from
+/// `claude --version` (`2.1.332 (Claude Code)`), for tests of facts that changed
+/// between the pinned versions.
+pub fn claude_version(claude: &Path) -> (u32, u32, u32) {
+    let out = Command::new(claude)
+        .arg("--version")
+        .output()
+        .expect("run claude --version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let word = text.split_whitespace().next().unwrap_or("");
+    let mut parts = word.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut next = || parts.next().unwrap_or(0);
+    (next(), next(), next())
+}
+
 /// Returns the first executable file named `name` in `$PATH`.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
