@@ -10,16 +10,21 @@
 //!   event loops.
 //! - [`directive`]: what an `@NAME …` prompt means.
 //! - [`doctor`]: the setup checks of `claude-editor-hook doctor`.
+//! - [`claude_code`]: Claude Code's own files we read (its session registry).
+//! - [`shell`]: shell quoting; [`tmux`]: running tmux.
 
 pub mod agent;
+pub mod claude_code;
 pub mod cli;
 pub mod coordinator;
 pub mod directive;
 pub mod doctor;
 pub mod doorbell;
 pub mod process;
+pub mod shell;
 pub mod signals;
 pub mod state;
 pub mod team;
 pub mod time;
+pub mod tmux;
 pub mod watch;

@@ -6,8 +6,10 @@
 use std::sync::mpsc::{Sender, channel};
 use std::time::Duration;
 
-use super::driver::{RunEnd, RunHandle, RunStatus};
 use super::output::OutputSink;
+use super::run::{Context, Driver, Report, RunEnd, RunHandle, RunStatus};
+use anyhow::Result;
+
 use crate::state::TaskEnvelope;
 
 /// FNV-1a, 64 bits: a stable checksum with no dependency.
@@ -31,12 +33,59 @@ pub fn answer_lines(task: &TaskEnvelope) -> Vec<String> {
     ]
 }
 
-pub fn start<E: Send + 'static>(
+/// The `demo` driver: `delay` between streamed lines.
+pub struct Demo {
+    pub delay: Duration,
+    run: Option<RunHandle>,
+}
+
+impl Demo {
+    pub fn new(delay: Duration) -> Self {
+        Self { delay, run: None }
+    }
+}
+
+impl Driver for Demo {
+    type Event = RunEnd;
+
+    fn name(&self) -> &'static str {
+        "demo"
+    }
+
+    fn start(
+        &mut self,
+        task: &TaskEnvelope,
+        sink: OutputSink,
+        tx: &Sender<RunEnd>,
+    ) -> Result<Vec<Report>> {
+        self.run = Some(start(self.delay, task, sink, tx.clone()));
+        Ok(Vec::new())
+    }
+
+    fn stop(&mut self) -> Vec<Report> {
+        if let Some(run) = &self.run {
+            run.stop();
+        }
+        Vec::new()
+    }
+
+    fn kill(&mut self) {
+        if let Some(run) = &self.run {
+            run.kill();
+        }
+    }
+
+    fn on_event(&mut self, end: RunEnd, _cx: &Context<'_>) -> Vec<Report> {
+        self.run = None;
+        vec![Report::Ended(end)]
+    }
+}
+
+fn start(
     delay: Duration,
     task: &TaskEnvelope,
     mut sink: OutputSink,
-    tx: Sender<E>,
-    on_end: fn(RunEnd) -> E,
+    tx: Sender<RunEnd>,
 ) -> RunHandle {
     let (stop_tx, stop_rx) = channel::<()>();
     let lines = answer_lines(task);
@@ -58,12 +107,11 @@ pub fn start<E: Send + 'static>(
             sink.write(text.as_bytes());
             answer.extend_from_slice(text.as_bytes());
         }
-        let _ = tx.send(on_end(RunEnd {
+        let _ = tx.send(RunEnd {
             status,
             answer,
-            truncated: false,
-            stderr_tail: String::new(),
-        }));
+            ..RunEnd::default()
+        });
     });
-    RunHandle::Demo { stop: stop_tx }
+    RunHandle::Thread { stop: stop_tx }
 }

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 
-use super::driver::{RunEnd, RunHandle, RunStatus};
 use super::output::OutputSink;
+use super::run::{Context, Driver, Report, RunEnd, RunHandle, RunStatus};
 use crate::state::{MAX_FILE_BYTES, TaskEnvelope};
 
 /// How much of stderr is kept for the failure reason.
@@ -107,14 +107,65 @@ impl DeathSignal for Command {
     }
 }
 
-pub fn start<E: Send + 'static>(
+/// The `exec` driver: `sh -c CMD` per task.
+pub struct Exec {
+    pub command: String,
+    run: Option<RunHandle>,
+}
+
+impl Exec {
+    pub fn new(command: String) -> Self {
+        Self { command, run: None }
+    }
+}
+
+impl Driver for Exec {
+    type Event = RunEnd;
+
+    fn name(&self) -> &'static str {
+        "exec"
+    }
+
+    fn start(
+        &mut self,
+        task: &TaskEnvelope,
+        sink: OutputSink,
+        tx: &Sender<RunEnd>,
+    ) -> Result<Vec<Report>> {
+        self.run = Some(start(&self.command, task, sink, tx.clone())?);
+        Ok(Vec::new())
+    }
+
+    fn stop(&mut self) -> Vec<Report> {
+        if let Some(run) = &self.run {
+            run.stop();
+        }
+        Vec::new()
+    }
+
+    fn kill(&mut self) {
+        if let Some(run) = &self.run {
+            run.kill();
+        }
+    }
+
+    fn on_event(&mut self, end: RunEnd, _cx: &Context<'_>) -> Vec<Report> {
+        self.run = None;
+        vec![Report::Ended(end)]
+    }
+}
+
+fn start(
     cmd: &str,
     task: &TaskEnvelope,
     mut sink: OutputSink,
-    tx: Sender<E>,
-    on_end: fn(RunEnd) -> E,
+    tx: Sender<RunEnd>,
 ) -> Result<RunHandle> {
-    let mut child = Command::new("/bin/sh")
+    let mut command = Command::new("/bin/sh");
+    if let Some(dir) = super::run::working_dir() {
+        command.current_dir(dir);
+    }
+    let mut child = command
         .arg("-c")
         .arg(cmd)
         .env("AGENT_NAME", task.agent.as_str())
@@ -179,12 +230,13 @@ pub fn start<E: Send + 'static>(
         };
         let (answer, truncated) = answer.finish();
         let (stderr_tail, _) = stderr_tail.finish();
-        let _ = tx.send(on_end(RunEnd {
+        let _ = tx.send(RunEnd {
             status,
             answer,
             truncated,
             stderr_tail: String::from_utf8_lossy(&stderr_tail).into_owned(),
-        }));
+            ..RunEnd::default()
+        });
     });
     Ok(RunHandle::Process { pgid })
 }

@@ -1,28 +1,26 @@
 //! The host's event loop and the bookkeeping around each task.
 //!
 //! One thread owns all state. Signals, inbox and cancel-file changes (by directory
-//! watch) and the driver's end-of-run all arrive as `HostEvent`s on one channel, so
-//! there is no locking and no polling.
+//! watch) and the driver's own events all arrive as `HostEvent`s on one channel, and
+//! timers are deadlines the loop waits for, so there is no locking and no polling. The
+//! host knows its driver only through [`Driver`].
 
-use std::io::{IsTerminal, Write};
-use std::os::unix::fs::DirBuilderExt;
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::Duration;
+use std::io::Write;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 
-use super::claude::session::{
-    ClaudeConfig, ClaudeEvent, REPROBE_QUIET, Session, SessionPaths, Update,
-};
-use super::driver::{Driver, RunEnd, RunHandle, RunStatus};
 use super::output::OutputSink;
+use super::run::{Context, Driver, Report, RunEnd, RunStatus};
+use super::timer::Timers;
 use crate::process::{is_alive, kill_task_processes};
 use crate::signals::{self, Signal};
 use crate::state::MAX_FILE_BYTES;
 use crate::state::{
-    AgentCommand, AgentName, AgentState, AgentStatus, CancelRequest, Done, FORMAT_VERSION,
-    FinishedBy, HostLock, InboxEntry, Outcome, RecentTask, StateDir, TaskEnvelope, TaskId, TaskRef,
-    TmuxLocation, atomic_create, atomic_write, claim_next, pending, read_json, withdraw,
+    AgentName, AgentState, AgentStatus, CancelRequest, Done, FinishedBy, HostLock, InboxEntry,
+    Outcome, RecentTask, StateDir, TaskEnvelope, TaskId, TaskRef, atomic_write, claim_next,
+    pending, read_json, withdraw,
 };
 use crate::time::{human_us, now_us};
 use crate::watch::DirWatcher;
@@ -37,71 +35,48 @@ pub const TASK_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Clone, Debug)]
 pub struct HostOptions {
     pub name: AgentName,
-    pub driver: Driver,
     pub roles: Vec<String>,
     /// Echo task headers and output to stdout (the agent's window).
     pub echo: bool,
 }
 
-enum HostEvent {
+enum HostEvent<E> {
     Changed,
     Signal(Signal),
-    RunEnded(RunEnd),
-    GraceOver(TaskId),
-    /// From the hosted Claude Code's session (claude driver only).
-    Claude(ClaudeEvent),
+    Driver(E),
+}
+
+/// The host's own timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HostTimer {
+    /// The stop grace of the running task is over: kill it.
+    StopGrace,
 }
 
 struct Running {
     task: TaskEnvelope,
-    handle: RunHandle,
     claimed_at_us: u64,
     started_at_us: u64,
     /// Set once we asked the run to stop, with the outcome and reason to record.
     stopping: Option<(Outcome, String)>,
-    /// The task's output log, for drivers that do not write it themselves (claude).
-    sink: Option<OutputSink>,
-    /// Claude driver: the task waits for the box to be free (a draft or a dialog).
-    held: bool,
-    /// Claude driver: the human submitted input into this task's turn.
-    human_input: bool,
-    /// Claude driver: when the delivery was acknowledged, and when the turn ended.
-    acked_at_us: Option<u64>,
-    turn_ended_at_us: Option<u64>,
 }
 
-struct Host {
+struct Host<D: Driver> {
     state: StateDir,
     opts: HostOptions,
+    driver: D,
     status: AgentStatus,
-    tx: Sender<HostEvent>,
+    /// Where the driver's threads send their events.
+    driver_tx: Sender<D::Event>,
     watcher: DirWatcher,
+    timers: Timers<HostTimer>,
     running: Option<Running>,
-    /// The hosted Claude Code (claude driver only).
-    claude: Option<Session>,
-    /// Where the session's threads and timers send their events.
-    claude_tx: Option<Sender<ClaudeEvent>>,
-    /// When Claude Code was restarted recently, for the backoff and the limit.
-    restarts: Vec<std::time::Instant>,
-    /// Consecutive starts that died before accepting input (a failing `--resume`).
-    resume_failures: u32,
-    /// The prompt of a task the last Claude Code died on: cleared from the box of the
-    /// next one, which may restore it.
-    interrupted_prompt: Option<String>,
-    /// Claude Code's session registry directory (`~/.claude/sessions`), when watched.
-    claude_sessions: Option<std::path::PathBuf>,
-    /// When the event being applied was written (from its file name), for timings.
-    event_at_us: u64,
-    /// Counts the human's key bursts while a task is held, so only the last one re-probes.
-    input_bursts: u64,
-    /// The output log of the task that just finished, for its late streamed text.
-    last_sink: Option<OutputSink>,
-    /// Raw mode on the agent's window while Claude Code is mirrored into it.
-    _raw: Option<RawMode>,
+    /// The signal that stops the host, once one came.
+    stop_signal: Option<Signal>,
 }
 
 /// Runs the host until a signal stops it. Returns the exit status.
-pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
+pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Result<i32> {
     let name = opts.name.clone();
     state.create_agent_dirs(&name)?;
     let _lock = match HostLock::acquire(&state.lock_path(&name))? {
@@ -121,8 +96,16 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
     signals::forward(tx.clone(), HostEvent::Signal)?;
     let mut watcher = DirWatcher::new(tx.clone(), || HostEvent::Changed)?;
     watcher.watch(&state.inbox_dir(&name))?;
+    let (driver_tx, driver_rx) = channel();
+    std::thread::spawn(move || {
+        for event in driver_rx {
+            if tx.send(HostEvent::Driver(event)).is_err() {
+                return;
+            }
+        }
+    });
 
-    let mut status = AgentStatus::new(name.clone(), opts.driver.name(), opts.roles.clone());
+    let mut status = AgentStatus::new(name.clone(), driver.name(), opts.roles.clone());
     match AgentStatus::load(state, &name) {
         Ok(Some(old)) => {
             status.recent = old.recent;
@@ -131,95 +114,140 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         Ok(None) => {}
         Err(e) => warn(&format!("ignoring the old status: {e:#}")),
     }
-    status.tmux = tmux_location();
+    status.tmux = crate::tmux::here();
     status.save(state)?;
 
     let mut host = Host {
         state: state.clone(),
         opts,
+        driver,
         status,
-        tx,
+        driver_tx,
         watcher,
+        timers: Timers::default(),
         running: None,
-        claude: None,
-        claude_tx: None,
-        restarts: Vec::new(),
-        resume_failures: 0,
-        interrupted_prompt: None,
-        claude_sessions: None,
-        event_at_us: 0,
-        input_bursts: 0,
-        last_sink: None,
-        _raw: None,
+        stop_signal: None,
     };
     host.recover_interrupted_task();
-    if let Driver::Claude(config) = host.opts.driver.clone() {
-        host.start_claude(&config)?;
-    }
+    let tx = host.driver_tx.clone();
+    let session_id = host.status.claude_session_id.clone();
+    let cx = Context {
+        state: &host.state,
+        agent: &host.opts.name,
+        session_id: session_id.as_deref(),
+    };
+    let reports = host.driver.open(&cx, tx)?;
+    host.handle(reports);
     host.prune_old_tasks();
-    // A hosted Claude Code is ready only when its SessionStart hook says so.
-    if host.claude.is_none() {
+    if host.driver.resting_state() == AgentState::Idle {
         host.set_state(AgentState::Idle)?;
     }
     host.say(&format!(
         "agent @{name} ready ({} driver), waiting for tasks",
-        host.opts.driver.name()
+        host.driver.name()
     ));
     let code = host.run(&rx);
     host.shutdown(code)
 }
 
-impl Host {
-    fn run(&mut self, rx: &Receiver<HostEvent>) -> i32 {
-        let mut stop_signal: Option<Signal> = None;
+impl<D: Driver> Host<D> {
+    fn run(&mut self, rx: &Receiver<HostEvent<D::Event>>) -> i32 {
         loop {
             if self.running.is_none() {
-                if let Some(sig) = stop_signal {
+                if let Some(sig) = self.stop_signal {
                     return sig.exit_code();
                 }
-                if let Err(e) = self.start_next() {
-                    warn(&format!("{e:#}"));
-                }
+                self.when_free();
             }
-            let Ok(event) = rx.recv() else { return 1 };
+            let wait = [self.timers.next(), self.driver.next_timer()]
+                .into_iter()
+                .flatten()
+                .min();
+            let event = match wait {
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
             let result = match event {
-                HostEvent::Changed => {
-                    self.read_claude_events();
-                    if let (Some(c), Some(dir)) = (&mut self.claude, &self.claude_sessions) {
-                        c.registry_changed(dir);
-                    }
-                    self.check_cancel()
-                }
-                HostEvent::Signal(Signal::Resize) => {
-                    if let Some(c) = &self.claude {
-                        c.resize();
-                    }
+                Err(RecvTimeoutError::Disconnected) => return 1,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.fire_timers();
                     Ok(())
                 }
-                HostEvent::Claude(event) => self.on_claude_event(event, stop_signal.is_some()),
-                HostEvent::Signal(sig) => {
-                    if stop_signal.is_some() {
-                        // A second signal: stop now.
-                        if let Some(r) = &self.running {
-                            r.handle.kill();
-                        }
-                    }
-                    stop_signal = Some(sig);
-                    let reason = format!("agent-wrap received {} and stopped the task", sig.name());
-                    self.stop_run(Outcome::Failed, reason);
-                    if let Some(c) = &mut self.claude {
-                        c.kill();
-                    }
+                Ok(HostEvent::Changed) => self.check_cancel(),
+                Ok(HostEvent::Signal(Signal::Resize)) => {
+                    self.driver.resize();
                     Ok(())
                 }
-                HostEvent::RunEnded(end) => {
+                Ok(HostEvent::Signal(sig)) => {
+                    self.on_stop_signal(sig);
+                    Ok(())
+                }
+                Ok(HostEvent::Driver(event)) => {
+                    let cx = Context {
+                        state: &self.state,
+                        agent: &self.opts.name,
+                        session_id: self.status.claude_session_id.as_deref(),
+                    };
+                    let reports = self.driver.on_event(event, &cx);
+                    self.handle(reports);
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                warn(&format!("{e:#}"));
+            }
+        }
+    }
+
+    /// The agent is free (no task runs): start the next task from the inbox, if any.
+    fn when_free(&mut self) {
+        if let Err(e) = self.start_next() {
+            warn(&format!("{e:#}"));
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        for timer in self.timers.take_due(Instant::now()) {
+            match timer {
+                HostTimer::StopGrace => self.driver.kill(),
+            }
+        }
+        let cx = Context {
+            state: &self.state,
+            agent: &self.opts.name,
+            session_id: self.status.claude_session_id.as_deref(),
+        };
+        let reports = self.driver.fire_timers(&cx);
+        self.handle(reports);
+    }
+
+    /// SIGINT, SIGTERM or SIGHUP: stop the task and the driver; a second one kills.
+    fn on_stop_signal(&mut self, sig: Signal) {
+        if self.stop_signal.is_some() && self.running.is_some() {
+            self.driver.kill();
+        }
+        self.stop_signal = Some(sig);
+        let reason = format!("agent-wrap received {} and stopped the task", sig.name());
+        self.stop_run(Outcome::Failed, reason);
+        self.driver.close();
+    }
+
+    /// Acts on what the driver reports.
+    fn handle(&mut self, reports: Vec<Report>) {
+        for report in reports {
+            let result = match report {
+                Report::Ended(end) => {
                     self.finish_run(end);
                     Ok(())
                 }
-                HostEvent::GraceOver(id) => {
-                    if let Some(r) = self.running.as_ref().filter(|r| r.task.id == id) {
-                        r.handle.kill();
-                    }
+                Report::State(state) => self.set_state(state),
+                Report::SessionId(id) => {
+                    self.status.claude_session_id = id;
+                    Ok(())
+                }
+                Report::Fatal(why) => {
+                    warn(&why);
+                    self.on_stop_signal(Signal::Terminate);
                     Ok(())
                 }
             };
@@ -275,10 +303,10 @@ impl Host {
                 entry.task_id
             ));
         }
-        self.interrupted_prompt = read_json::<TaskEnvelope>(&self.state.task_path(&entry.task_id))
-            .ok()
-            .flatten()
-            .map(|t| t.prompt);
+        let task = read_json::<TaskEnvelope>(&self.state.task_path(&entry.task_id));
+        if let Ok(Some(task)) = task {
+            self.driver.interrupted(task.prompt);
+        }
         let reason = "the previous agent-wrap died while working on this task";
         self.end_claimed(&entry.task_id, Outcome::Failed, reason);
     }
@@ -314,11 +342,7 @@ impl Host {
     /// Claims inbox entries until one starts running or the inbox is empty. Whatever
     /// goes wrong after a claim, the task still gets its `done.json`.
     fn start_next(&mut self) -> Result<()> {
-        // The claude driver takes a task only into a ready, free Claude Code; while it is
-        // down (restart backoff) tasks wait in the inbox.
-        if matches!(self.opts.driver, Driver::Claude(_))
-            && !self.claude.as_ref().is_some_and(Session::can_deliver)
-        {
+        if !self.driver.can_start() {
             return Ok(());
         }
         while let Some(id) = claim_next(&self.state, &self.opts.name)? {
@@ -347,7 +371,7 @@ impl Host {
             return Ok(false);
         }
         if let Some(command) = task.command
-            && self.claude.is_none()
+            && !self.driver.runs_commands()
         {
             let why = format!(
                 "agent @{} has no command `{command}`: only a hosted Claude Code does",
@@ -384,21 +408,9 @@ impl Host {
             .ok()
             .flatten();
         let now = now_us();
-        let done = Done {
-            version: FORMAT_VERSION,
-            task_id: id.clone(),
-            outcome,
-            reason: Some(reason.to_owned()),
-            finished_by: FinishedBy::Agent,
-            created_at_us: task.as_ref().map_or(now, |t| t.created_at_us),
-            claimed_at_us: Some(now),
-            started_at_us: None,
-            finished_at_us: now,
-            result_bytes: None,
-            human_input: false,
-            acked_at_us: None,
-            turn_ended_at_us: None,
-        };
+        let mut done = Done::finished(id.clone(), outcome, Some(reason.to_owned()), now);
+        done.created_at_us = task.as_ref().map_or(now, |t| t.created_at_us);
+        done.claimed_at_us = Some(now);
         let title = task.map_or_else(|| id.to_string(), |t| t.title);
         self.after_task(id, &title, done);
     }
@@ -406,28 +418,11 @@ impl Host {
     fn start(&mut self, task: TaskEnvelope, claimed_at_us: u64) -> Result<()> {
         let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
         let started_at_us = now_us();
-        let (handle, sink) = match &mut self.claude {
-            // The hosted Claude Code gets the task in its box; its hooks report the end,
-            // and the host writes its streamed text to the log.
-            Some(claude) => {
-                match task.command {
-                    Some(AgentCommand::Compact) => claude.compact(&task.prompt)?,
-                    None => claude.deliver(&task.prompt)?,
-                }
-                (RunHandle::Claude, Some(sink))
-            }
-            None => {
-                self.say(&format!(
-                    "task {} from pid {} in {}: {}",
-                    task.id, task.requester.parent_pid, task.requester.cwd, task.title
-                ));
-                let handle =
-                    self.opts
-                        .driver
-                        .start(&task, sink, self.tx.clone(), HostEvent::RunEnded)?;
-                (handle, None)
-            }
-        };
+        self.say(&format!(
+            "task {} from pid {} in {}: {}",
+            task.id, task.requester.parent_pid, task.requester.cwd, task.title
+        ));
+        let reports = self.driver.start(&task, sink, &self.driver_tx)?;
         // The run exists now: record it before anything else can fail, so its end is
         // always handled. The status write comes after the start so that it overlaps
         // the run instead of delaying it.
@@ -438,15 +433,9 @@ impl Host {
         });
         self.running = Some(Running {
             task,
-            handle,
             claimed_at_us,
             started_at_us,
             stopping: None,
-            sink,
-            held: false,
-            human_input: false,
-            acked_at_us: None,
-            turn_ended_at_us: None,
         });
         if let Err(e) = self.watcher.watch(&task_dir) {
             warn(&format!(
@@ -456,6 +445,7 @@ impl Host {
         if let Err(e) = self.set_state(AgentState::Working) {
             warn(&format!("{e:#}"));
         }
+        self.handle(reports);
         // A cancel may have been written between the claim and the watch.
         if let Err(e) = self.check_cancel() {
             warn(&format!("{e:#}"));
@@ -494,35 +484,21 @@ impl Host {
             return;
         }
         r.stopping = Some((outcome, reason));
-        if matches!(r.handle, RunHandle::Claude) {
-            // No Stop hook follows an interrupt (docs/claude-code.md#box-escape-interrupts): the run ends now.
-            if let Some(c) = &mut self.claude {
-                c.interrupt();
-            }
-            self.finish_run(RunEnd {
-                status: RunStatus::Stopped,
-                answer: Vec::new(),
-                truncated: false,
-                stderr_tail: String::new(),
-            });
-            return;
+        let reports = self.driver.stop();
+        self.handle(reports);
+        if self.running.is_some() {
+            self.timers.start(HostTimer::StopGrace, STOP_GRACE);
         }
-        r.handle.stop();
-        let (tx, id) = (self.tx.clone(), r.task.id.clone());
-        std::thread::spawn(move || {
-            std::thread::sleep(STOP_GRACE);
-            let _ = tx.send(HostEvent::GraceOver(id));
-        });
     }
 
     fn finish_run(&mut self, end: RunEnd) {
-        let Some(mut r) = self.running.take() else {
+        let Some(r) = self.running.take() else {
             return;
         };
-        self.last_sink = r.sink.take();
+        self.timers.cancel(HostTimer::StopGrace);
         let (mut outcome, mut reason) = match (&r.stopping, &end.status) {
             (Some((outcome, reason)), _) => (*outcome, Some(reason.clone())),
-            (None, RunStatus::Exited(0)) => (Outcome::Ok, None),
+            (None, RunStatus::Exited(0) | RunStatus::Answered) => (Outcome::Ok, None),
             (None, RunStatus::Exited(code)) => {
                 (Outcome::Failed, Some(exit_reason(*code, &end.stderr_tail)))
             }
@@ -530,6 +506,8 @@ impl Host {
                 Outcome::Interrupted,
                 Some(format!("the command was killed by signal {sig}")),
             ),
+            (None, RunStatus::Failed(why)) => (Outcome::Failed, Some(why.clone())),
+            (None, RunStatus::Interrupted(why)) => (Outcome::Interrupted, Some(why.clone())),
             (None, RunStatus::Stopped) => (Outcome::Interrupted, Some("the run stopped".into())),
         };
         if outcome == Outcome::Ok && end.truncated {
@@ -551,39 +529,28 @@ impl Host {
                 }
             }
         }
-        let done = Done {
-            version: FORMAT_VERSION,
-            task_id: r.task.id.clone(),
-            outcome,
-            reason,
-            finished_by: FinishedBy::Agent,
-            created_at_us: r.task.created_at_us,
-            claimed_at_us: Some(r.claimed_at_us),
-            started_at_us: Some(r.started_at_us),
-            finished_at_us: now_us(),
-            result_bytes,
-            human_input: r.human_input,
-            acked_at_us: r.acked_at_us,
-            turn_ended_at_us: r.turn_ended_at_us,
-        };
+        let mut done = Done::finished(r.task.id.clone(), outcome, reason, r.task.created_at_us);
+        done.claimed_at_us = Some(r.claimed_at_us);
+        done.started_at_us = Some(r.started_at_us);
+        done.result_bytes = result_bytes;
+        done.human_input = end.human_input;
+        done.acked_at_us = end.acked_at_us;
+        done.turn_ended_at_us = end.turn_ended_at_us;
         self.watcher.unwatch(&self.state.task_dir(&r.task.id));
         self.after_task(&r.task.id, &r.task.title, done);
     }
 
-    /// Records `done` unless the task already has an outcome, rings the task's doorbell,
-    /// and returns the outcome that stands.
+    /// Records `done` unless the task already has an outcome, and returns the outcome
+    /// that stands.
     fn write_done(&self, done: Done) -> Result<Done> {
-        let path = self.state.done_path(&done.task_id);
-        let created = atomic_create(&path, &serde_json::to_vec_pretty(&done)?)?;
-        crate::doorbell::ring(&self.state.wake_path(&done.task_id));
-        if created {
+        if self.state.record_done(&done)? {
             return Ok(done);
         }
         self.say(&format!(
             "task {} was already finished by its coordinator",
             done.task_id
         ));
-        Ok(read_json(&path)?.unwrap_or(done))
+        Ok(read_json(&self.state.done_path(&done.task_id))?.unwrap_or(done))
     }
 
     /// Finishes a task: its outcome, the log line, the recent list, and the agent free.
@@ -613,355 +580,14 @@ impl Host {
             finished_at_us: done.finished_at_us,
         });
         self.status.task = None;
-        if let Err(e) = self.set_state(self.resting_state()) {
+        if let Err(e) = self.set_state(self.driver.resting_state()) {
             warn(&format!("{e:#}"));
-        }
-    }
-
-    /// Starts the hosted Claude Code: resuming the agent's session when it has one.
-    fn start_claude(&mut self, config: &ClaudeConfig) -> Result<()> {
-        let (ctx, crx) = channel();
-        let tx = self.tx.clone();
-        std::thread::spawn(move || {
-            for event in crx {
-                if tx.send(HostEvent::Claude(event)).is_err() {
-                    return;
-                }
-            }
-        });
-        self.watcher
-            .watch(&self.state.events_dir(&self.opts.name))?;
-        // Claude Code's registry is the backstop for interrupts, which fire no hook.
-        if let Some(home) = std::env::var_os("HOME") {
-            let sessions = std::path::Path::new(&home).join(".claude/sessions");
-            let made = std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&sessions);
-            if made.is_ok() && self.watcher.watch(&sessions).is_ok() {
-                self.claude_sessions = Some(sessions);
-            }
-        }
-        if std::io::stdin().is_terminal() {
-            self._raw = Some(RawMode::enter()?);
-            let input = ctx.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut stdin = std::io::stdin();
-                while let Ok(n) = std::io::Read::read(&mut stdin, &mut buf) {
-                    if n == 0 || input.send(ClaudeEvent::Input(buf[..n].to_vec())).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        self.claude_tx = Some(ctx);
-        self.spawn_claude(config)
-    }
-
-    /// Starts (or restarts) the Claude Code process: `--resume` of the agent's session
-    /// when it has one, else a new session with a pre-assigned id.
-    fn spawn_claude(&mut self, config: &ClaudeConfig) -> Result<()> {
-        let (session_id, resume) = match &self.status.claude_session_id {
-            Some(id) => (id.clone(), true),
-            None => (uuid::Uuid::new_v4().to_string(), false),
-        };
-        self.status.claude_session_id = Some(session_id.clone());
-        self.set_state(AgentState::Starting)?;
-        let agent_dir = self.state.agent_dir(&self.opts.name);
-        let events_dir = self.state.events_dir(&self.opts.name);
-        let paths = SessionPaths {
-            agent_dir: &agent_dir,
-            events_dir: &events_dir,
-            probe_path: self.state.probe_path(&self.opts.name),
-        };
-        let tx = self.claude_tx.clone().context("no session channel")?;
-        let clear_first = self.interrupted_prompt.take();
-        self.claude = Some(Session::spawn(
-            config,
-            paths,
-            &session_id,
-            resume,
-            clear_first,
-            tx,
-        )?);
-        Ok(())
-    }
-
-    /// Claude Code exited while we still need it: start it again after a growing pause,
-    /// or give up (the host then stops, saying why) after five restarts in a minute.
-    fn schedule_restart(&mut self, how: &str, was_ready: bool) {
-        const WINDOW: Duration = Duration::from_secs(60);
-        const LIMIT: usize = 5;
-        if was_ready {
-            self.resume_failures = 0;
-        } else if self.status.claude_session_id.is_some() {
-            self.resume_failures += 1;
-        }
-        if self.resume_failures >= 2 {
-            // It died twice before accepting input: `--resume` finds no conversation
-            // (a SIGKILLed Claude Code may not have written its transcript yet). Start
-            // the next one fresh, and say so.
-            self.resume_failures = 0;
-            warn(&format!(
-                "Claude Code could not resume session {} ({how}); starting a new session",
-                self.status.claude_session_id.as_deref().unwrap_or("")
-            ));
-            self.status.claude_session_id = None;
-        }
-        self.restarts.retain(|t| t.elapsed() < WINDOW);
-        if self.restarts.len() >= LIMIT {
-            warn(&format!(
-                "Claude Code exited {LIMIT} times within a minute (last: {how}); agent-wrap stops"
-            ));
-            let _ = self.tx.send(HostEvent::Signal(Signal::Terminate));
-            return;
-        }
-        let pause = Duration::from_millis(500) * (1 << self.restarts.len());
-        self.restarts.push(std::time::Instant::now());
-        let _ = self.set_state(AgentState::Starting);
-        if let Some(tx) = self.claude_tx.clone() {
-            std::thread::spawn(move || {
-                std::thread::sleep(pause);
-                let _ = tx.send(ClaudeEvent::Restart);
-            });
-        }
-    }
-
-    /// Feeds the hook and probe events waiting in `events/` to the session, oldest first.
-    fn read_claude_events(&mut self) {
-        if self.claude.is_none() {
-            return;
-        }
-        let dir = self.state.events_dir(&self.opts.name);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return;
-        };
-        let mut names: Vec<_> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                !crate::state::file_is_temp(p) && p.extension().is_some_and(|x| x == "json")
-            })
-            .collect();
-        names.sort();
-        for path in names {
-            let event = crate::state::read_optional(&path)
-                .ok()
-                .flatten()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-            let _ = std::fs::remove_file(&path);
-            // Event files are named `<written_at_us, 20 digits>-<pid>.json`.
-            self.event_at_us = path
-                .file_name()
-                .and_then(|n| n.to_str()?.split('-').next()?.parse().ok())
-                .unwrap_or_else(now_us);
-            let update = event.and_then(|e| self.claude.as_mut()?.on_event(&e));
-            if let Some(update) = update {
-                self.apply(update);
-            }
-        }
-    }
-
-    fn on_claude_event(&mut self, event: ClaudeEvent, stopping: bool) -> Result<()> {
-        if !matches!(event, ClaudeEvent::Input(_)) {
-            debug(&format!("event {event:?}"));
-        }
-        match event {
-            ClaudeEvent::Input(bytes) => {
-                let update = self.claude.as_mut().and_then(|c| c.input(&bytes));
-                if let Some(update) = update {
-                    self.apply(update);
-                }
-                if self.running.as_ref().is_some_and(|r| r.held) {
-                    self.input_bursts += 1;
-                    let (tx, burst) = (self.claude_tx.clone(), self.input_bursts);
-                    if let Some(tx) = tx {
-                        std::thread::spawn(move || {
-                            std::thread::sleep(REPROBE_QUIET);
-                            let _ = tx.send(ClaudeEvent::Reprobe(burst));
-                        });
-                    }
-                }
-            }
-            ClaudeEvent::Reprobe(burst) => {
-                let quiet = burst == self.input_bursts;
-                let free = self.claude.as_ref().is_some_and(Session::can_deliver);
-                if quiet && free {
-                    self.redeliver()?;
-                }
-            }
-            ClaudeEvent::Exited(how) => {
-                let reason = format!("Claude Code exited ({how}) during the task");
-                let was_ready = self.claude.take().is_some_and(|c| c.ready);
-                if let Some(r) = &mut self.running {
-                    self.interrupted_prompt = Some(r.task.prompt.clone());
-                    r.stopping.get_or_insert((Outcome::Failed, reason));
-                    self.finish_run(RunEnd {
-                        status: RunStatus::Stopped,
-                        answer: Vec::new(),
-                        truncated: false,
-                        stderr_tail: String::new(),
-                    });
-                }
-                if !stopping {
-                    self.schedule_restart(&how, was_ready);
-                }
-            }
-            ClaudeEvent::Restart => {
-                if let Driver::Claude(config) = self.opts.driver.clone()
-                    && self.claude.is_none()
-                    && !stopping
-                    && let Err(e) = self.spawn_claude(&config)
-                {
-                    self.schedule_restart(&format!("{e:#}"), false);
-                }
-            }
-            timer => {
-                let update = self.claude.as_mut().and_then(|c| c.on_timer(&timer));
-                if let Some(update) = update {
-                    self.apply(update);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Acts on what the session reports.
-    fn apply(&mut self, update: Update) {
-        debug(&format!("update {update:?}"));
-        let end = |outcome: Outcome, reason: Option<String>, answer: String| RunEnd {
-            status: match outcome {
-                Outcome::Ok => RunStatus::Exited(0),
-                _ => RunStatus::Stopped,
-            },
-            answer: answer.into_bytes(),
-            truncated: false,
-            stderr_tail: reason.unwrap_or_default(),
-        };
-        let result = match update {
-            Update::Ready { session_id } => {
-                self.status.claude_session_id = Some(session_id);
-                let state = if self.running.is_some() {
-                    AgentState::Working
-                } else {
-                    AgentState::Idle
-                };
-                self.set_state(state)
-            }
-            Update::Acked { human_input } => {
-                if let Some(r) = &mut self.running {
-                    r.acked_at_us = Some(self.event_at_us);
-                    r.human_input |= human_input;
-                    r.held = false;
-                }
-                self.set_state(AgentState::Working)
-            }
-            Update::Answered(answer) => {
-                if let Some(r) = &mut self.running {
-                    r.turn_ended_at_us = Some(self.event_at_us);
-                }
-                self.finish_run(end(Outcome::Ok, None, answer));
-                Ok(())
-            }
-            Update::Failed(why) | Update::Undeliverable(why) => {
-                if let Some(r) = &mut self.running {
-                    r.turn_ended_at_us = Some(self.event_at_us);
-                    r.stopping.get_or_insert((Outcome::Failed, why));
-                }
-                self.finish_run(end(Outcome::Failed, None, String::new()));
-                Ok(())
-            }
-            Update::Draft => self.hold(AgentState::User),
-            Update::DialogOpen => self.hold(AgentState::Waiting),
-            Update::NeedsHuman(_) => self.set_state(AgentState::Waiting),
-            Update::Resumed => {
-                if let Some(r) = &mut self.running {
-                    r.held = false;
-                }
-                self.set_state(AgentState::Working)
-            }
-            Update::HumanInput => {
-                if let Some(r) = &mut self.running {
-                    r.human_input = true;
-                }
-                Ok(())
-            }
-            Update::HumanInterrupted => {
-                if let Some(r) = &mut self.running {
-                    r.human_input = true;
-                    let why = "the human interrupted the turn in the agent's window";
-                    r.stopping.get_or_insert((Outcome::Interrupted, why.into()));
-                }
-                self.finish_run(end(Outcome::Interrupted, None, String::new()));
-                Ok(())
-            }
-            // The human's own prompt: working, and not routable until it ends.
-            Update::HumanTurn => self.set_state(AgentState::Working),
-            Update::Idle => self.redeliver(),
-            Update::Output(delta) => {
-                let sink = match &mut self.running {
-                    Some(r) => r.sink.as_mut(),
-                    None => self.last_sink.as_mut(),
-                };
-                if let Some(sink) = sink {
-                    sink.write(delta.as_bytes());
-                }
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            warn(&format!("{e:#}"));
-        }
-    }
-
-    /// The claimed task waits until Claude Code's box is free.
-    fn hold(&mut self, state: AgentState) -> Result<()> {
-        if let Some(r) = &mut self.running {
-            r.held = true;
-        }
-        self.set_state(state)
-    }
-
-    /// A turn that was not ours ended: deliver the held task now, or go idle.
-    fn redeliver(&mut self) -> Result<()> {
-        let (prompt, command) = match &mut self.running {
-            Some(r) if r.held => {
-                r.held = false;
-                (r.task.prompt.clone(), r.task.command)
-            }
-            Some(_) => return Ok(()),
-            None => return self.set_state(self.resting_state()),
-        };
-        if let Some(c) = &mut self.claude {
-            match command {
-                Some(AgentCommand::Compact) => c.compact(&prompt)?,
-                None => c.deliver(&prompt)?,
-            }
-        }
-        self.set_state(AgentState::Working)
-    }
-
-    /// What the agent is between tasks: idle, unless its Claude Code is not (yet) ready.
-    fn resting_state(&self) -> AgentState {
-        match (&self.opts.driver, &self.claude) {
-            (Driver::Claude(_), None) => AgentState::Starting,
-            (Driver::Claude(_), Some(c)) if !c.ready => AgentState::Starting,
-            _ => AgentState::Idle,
         }
     }
 
     /// Fails what is still queued, marks the agent offline and returns `code`.
     fn shutdown(&mut self, code: i32) -> Result<i32> {
-        // Give a hosted Claude Code a moment to exit and draw its last frame, so that
-        // the terminal restore comes after it.
-        if let Some(mut claude) = self.claude.take() {
-            claude.kill();
-            let (tx, rx) = channel();
-            if let Ok(_watch) = crate::process::notify_exit(claude.pid as i32, tx, || ()) {
-                let _ = rx.recv_timeout(Duration::from_millis(500));
-            }
-        }
+        self.driver.shutdown();
         let why = "agent-wrap stopped before starting this task";
         for (entry, id) in pending(&self.state, &self.opts.name)? {
             if !withdraw(&entry)? {
@@ -982,48 +608,6 @@ impl Host {
     }
 }
 
-/// Raw mode on the agent's window while the hosted Claude Code owns it; restored on drop,
-/// unwinding included.
-struct RawMode(());
-
-impl RawMode {
-    fn enter() -> Result<Self> {
-        crossterm::terminal::enable_raw_mode().context("failed to put the terminal in raw mode")?;
-        Ok(Self(()))
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        // What Claude Code may have left on, had it no time to undo it: a hidden cursor,
-        // bracketed paste, focus reporting.
-        let mut out = std::io::stdout();
-        let _ = out.write_all(b"\x1b[?25h\x1b[?2004l\x1b[?1004l\r\n");
-        let _ = out.flush();
-        let _ = crossterm::terminal::disable_raw_mode();
-    }
-}
-
-/// With `AGENT_WRAP_DEBUG=PATH`, appends the hosted Claude Code's events and the updates
-/// they cause to `PATH`, for diagnosing a delivery. A file, not stderr: stderr is the
-/// window Claude Code draws in.
-fn debug(msg: &str) {
-    static LOG: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-    let log = LOG.get_or_init(|| {
-        std::env::var_os("AGENT_WRAP_DEBUG")
-            .filter(|v| !v.is_empty())
-            .map(std::path::PathBuf::from)
-    });
-    if let Some(path) = log
-        && let Ok(mut file) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-    {
-        let _ = writeln!(file, "{} {msg}", now_us());
-    }
-}
-
 /// Reports a problem on stderr without ever panicking (the terminal may be gone).
 fn warn(msg: &str) {
     let _ = writeln!(std::io::stderr(), "agent-wrap: {msg}");
@@ -1034,25 +618,6 @@ fn exit_reason(code: i32, stderr_tail: &str) -> String {
         Some(line) => format!("the command exited with status {code}: {}", line.trim()),
         None => format!("the command exited with status {code}"),
     }
-}
-
-/// `session:window` and pane of this process when it runs inside tmux.
-fn tmux_location() -> Option<TmuxLocation> {
-    std::env::var_os("TMUX")?;
-    let pane = std::env::var("TMUX_PANE").ok()?;
-    let out = std::process::Command::new("tmux")
-        .args([
-            "display-message",
-            "-p",
-            "-t",
-            &pane,
-            "#{session_name}:#{window_name}",
-        ])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let window = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (out.status.success() && !window.is_empty()).then_some(TmuxLocation { window, pane })
 }
 
 #[cfg(test)]

@@ -2,16 +2,19 @@
 //! inbox one at a time, runs each through a driver and writes the result and `.done`.
 //!
 //! - [`host`]: the event loop, the lock, status and task bookkeeping.
-//! - [`driver`]: how a task is run: an external command ([`exec`]) or the built-in
-//!   [`demo`] agent.
+//! - [`run`]: the [`Driver`] trait every driver implements, and how a run ends.
+//! - [`exec`], [`demo`], [`claude`]: the drivers: an external command, the built-in demo
+//!   agent, and a hosted interactive Claude Code.
+//! - [`timer`]: the loop's timers.
 //! - [`output`]: where a running task's output goes (the window and `output.log`).
 
 pub mod claude;
 pub mod demo;
-pub mod driver;
 pub mod exec;
 pub mod host;
 pub mod output;
+pub mod run;
+pub mod timer;
 
-pub use driver::{Driver, RunEnd, RunHandle};
 pub use host::{HostOptions, run_host};
+pub use run::{Driver, RunEnd, RunHandle};

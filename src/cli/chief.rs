@@ -83,8 +83,8 @@ fn respond(input: &[u8]) -> Result<Option<Value>> {
 pub fn install(path: &Path) -> Result<i32> {
     let exe = std::env::current_exe().context("failed to find claude-editor-hook itself")?;
     let command = format!(
-        "'{}' chief-hook",
-        exe.display().to_string().replace('\'', r"'\''")
+        "{} chief-hook",
+        crate::shell::quote(&exe.display().to_string())
     );
     let mut settings: Value = match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)

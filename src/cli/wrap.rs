@@ -4,7 +4,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::agent::{Driver, HostOptions, run_host};
+use crate::agent::claude::driver::Claude;
+use crate::agent::claude::session::ClaudeConfig;
+use crate::agent::demo::Demo;
+use crate::agent::exec::Exec;
+use crate::agent::{HostOptions, run_host};
 use crate::state::{AgentName, StateDir};
 
 /// Host agent NAME: take its tasks from the inbox one at a time and answer them.
@@ -73,28 +77,27 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
             "agent name {name:?} is reserved (it has a meaning in prompts); pick another"
         );
     }
-    let driver = match (cli.exec, cli.demo) {
-        (Some(cmd), _) => Driver::Exec(cmd),
-        (None, true) => Driver::Demo {
-            delay: Duration::from_millis(cli.demo_delay_ms),
-        },
-        (None, false) => Driver::Claude(crate::agent::claude::session::ClaudeConfig {
-            program: cli.claude.clone(),
-            extra_args: cli.claude_args.clone(),
-        }),
-    };
-    // Claude Code owns the window; our own lines would corrupt its screen.
-    let echo = !cli.quiet && !matches!(driver, Driver::Claude(_));
     let state = StateDir::from_env()?;
-    run_host(
-        &state,
-        HostOptions {
-            name,
-            driver,
-            roles: cli.roles,
-            echo,
-        },
-    )
+    let opts = |echo: bool| HostOptions {
+        name: name.clone(),
+        roles: cli.roles.clone(),
+        echo: echo && !cli.quiet,
+    };
+    match (cli.exec.clone(), cli.demo) {
+        (Some(cmd), _) => run_host(&state, opts(true), Exec::new(cmd)),
+        (None, true) => {
+            let delay = Duration::from_millis(cli.demo_delay_ms);
+            run_host(&state, opts(true), Demo::new(delay))
+        }
+        // Claude Code owns the window; our own lines would corrupt its screen.
+        (None, false) => {
+            let config = ClaudeConfig {
+                program: cli.claude.clone(),
+                extra_args: cli.claude_args.clone(),
+            };
+            run_host(&state, opts(false), Claude::new(config))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::state::{
-    CancelRequest, Done, FinishedBy, Outcome, StateDir, TaskEnvelope, TaskId, atomic_create,
-    lock_holder, pending, read_json, withdraw, write_json,
+    CancelRequest, Done, FinishedBy, Outcome, StateDir, TaskEnvelope, TaskId, lock_holder, pending,
+    read_json, withdraw, write_json,
 };
 
 /// How long `cancel` waits for the agent to confirm.
@@ -30,8 +30,7 @@ pub fn cancel_task(state: &StateDir, id: &TaskId, reason: &str) -> Result<Done> 
         && withdraw(&entry)?
     {
         let done = Done::unsuccessful(&task, Outcome::Cancelled, reason, FinishedBy::Coordinator);
-        atomic_create(&state.done_path(id), &serde_json::to_vec_pretty(&done)?)?;
-        crate::doorbell::ring(&state.wake_path(id));
+        state.record_done(&done)?;
         return read_json(&state.done_path(id))?.context("done.json vanished");
     }
     // Claimed by an agent that is gone (a background task, nobody waiting): nobody else
@@ -39,8 +38,7 @@ pub fn cancel_task(state: &StateDir, id: &TaskId, reason: &str) -> Result<Done> 
     if lock_holder(&state.lock_path(&task.agent))?.is_none() {
         let why = format!("{reason} (agent @{} is not running)", task.agent);
         let done = Done::unsuccessful(&task, Outcome::Cancelled, why, FinishedBy::Coordinator);
-        atomic_create(&state.done_path(id), &serde_json::to_vec_pretty(&done)?)?;
-        crate::doorbell::ring(&state.wake_path(id));
+        state.record_done(&done)?;
         return read_json(&state.done_path(id))?.context("done.json vanished");
     }
     write_json(&state.cancel_path(id), &CancelRequest::new(reason))?;

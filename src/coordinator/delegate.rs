@@ -18,8 +18,8 @@ use crate::process::notify_exit;
 use crate::signals::Signal;
 use crate::state::{
     AgentCommand, AgentInfo, AgentName, AgentState, CancelRequest, ChiefId, Done, FinishedBy,
-    OutboxEntry, Outcome, StateDir, TaskEnvelope, TaskId, atomic_create, enqueue, lock_holder,
-    pending, read_json, read_optional, withdraw, write_json,
+    OutboxEntry, Outcome, StateDir, TaskEnvelope, TaskId, enqueue, lock_holder, pending, read_json,
+    read_optional, withdraw, write_json,
 };
 use crate::watch::DirWatcher;
 
@@ -405,8 +405,7 @@ impl Wait<'_> {
     /// Records an outcome unless the agent already did.
     fn finish(&self, outcome: Outcome, reason: &str) -> Result<()> {
         let done = Done::unsuccessful(self.task, outcome, reason, FinishedBy::Coordinator);
-        let bytes = serde_json::to_vec_pretty(&done)?;
-        atomic_create(&self.c.state.done_path(&self.task.id), &bytes)?;
+        self.c.state.record_done(&done)?;
         Ok(())
     }
 
@@ -433,8 +432,9 @@ impl Wait<'_> {
         let (Some(target), Ok(pane)) = (agent_pane, std::env::var("TMUX_PANE")) else {
             return;
         };
-        let session_of = |p: &str| tmux(&["display-message", "-p", "-t", p, "#{session_name}"]);
-        let here = tmux(&[
+        let session_of =
+            |p: &str| crate::tmux::query(&["display-message", "-p", "-t", p, "#{session_name}"]);
+        let here = crate::tmux::query(&[
             "display-message",
             "-p",
             "-t",
@@ -451,7 +451,7 @@ impl Wait<'_> {
             "switch-client"
         };
         if let Some(here) = here
-            && tmux(&[verb, "-t", &target]).is_some()
+            && crate::tmux::query(&[verb, "-t", &target]).is_some()
         {
             self.jumped_from.get_or_insert(here);
         }
@@ -460,9 +460,9 @@ impl Wait<'_> {
     /// Back to the chief's window after a jump.
     fn jump_back(&mut self) {
         if let Some(window) = self.jumped_from.take()
-            && tmux(&["select-window", "-t", &window]).is_some()
+            && crate::tmux::query(&["select-window", "-t", &window]).is_some()
         {
-            let _ = tmux(&["switch-client", "-t", &window]);
+            let _ = crate::tmux::query(&["switch-client", "-t", &window]);
         }
     }
 
@@ -549,17 +549,6 @@ impl Wait<'_> {
             latest_output: latest_line(&state.output_path(&self.task.id)),
         }
     }
-}
-
-/// Runs tmux (the server of `$TMUX`); its output on success.
-fn tmux(args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("tmux")
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// The last non-empty line of a streaming output file, without control characters.

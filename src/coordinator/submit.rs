@@ -8,7 +8,6 @@
 //! Enter again, at most three times, if it does not.
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
@@ -63,8 +62,9 @@ pub fn run_helper(pid: i32, chief: i32, pane: &str) -> Result<i32> {
     let (tx, rx) = channel();
     let _watch = crate::process::notify_exit(pid, tx, || ())?;
     let _ = rx.recv_timeout(Duration::from_secs(60));
-    let registry = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(format!(".claude/sessions/{chief}.json")))
+    let registry = u32::try_from(chief)
+        .ok()
+        .and_then(crate::claude_code::registry_path)
         .context("no HOME, so no session registry to confirm with")?;
     // Woken by every change of the registry directory.
     let (tx, changes) = channel();
@@ -79,10 +79,7 @@ pub fn run_helper(pid: i32, chief: i32, pane: &str) -> Result<i32> {
         // Claude Code loads the box right after we exit; this pause is a deadline for
         // that, not a poll (docs/claude-code.md#chief-auto-submit: 0.05 s raced, 0.3 s held).
         std::thread::sleep(SETTLE);
-        Command::new("tmux")
-            .args(["send-keys", "-t", pane, "Enter"])
-            .status()
-            .context("failed to run tmux")?;
+        crate::tmux::send_key(pane, "Enter")?;
         let deadline = Instant::now() + CONFIRM;
         while !busy(&registry) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -98,9 +95,5 @@ pub fn run_helper(pid: i32, chief: i32, pane: &str) -> Result<i32> {
 }
 
 fn busy(path: &std::path::Path) -> bool {
-    crate::state::read_optional(path)
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v["status"] != "idle")
+    crate::claude_code::Registry::read_path(path).is_some_and(|r| !r.is_idle())
 }

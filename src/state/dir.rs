@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::name::AgentName;
+use super::outbox::ChiefId;
 use super::task::TaskId;
 
 /// Overrides the state directory location.
@@ -28,8 +29,12 @@ const RESULT_FILE: &str = "result.txt";
 const CANCEL_FILE: &str = "cancel.json";
 const DONE_FILE: &str = "done.json";
 const WAKE_FIFO: &str = "wake";
+const OUTBOX: &str = "outbox";
+const PROBE_TAKEN_PREFIX: &str = "probe.taken-";
+const PROBE_SPARE_PREFIX: &str = "probe.spare-";
 
-/// An opened, validated state directory. All paths into it come from here.
+/// An opened, validated state directory. All paths into it come from here (the probe's,
+/// which runs without one, from [`probe_request_path`] and its siblings).
 #[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,
@@ -103,7 +108,7 @@ impl StateDir {
 
     /// The host's one-shot request to the editor probe.
     pub fn probe_path(&self, name: &AgentName) -> PathBuf {
-        self.agent_dir(name).join(PROBE_FILE)
+        probe_request_path(&self.agent_dir(name))
     }
 
     pub fn status_path(&self, name: &AgentName) -> PathBuf {
@@ -185,6 +190,56 @@ impl StateDir {
     pub fn wake_path(&self, id: &TaskId) -> PathBuf {
         self.task_dir(id).join(WAKE_FIFO)
     }
+
+    /// Where every chief's outbox lives.
+    pub fn outboxes_dir(&self) -> PathBuf {
+        self.root.join(OUTBOX)
+    }
+
+    /// `outbox/<chief>/`.
+    pub fn outbox_dir(&self, chief: &ChiefId) -> PathBuf {
+        self.outboxes_dir().join(chief.as_str())
+    }
+
+    /// Creates `outbox/` and `outbox/<chief>/` (0700) if needed, with the same checks as
+    /// the state directory itself.
+    pub fn create_outbox_dir(&self, chief: &ChiefId) -> Result<PathBuf> {
+        ensure_private_dir(&self.outboxes_dir())?;
+        let dir = self.outbox_dir(chief);
+        ensure_private_dir(&dir)?;
+        Ok(dir)
+    }
+
+    /// `outbox/<chief>/<task id>.json`.
+    pub fn outbox_entry_path(&self, chief: &ChiefId, id: &TaskId) -> PathBuf {
+        self.outbox_dir(chief).join(format!("{id}.json"))
+    }
+
+    /// `outbox/<chief>/<task id>.delivered`: the entry's delivery claim.
+    pub fn outbox_claim_path(&self, chief: &ChiefId, id: &TaskId) -> PathBuf {
+        self.outbox_dir(chief).join(format!("{id}.delivered"))
+    }
+}
+
+/// The probe's files, from the agent directory it is given: the probe runs with only
+/// `AGENT_WRAP_AGENT_DIR`, not a [`StateDir`]. `probe.json`, the host's request.
+pub fn probe_request_path(agent_dir: &Path) -> PathBuf {
+    agent_dir.join(PROBE_FILE)
+}
+
+/// `probe.taken-<pid>`: the request, renamed by the probe (pid) that took it.
+pub fn probe_taken_path(agent_dir: &Path, pid: u32) -> PathBuf {
+    agent_dir.join(format!("{PROBE_TAKEN_PREFIX}{pid}"))
+}
+
+/// `probe.spare-<nonce>-<us>`: one more Ctrl-G the host pressed for delivery `nonce`.
+pub fn probe_spare_path(agent_dir: &Path, nonce: u64, at_us: u64) -> PathBuf {
+    agent_dir.join(format!("{PROBE_SPARE_PREFIX}{nonce}-{at_us}"))
+}
+
+/// Returns true if and only if `file_name` is a spare token's.
+pub fn is_probe_spare(file_name: &str) -> bool {
+    file_name.starts_with(PROBE_SPARE_PREFIX)
 }
 
 /// Creates `dir` with mode 0700, or checks that the existing one is a real directory,

@@ -12,7 +12,9 @@ mod outbox;
 mod status;
 mod task;
 
-pub use dir::{STATE_DIR_ENV, StateDir};
+pub use dir::{
+    STATE_DIR_ENV, StateDir, is_probe_spare, probe_request_path, probe_spare_path, probe_taken_path,
+};
 pub use file::{
     Durability, MAX_FILE_BYTES, atomic_create, atomic_write, atomic_write_with, file_is_temp,
     read_json, read_optional, write_json,

@@ -46,12 +46,10 @@ pub fn chief_id() -> ChiefId {
         return id;
     }
     let ppid = nix::unistd::getppid().as_raw();
-    let registry = std::env::var_os("HOME")
-        .map(|h| std::path::Path::new(&h).join(format!(".claude/sessions/{ppid}.json")));
-    let from_registry = registry
-        .and_then(|p| super::read_optional(&p).ok().flatten())
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| ChiefId::parse(v["sessionId"].as_str()?).ok());
+    let from_registry = u32::try_from(ppid)
+        .ok()
+        .and_then(crate::claude_code::Registry::read)
+        .and_then(|r| ChiefId::parse(r.session_id.as_deref()?).ok());
     from_registry
         .or_else(|| env("CLAUDE_CODE_SESSION_ID"))
         .unwrap_or_else(|| ChiefId(format!("pid-{ppid}")))
@@ -70,19 +68,10 @@ pub struct OutboxEntry {
 }
 
 impl StateDir {
-    fn outbox_dir(&self, chief: &ChiefId) -> std::path::PathBuf {
-        self.root().join("outbox").join(chief.as_str())
-    }
-
     /// Records a background task for `chief`.
     pub fn add_to_outbox(&self, chief: &ChiefId, entry: &OutboxEntry) -> Result<()> {
-        let dir = self.outbox_dir(chief);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
-        write_json(&dir.join(format!("{}.json", entry.task_id)), entry)
+        self.create_outbox_dir(chief)?;
+        write_json(&self.outbox_entry_path(chief, &entry.task_id), entry)
     }
 
     /// The chief's entries, oldest first.
@@ -108,7 +97,7 @@ impl StateDir {
 
     /// Every chief that has an outbox.
     pub fn chiefs(&self) -> Result<Vec<ChiefId>> {
-        let dir = self.root().join("outbox");
+        let dir = self.outboxes_dir();
         let Ok(read) = fs::read_dir(&dir) else {
             return Ok(Vec::new());
         };
@@ -121,33 +110,21 @@ impl StateDir {
     /// Claims an entry for delivery: true for exactly one caller, whoever asks first
     /// (an exclusively created marker), so two deliverers never hand it over twice.
     pub fn claim_delivery(&self, chief: &ChiefId, entry: &OutboxEntry) -> Result<bool> {
-        let marker = self
-            .outbox_dir(chief)
-            .join(format!("{}.delivered", entry.task_id));
-        super::atomic_create(&marker, b"")
+        super::atomic_create(&self.outbox_claim_path(chief, &entry.task_id), b"")
     }
 
     /// Returns true if and only if a deliverer has claimed the entry.
     pub fn delivery_claimed(&self, chief: &ChiefId, entry: &OutboxEntry) -> bool {
-        self.outbox_dir(chief)
-            .join(format!("{}.delivered", entry.task_id))
-            .exists()
+        self.outbox_claim_path(chief, &entry.task_id).exists()
     }
 
     /// Marks an entry delivered.
     pub fn mark_delivered(&self, chief: &ChiefId, entry: &OutboxEntry) -> Result<()> {
         let mut entry = entry.clone();
         entry.delivered_at_us = Some(crate::time::now_us());
-        write_json(
-            &self
-                .outbox_dir(chief)
-                .join(format!("{}.json", entry.task_id)),
-            &entry,
-        )
+        write_json(&self.outbox_entry_path(chief, &entry.task_id), &entry)
     }
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 impl OutboxEntry {
     pub fn new(task: &super::TaskEnvelope) -> Self {

@@ -249,20 +249,21 @@ pub struct Done {
 }
 
 impl Done {
-    /// A done record for `task` that did not succeed.
-    pub fn unsuccessful(
-        task: &TaskEnvelope,
+    /// The agent's record of task `task_id`, finished now; the caller fills in the
+    /// timings and facts it knows.
+    pub fn finished(
+        task_id: TaskId,
         outcome: Outcome,
-        reason: impl Into<String>,
-        by: FinishedBy,
+        reason: Option<String>,
+        created_at_us: u64,
     ) -> Self {
         Self {
             version: FORMAT_VERSION,
-            task_id: task.id.clone(),
+            task_id,
             outcome,
-            reason: Some(reason.into()),
-            finished_by: by,
-            created_at_us: task.created_at_us,
+            reason,
+            finished_by: FinishedBy::Agent,
+            created_at_us,
             claimed_at_us: None,
             started_at_us: None,
             finished_at_us: now_us(),
@@ -271,6 +272,35 @@ impl Done {
             acked_at_us: None,
             turn_ended_at_us: None,
         }
+    }
+
+    /// A done record for `task` that did not succeed.
+    pub fn unsuccessful(
+        task: &TaskEnvelope,
+        outcome: Outcome,
+        reason: impl Into<String>,
+        by: FinishedBy,
+    ) -> Self {
+        let mut done = Self::finished(
+            task.id.clone(),
+            outcome,
+            Some(reason.into()),
+            task.created_at_us,
+        );
+        done.finished_by = by;
+        done
+    }
+}
+
+impl super::StateDir {
+    /// Writes `done.json` unless the task has one already (whoever writes it first
+    /// decides the outcome) and rings the task's doorbell. Returns true if and only if
+    /// this record was written. The one writer of `done.json`.
+    pub fn record_done(&self, done: &Done) -> Result<bool> {
+        let path = self.done_path(&done.task_id);
+        let created = super::atomic_create(&path, &serde_json::to_vec_pretty(done)?)?;
+        crate::doorbell::ring(&self.wake_path(&done.task_id));
+        Ok(created)
     }
 }
 

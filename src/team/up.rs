@@ -8,12 +8,12 @@
 //! so an already running tmux server cannot hand them a stale one.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
 use super::config::{AgentConfig, Config};
 use crate::state::{AgentInfo, StateDir};
+pub(crate) use crate::tmux::Tmux;
 
 /// The tmux session `up` manages.
 pub const SESSION: &str = "Claude";
@@ -31,55 +31,6 @@ pub struct UpOptions {
     pub attach: bool,
     /// Start the chief too (`--no-chief`: a headless team).
     pub chief: bool,
-}
-
-pub(crate) struct Tmux<'a> {
-    pub(crate) socket: Option<&'a Path>,
-}
-
-impl Tmux<'_> {
-    pub(crate) fn cmd(&self) -> Command {
-        let mut cmd = Command::new("tmux");
-        if let Some(s) = self.socket {
-            cmd.arg("-S").arg(s);
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[String]) -> Result<String> {
-        let out = self
-            .cmd()
-            .args(args)
-            .output()
-            .context("failed to run tmux")?;
-        if !out.status.success() {
-            bail!(
-                "tmux {}: {}",
-                args.first().map(String::as_str).unwrap_or(""),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn has_session(&self) -> bool {
-        self.cmd()
-            .args(["has-session", "-t", &format!("={SESSION}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-
-    fn windows(&self) -> Vec<String> {
-        self.run(&[
-            "list-windows".into(),
-            "-t".into(),
-            format!("={SESSION}"),
-            "-F".into(),
-            "#{window_name}".into(),
-        ])
-        .map(|s| s.lines().map(str::to_owned).collect())
-        .unwrap_or_default()
-    }
 }
 
 /// `-e K=V` for each variable of our environment that a window needs.
@@ -183,8 +134,8 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
         args.push(claude.display().to_string());
         if config.chief.hooks {
             let command = format!(
-                "'{}' chief-hook",
-                exe.display().to_string().replace('\'', r"'\''")
+                "{} chief-hook",
+                crate::shell::quote(&exe.display().to_string())
             );
             let hooks = serde_json::json!({"hooks": {
                 "UserPromptSubmit": [{"hooks": [{"type": "command", "command": command}]}],

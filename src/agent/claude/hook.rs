@@ -32,12 +32,12 @@ pub fn run() -> i32 {
     let Ok(bytes) = rx.recv_timeout(READ_TIMEOUT) else {
         return 0;
     };
-    let _ = deliver(Path::new(&dir), &bytes);
+    let _ = write_event(Path::new(&dir), &bytes);
     0
 }
 
 /// Writes one event, if it is a JSON object, into the events directory.
-pub fn deliver(dir: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_event(dir: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let value: serde_json::Value = serde_json::from_slice(bytes)?;
     anyhow::ensure!(value.is_object(), "a hook event is a JSON object");
     let name = format!("{:020}-{}.json", now_us(), std::process::id());

@@ -3,9 +3,9 @@
 //! The host writes a request (`agents/<name>/probe.json`) and presses Ctrl-G in Claude
 //! Code, which writes the prompt box to FILE and runs us (docs/claude-code.md#editor-argv, #editor-file, #editor-exit-zero-loads):
 //!
-//! - `deliver`: an empty box gets the task text and exit 0 (Claude loads it); a box with a
+//! - `deliver` ([`ProbeAction::Load`]): an empty box gets the task text and exit 0 (Claude loads it); a box with a
 //!   human's draft is left alone with exit 1 (Claude keeps it).
-//! - `clear`: a box holding exactly the given text (our interrupted task) is emptied.
+//! - `clear` ([`ProbeAction::Clear`]): a box holding exactly the given text (our interrupted task) is emptied.
 //!
 //! Either way the outcome goes to the host as an event `{"hook_event_name": "Probe", …}`.
 //! Without a request the human pressed Ctrl-G: we open their own editor.
@@ -13,33 +13,11 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
+use super::message::{Event, ProbeAction, ProbeReport, ProbeRequest, ProbeResult};
+use crate::state::{
+    is_probe_spare, probe_request_path, probe_spare_path, probe_taken_path, read_json,
+};
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
-
-use crate::state::{FORMAT_VERSION, read_json};
-
-/// The host's request to the probe.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProbeRequest {
-    pub version: u32,
-    /// Echoed in the event, so a late answer to an old request is ignored.
-    pub nonce: u64,
-    /// `deliver` or `clear`.
-    pub action: String,
-    /// The text to load into an empty box (`deliver`).
-    pub text: String,
-}
-
-impl ProbeRequest {
-    pub fn new(nonce: u64, action: &str, text: String) -> Self {
-        Self {
-            version: FORMAT_VERSION,
-            nonce,
-            action: action.to_owned(),
-            text,
-        }
-    }
-}
 
 /// Runs probe mode on `file`; returns the exit status for Claude Code.
 pub fn run(file: &Path) -> i32 {
@@ -55,9 +33,9 @@ pub fn run(file: &Path) -> i32 {
 fn probe(file: &Path) -> Result<i32> {
     let agent_dir = std::env::var_os(super::AGENT_DIR_ENV).context("not run by agent-wrap")?;
     let events = std::env::var_os(super::EVENTS_ENV).context("not run by agent-wrap")?;
-    let request_path = Path::new(&agent_dir).join("probe.json");
+    let request_path = probe_request_path(Path::new(&agent_dir));
     // Take the request by renaming it, so one Ctrl-G answers one request.
-    let taken = Path::new(&agent_dir).join(format!("probe.taken-{}", std::process::id()));
+    let taken = probe_taken_path(Path::new(&agent_dir), std::process::id());
     if std::fs::rename(&request_path, &taken).is_err() {
         if take_spare(&request_path) {
             // A Ctrl-G the host repeated after this delivery's probe had already run:
@@ -70,13 +48,7 @@ fn probe(file: &Path) -> Result<i32> {
     let request: Option<ProbeRequest> = read_json(&taken)?;
     let _ = std::fs::remove_file(&taken);
     let request = request.context("empty probe request")?;
-    let started = serde_json::json!({
-        "hook_event_name": "Probe",
-        "nonce": request.nonce,
-        "result": "started",
-        "pid": std::process::id(),
-    });
-    super::hook::deliver(Path::new(&events), started.to_string().as_bytes())?;
+    report(&events, ProbeResult::Started, Some(request.nonce), None)?;
     // Ctrl-Gs the host repeated while Claude Code was starting us wait in the terminal's
     // input queue; the human's keys do not (the host holds them while we run). Drop
     // them, so none opens an editor after us.
@@ -87,34 +59,50 @@ fn probe(file: &Path) -> Result<i32> {
     // (docs/claude-code.md#editor-context-block) that is not the human's text.
     let content = crate::directive::parse(&file_content).user_text.to_vec();
     let has_text = !content.trim_ascii().is_empty();
-    let (result, code) = match request.action.as_str() {
-        "deliver" if has_text => ("draft", 1),
-        "deliver" => {
+    let (result, code) = match request.action {
+        ProbeAction::Load if has_text => (ProbeResult::Draft, 1),
+        ProbeAction::Load => {
             // Claude Code removes one trailing newline from the file (docs/claude-code.md#editor-exit-zero-loads): add
             // one, so the box holds the task exactly.
             std::fs::write(file, format!("{}\n", request.text))?;
-            ("loaded", 0)
+            (ProbeResult::Loaded, 0)
         }
         // Only our own task, put back by an interrupt (docs/claude-code.md#box-escape-interrupts), is cleared; anything
         // else in the box is the human's.
-        "clear" if has_text && content.trim_ascii() == request.text.trim().as_bytes() => {
+        ProbeAction::Clear
+            if has_text && content.trim_ascii() == request.text.trim().as_bytes() =>
+        {
             std::fs::write(file, b"")?;
-            ("cleared", 0)
+            (ProbeResult::Cleared, 0)
         }
-        "clear" if has_text => ("kept", 1),
-        _ => ("empty", 1),
+        ProbeAction::Clear if has_text => (ProbeResult::Kept, 1),
+        ProbeAction::Clear => (ProbeResult::Empty, 1),
     };
-    let event = serde_json::json!({
-        "hook_event_name": "Probe",
-        "nonce": request.nonce,
-        "result": result,
-        "box_bytes": content.len(),
-        // The host sends Enter only once we have exited: a key typed while an editor
-        // runs arrives as a newline, not a submit (docs/claude-code.md#editor-keys-queued).
-        "pid": std::process::id(),
-    });
-    super::hook::deliver(Path::new(&events), event.to_string().as_bytes())?;
+    report(
+        &events,
+        result,
+        Some(request.nonce),
+        Some(content.len() as u64),
+    )?;
     Ok(code)
+}
+
+/// Tells the host what we found or did. Our pid goes with it: the host sends Enter only
+/// once we have exited, as a key typed while an editor runs arrives as a newline, not a
+/// submit (docs/claude-code.md#editor-keys-queued).
+fn report(
+    events: &std::ffi::OsStr,
+    result: ProbeResult,
+    nonce: Option<u64>,
+    box_bytes: Option<u64>,
+) -> Result<()> {
+    let event = Event::Probe(ProbeReport {
+        result,
+        nonce,
+        pid: Some(std::process::id() as i32),
+        box_bytes,
+    });
+    super::hook::write_event(Path::new(events), &serde_json::to_vec(&event)?)
 }
 
 /// The spare tokens beside the request: one per Ctrl-G the host repeated.
@@ -127,12 +115,10 @@ fn spares(request_path: &Path) -> Vec<std::path::PathBuf> {
     };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(SPARE_PREFIX))
+        .filter(|e| is_probe_spare(&e.file_name().to_string_lossy()))
         .map(|e| e.path())
         .collect()
 }
-
-const SPARE_PREFIX: &str = "probe.spare-";
 
 /// Records that the host presses Ctrl-G once more for delivery `nonce`: the probe that
 /// such a Ctrl-G starts after the request was taken exits quietly instead of opening
@@ -141,8 +127,8 @@ pub fn add_spare(request_path: &Path, nonce: u64) -> Result<()> {
     let dir = request_path
         .parent()
         .context("probe request has no directory")?;
-    let name = format!("{SPARE_PREFIX}{nonce}-{}", crate::time::now_us());
-    crate::state::atomic_write(&dir.join(name), b"")?;
+    let spare = probe_spare_path(dir, nonce, crate::time::now_us());
+    crate::state::atomic_write(&spare, b"")?;
     Ok(())
 }
 
@@ -164,12 +150,7 @@ fn take_spare(request_path: &Path) -> bool {
 /// The host is told first, so that it sends no Ctrl-G into that editor while it runs.
 fn open_user_editor(file: &Path) -> Result<i32> {
     if let Some(events) = std::env::var_os(super::EVENTS_ENV) {
-        let event = serde_json::json!({
-            "hook_event_name": "Probe",
-            "result": "user-editor",
-            "pid": std::process::id(),
-        });
-        let _ = super::hook::deliver(Path::new(&events), event.to_string().as_bytes());
+        let _ = report(&events, ProbeResult::UserEditor, None, None);
     }
     let editor = std::env::var(super::USER_EDITOR_ENV)
         .ok()

@@ -1,0 +1,196 @@
+//! How the delivery machine reads hook and probe events.
+
+use super::super::message::{Event, ProbeReport, ProbeResult};
+use super::{Answer, Delivery, ENTER_SETTLE, Effect, INTERRUPT_SETTLE, Phase, Timer, Update};
+
+impl Delivery {
+    pub(super) fn on_event(&mut self, event: Event) {
+        let working = matches!(self.phase, Phase::Working { .. });
+        match event {
+            Event::SessionStart { session_id } => {
+                self.ready = true;
+                if let Some(id) = session_id {
+                    self.session_id = id;
+                }
+                self.report(Update::Ready {
+                    session_id: self.session_id.clone(),
+                });
+                if let Some(text) = self.clear_first.take() {
+                    self.begin_clearing(text, INTERRUPT_SETTLE);
+                }
+            }
+            Event::Probe(report) => self.on_probe(report),
+            Event::UserPromptSubmit { prompt } => match &self.phase {
+                // Compared without trailing whitespace, which the box may not keep.
+                Phase::Submitted { text, nonce, .. } if text.trim_end() == prompt.trim_end() => {
+                    let (nonce, text) = (*nonce, text.clone());
+                    // Keys held back during the delivery go into the running turn.
+                    let human_input = !self.held.is_empty();
+                    self.streaming = true;
+                    self.set_phase(Phase::Working { nonce, text });
+                    self.report(Update::Acked { human_input });
+                }
+                Phase::Working { .. } => self.report(Update::HumanInput),
+                // The human's own prompt. Our delivery, if one is under way, keeps its
+                // phase: only our acknowledgement or a timeout ends it.
+                _ => {
+                    self.human_turn = true;
+                    self.report(Update::HumanTurn);
+                }
+            },
+            Event::Stop { .. } | Event::StopFailure { .. } if !working => {
+                // The end of the human's turn (ours has not started): our delivery, if
+                // any, goes on.
+                self.human_turn = false;
+                if self.phase == Phase::Idle {
+                    self.report(Update::Idle);
+                }
+            }
+            Event::Stop {
+                last_assistant_message,
+                transcript_path,
+            } => {
+                let prompt = match &self.phase {
+                    Phase::Working { text, .. } => text.clone(),
+                    _ => String::new(),
+                };
+                self.set_phase(Phase::Idle);
+                self.report(Update::Answered(Answer {
+                    last_message: last_assistant_message,
+                    transcript: transcript_path,
+                    prompt,
+                }));
+            }
+            Event::StopFailure {
+                last_assistant_message,
+            } => {
+                self.set_phase(Phase::Idle);
+                self.report(Update::Failed(last_assistant_message));
+            }
+            Event::PermissionRequest { tool_name } => {
+                self.report(Update::NeedsHuman(format!("permission for {tool_name}")));
+            }
+            Event::PostToolUse {} if working => self.report(Update::Resumed),
+            Event::PreCompact {} => {
+                if let Phase::Compacting { started, .. } = &mut self.phase {
+                    *started = true;
+                    self.cancel(Timer::Enter);
+                    self.pump(false);
+                    self.report(Update::Acked { human_input: false });
+                }
+            }
+            Event::PostCompact { compact_summary } => {
+                if matches!(self.phase, Phase::Compacting { .. }) {
+                    self.set_phase(Phase::Idle);
+                    self.report(Update::Answered(Answer {
+                        last_message: format!(
+                            "Compacted the conversation (summary: {} characters).",
+                            compact_summary.chars().count()
+                        ),
+                        transcript: None,
+                        prompt: String::new(),
+                    }));
+                }
+            }
+            // MessageDisplay hooks run as their own processes and may land just after
+            // Stop: text streamed since our last delivery belongs to that task.
+            Event::MessageDisplay { delta } if self.streaming => {
+                self.report(Update::Output(delta));
+            }
+            Event::Notification {
+                notification_type,
+                message,
+            } if notification_type == "permission_prompt" => {
+                self.report(Update::NeedsHuman(message));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_probe(&mut self, report: ProbeReport) {
+        let ProbeReport {
+            result, nonce, pid, ..
+        } = report;
+        match result {
+            // Our Ctrl-G got through: no more retries for this delivery.
+            ProbeResult::Started => {
+                self.probe_started = nonce;
+                return;
+            }
+            // The human's own Ctrl-G: no Ctrl-G of ours may go into their editor.
+            ProbeResult::UserEditor => {
+                if let Some(pid) = pid {
+                    self.user_editor = true;
+                    self.out.push(Effect::WatchUserEditor { pid });
+                }
+                return;
+            }
+            _ => {}
+        }
+        let Some(nonce) = nonce else { return };
+        match &self.phase {
+            Phase::Clearing { nonce: ours, .. } if *ours == nonce => {
+                self.set_phase(Phase::Idle);
+                self.report(Update::Idle);
+            }
+            // A probe that ran after its timeout still loaded our task: submit it ...
+            Phase::Idle if self.timed_out == Some(nonce) && result == ProbeResult::Loaded => {
+                self.timed_out = None;
+                let text = self.last_text.clone();
+                self.set_phase(Phase::Submitted {
+                    nonce,
+                    text,
+                    enters: 0,
+                });
+                self.enter_after_probe_exits(pid, nonce);
+                self.report(Update::Resumed);
+            }
+            // ... or found a human's draft: the task waits for it, as on time.
+            Phase::Idle if self.timed_out == Some(nonce) && result == ProbeResult::Draft => {
+                self.timed_out = None;
+                self.set_phase(Phase::Returning { nonce });
+                self.enter_after_probe_exits(pid, nonce);
+                self.report(Update::Draft);
+            }
+            Phase::Probing {
+                nonce: ours,
+                text,
+                compact,
+            } if *ours == nonce => {
+                let (text, compact) = (text.clone(), *compact);
+                if result == ProbeResult::Loaded {
+                    // Held keys wait for the acknowledgement: typed now, they would join
+                    // the task.
+                    self.set_phase(if compact {
+                        Phase::Compacting {
+                            started: false,
+                            enters: 0,
+                        }
+                    } else {
+                        Phase::Submitted {
+                            nonce,
+                            text,
+                            enters: 0,
+                        }
+                    });
+                    self.enter_after_probe_exits(pid, nonce);
+                } else {
+                    self.set_phase(Phase::Returning { nonce });
+                    self.enter_after_probe_exits(pid, nonce);
+                    self.report(Update::Draft);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Enter for delivery `nonce` goes once the probe has exited and Claude Code has had
+    /// a moment to load its file; a key typed while an editor runs arrives as a newline,
+    /// not a submit (docs/claude-code.md#editor-keys-queued).
+    fn enter_after_probe_exits(&mut self, pid: Option<i32>, nonce: u64) {
+        match pid {
+            Some(pid) => self.out.push(Effect::WatchProbeExit { pid, nonce }),
+            None => self.start(Timer::Enter, ENTER_SETTLE),
+        }
+    }
+}

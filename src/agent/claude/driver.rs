@@ -1,0 +1,598 @@
+//! The `claude` driver: the supervisor of the hosted Claude Code. It starts the process,
+//! restarts it with a growing pause when it dies, hands tasks to its [`Session`], holds a
+//! task while the box is not free, and turns the session's updates into the host's
+//! [`Report`]s.
+
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use super::delivery::Update;
+use super::message::Event;
+use super::session::{ClaudeConfig, ClaudeEvent, Session, SessionPaths};
+use crate::agent::output::OutputSink;
+use crate::agent::run::{Context, Driver, Report, RunEnd, RunStatus};
+use crate::agent::timer::Timers;
+use crate::state::{AgentCommand, AgentState, TaskEnvelope};
+use crate::time::now_us;
+use crate::watch::DirWatcher;
+
+/// How long the human's keys must be quiet before a held task's box is checked again
+/// (they may have cleared their draft, which fires no hook).
+pub const REPROBE_QUIET: Duration = Duration::from_millis(1500);
+/// Restarts are counted over this window ...
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// ... and after this many in it the host gives up.
+const RESTART_LIMIT: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// Start Claude Code again.
+    Restart,
+    /// The human's keys have been quiet: check a held task's box again.
+    Reprobe,
+}
+
+/// The task in flight.
+struct Task {
+    prompt: String,
+    command: Option<AgentCommand>,
+    sink: OutputSink,
+    /// The task waits for the box to be free (a draft or a dialog).
+    held: bool,
+    human_input: bool,
+    acked_at_us: Option<u64>,
+    turn_ended_at_us: Option<u64>,
+}
+
+/// The `claude` driver.
+pub struct Claude {
+    config: ClaudeConfig,
+    session: Option<Session>,
+    tx: Option<Sender<ClaudeEvent>>,
+    task: Option<Task>,
+    /// The output log of the task that just finished, for its late streamed text.
+    last_sink: Option<OutputSink>,
+    timers: Timers<Timer>,
+    /// When Claude Code was restarted recently, for the backoff and the limit.
+    restarts: Vec<Instant>,
+    /// Consecutive starts that died before accepting input (a failing `--resume`).
+    resume_failures: u32,
+    session_id: Option<String>,
+    /// The prompt of a task the last Claude Code died on: cleared from the box of the
+    /// next one, which may restore it.
+    interrupted_prompt: Option<String>,
+    /// The last delivery nonce of the previous session.
+    last_nonce: u64,
+    /// When the event being applied was written (from its file name), for timings.
+    event_at_us: u64,
+    /// The host is stopping: no restart.
+    closing: bool,
+    _watcher: Option<DirWatcher>,
+    /// Raw mode on the agent's window while Claude Code is mirrored into it.
+    _raw: Option<RawMode>,
+}
+
+impl Claude {
+    pub fn new(config: ClaudeConfig) -> Self {
+        Self {
+            config,
+            session: None,
+            tx: None,
+            task: None,
+            last_sink: None,
+            timers: Timers::default(),
+            restarts: Vec::new(),
+            resume_failures: 0,
+            session_id: None,
+            interrupted_prompt: None,
+            last_nonce: 0,
+            event_at_us: 0,
+            closing: false,
+            _watcher: None,
+            _raw: None,
+        }
+    }
+
+    /// Starts (or restarts) the Claude Code process: `--resume` of the agent's session
+    /// when it has one, else a new session with a pre-assigned id.
+    fn spawn(&mut self, cx: &Context<'_>) -> Result<Vec<Report>> {
+        let (session_id, resume) = match &self.session_id {
+            Some(id) => (id.clone(), true),
+            None => (uuid::Uuid::new_v4().to_string(), false),
+        };
+        self.session_id = Some(session_id.clone());
+        let reports = vec![
+            Report::SessionId(Some(session_id.clone())),
+            Report::State(AgentState::Starting),
+        ];
+        let agent_dir = cx.state.agent_dir(cx.agent);
+        let events_dir = cx.state.events_dir(cx.agent);
+        let paths = SessionPaths {
+            agent_dir: &agent_dir,
+            events_dir: &events_dir,
+            probe_path: cx.state.probe_path(cx.agent),
+            working_dir: crate::agent::run::working_dir(),
+        };
+        let tx = self.tx.clone().context("no session channel")?;
+        let clear_first = self.interrupted_prompt.take();
+        self.session = Some(Session::spawn(
+            &self.config,
+            paths,
+            &session_id,
+            resume,
+            clear_first,
+            self.last_nonce,
+            tx,
+        )?);
+        Ok(reports)
+    }
+
+    /// Claude Code exited while we still need it: start it again after a growing pause,
+    /// or give up (the host then stops, saying why) after five restarts in a minute.
+    fn schedule_restart(&mut self, how: &str, was_ready: bool) -> Vec<Report> {
+        let mut reports = Vec::new();
+        if was_ready {
+            self.resume_failures = 0;
+        } else if self.session_id.is_some() {
+            self.resume_failures += 1;
+        }
+        if self.resume_failures >= 2 {
+            // It died twice before accepting input: `--resume` finds no conversation
+            // (a SIGKILLed Claude Code may not have written its transcript yet). Start
+            // the next one fresh, and say so.
+            self.resume_failures = 0;
+            warn(&format!(
+                "Claude Code could not resume session {} ({how}); starting a new session",
+                self.session_id.as_deref().unwrap_or("")
+            ));
+            self.session_id = None;
+            reports.push(Report::SessionId(None));
+        }
+        self.restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
+        if self.restarts.len() >= RESTART_LIMIT {
+            reports.push(Report::Fatal(format!(
+                "Claude Code exited {RESTART_LIMIT} times within a minute (last: {how}); agent-wrap stops"
+            )));
+            return reports;
+        }
+        let pause = Duration::from_millis(500) * (1 << self.restarts.len());
+        self.restarts.push(Instant::now());
+        reports.push(Report::State(AgentState::Starting));
+        self.timers.start(Timer::Restart, pause);
+        reports
+    }
+
+    /// Feeds the hook and probe events waiting in `events/` to the session, oldest first.
+    fn read_events(&mut self, cx: &Context<'_>) -> Vec<Report> {
+        let mut reports = Vec::new();
+        if self.session.is_none() {
+            return reports;
+        }
+        let dir = cx.state.events_dir(cx.agent);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return reports;
+        };
+        let mut names: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                !crate::state::file_is_temp(p) && p.extension().is_some_and(|x| x == "json")
+            })
+            .collect();
+        names.sort();
+        for path in names {
+            let event = crate::state::read_optional(&path)
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<Event>(&b).ok());
+            let _ = std::fs::remove_file(&path);
+            // Event files are named `<written_at_us, 20 digits>-<pid>.json`.
+            self.event_at_us = path
+                .file_name()
+                .and_then(|n| n.to_str()?.split('-').next()?.parse().ok())
+                .unwrap_or_else(now_us);
+            if let (Some(event), Some(session)) = (event, self.session.as_mut()) {
+                debug(&format!("event {event:?}"));
+                let updates = session.event(event);
+                reports.extend(self.apply(updates));
+            }
+        }
+        reports
+    }
+
+    /// Acts on what the session reports.
+    fn apply(&mut self, updates: Vec<Update>) -> Vec<Report> {
+        let mut reports = Vec::new();
+        for update in updates {
+            debug(&format!("update {update:?}"));
+            self.apply_one(update, &mut reports);
+        }
+        reports
+    }
+
+    fn apply_one(&mut self, update: Update, reports: &mut Vec<Report>) {
+        let at = self.event_at_us;
+        match update {
+            Update::Ready { session_id } => {
+                self.session_id = Some(session_id.clone());
+                reports.push(Report::SessionId(Some(session_id)));
+                let state = match self.task {
+                    Some(_) => AgentState::Working,
+                    None => AgentState::Idle,
+                };
+                reports.push(Report::State(state));
+            }
+            Update::Acked { human_input } => {
+                if let Some(t) = &mut self.task {
+                    t.acked_at_us = Some(at);
+                    t.human_input |= human_input;
+                    t.held = false;
+                }
+                reports.push(Report::State(AgentState::Working));
+            }
+            Update::Answered(answer) => {
+                let text = answer
+                    .transcript
+                    .as_deref()
+                    .and_then(|t| crate::claude_code::turn_text(t, &answer.prompt))
+                    .unwrap_or(answer.last_message);
+                self.end(RunStatus::Answered, text.into_bytes(), Some(at), reports);
+            }
+            Update::Failed(why) | Update::Undeliverable(why) => {
+                self.end(RunStatus::Failed(why), Vec::new(), Some(at), reports);
+            }
+            Update::Draft => self.hold(AgentState::User, reports),
+            Update::DialogOpen => self.hold(AgentState::Waiting, reports),
+            Update::NeedsHuman(_) => reports.push(Report::State(AgentState::Waiting)),
+            Update::Resumed => {
+                if let Some(t) = &mut self.task {
+                    t.held = false;
+                }
+                reports.push(Report::State(AgentState::Working));
+            }
+            Update::HumanInput => {
+                if let Some(t) = &mut self.task {
+                    t.human_input = true;
+                }
+            }
+            Update::HumanInterrupted => {
+                if let Some(t) = &mut self.task {
+                    t.human_input = true;
+                }
+                let why = "the human interrupted the turn in the agent's window";
+                self.end(
+                    RunStatus::Interrupted(why.into()),
+                    Vec::new(),
+                    None,
+                    reports,
+                );
+            }
+            // The human's own prompt: working, and not routable until it ends.
+            Update::HumanTurn => reports.push(Report::State(AgentState::Working)),
+            Update::Idle => self.load_held(reports),
+            Update::Output(delta) => {
+                let sink = match &mut self.task {
+                    Some(t) => Some(&mut t.sink),
+                    None => self.last_sink.as_mut(),
+                };
+                if let Some(sink) = sink {
+                    sink.write(delta.as_bytes());
+                }
+            }
+        }
+    }
+
+    /// The task's run is over.
+    fn end(
+        &mut self,
+        status: RunStatus,
+        answer: Vec<u8>,
+        turn_ended_at_us: Option<u64>,
+        reports: &mut Vec<Report>,
+    ) {
+        let Some(task) = self.task.take() else { return };
+        self.timers.cancel(Timer::Reprobe);
+        reports.push(Report::Ended(RunEnd {
+            status,
+            answer,
+            human_input: task.human_input,
+            acked_at_us: task.acked_at_us,
+            turn_ended_at_us: turn_ended_at_us.or(task.turn_ended_at_us),
+            ..RunEnd::default()
+        }));
+        self.last_sink = Some(task.sink);
+    }
+
+    /// The task waits until Claude Code's box is free.
+    fn hold(&mut self, state: AgentState, reports: &mut Vec<Report>) {
+        if let Some(t) = &mut self.task {
+            t.held = true;
+        }
+        reports.push(Report::State(state));
+    }
+
+    /// A turn that was not ours ended: load the held task now, or go idle.
+    fn load_held(&mut self, reports: &mut Vec<Report>) {
+        let (prompt, command) = match &mut self.task {
+            Some(t) if t.held => {
+                t.held = false;
+                (t.prompt.clone(), t.command)
+            }
+            Some(_) => return,
+            None => return reports.push(Report::State(self.resting_state())),
+        };
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        let loaded = match command {
+            Some(AgentCommand::Compact) => session.compact(&prompt),
+            None => session.load(&prompt),
+        };
+        match loaded {
+            Ok(updates) => {
+                let more = self.apply(updates);
+                reports.extend(more);
+            }
+            Err(e) => warn(&format!("{e:#}")),
+        }
+        reports.push(Report::State(AgentState::Working));
+    }
+}
+
+impl Driver for Claude {
+    type Event = ClaudeEvent;
+
+    fn name(&self) -> &'static str {
+        "claude"
+    }
+
+    fn open(&mut self, cx: &Context<'_>, tx: Sender<ClaudeEvent>) -> Result<Vec<Report>> {
+        let mut watcher = DirWatcher::new(tx.clone(), || ClaudeEvent::Changed)?;
+        watcher.watch(&cx.state.events_dir(cx.agent))?;
+        // Claude Code's registry is the backstop for interrupts, which fire no hook.
+        if let Some(sessions) = crate::claude_code::sessions_dir() {
+            let made = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&sessions);
+            if made.is_ok() {
+                let _ = watcher.watch(&sessions);
+            }
+        }
+        self._watcher = Some(watcher);
+        if std::io::stdin().is_terminal() {
+            self._raw = Some(RawMode::enter()?);
+            let input = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut stdin = std::io::stdin();
+                while let Ok(n) = std::io::Read::read(&mut stdin, &mut buf) {
+                    if n == 0 || input.send(ClaudeEvent::Input(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        self.tx = Some(tx);
+        self.session_id = cx.session_id.map(str::to_owned);
+        self.spawn(cx)
+    }
+
+    fn can_start(&self) -> bool {
+        // While Claude Code is down (restart backoff) tasks wait in the inbox.
+        self.session.as_ref().is_some_and(Session::can_load)
+    }
+
+    fn runs_commands(&self) -> bool {
+        true
+    }
+
+    fn resting_state(&self) -> AgentState {
+        match &self.session {
+            Some(s) if s.ready() => AgentState::Idle,
+            _ => AgentState::Starting,
+        }
+    }
+
+    fn interrupted(&mut self, prompt: String) {
+        self.interrupted_prompt = Some(prompt);
+    }
+
+    fn start(
+        &mut self,
+        task: &TaskEnvelope,
+        sink: OutputSink,
+        _tx: &Sender<ClaudeEvent>,
+    ) -> Result<Vec<Report>> {
+        let session = self
+            .session
+            .as_mut()
+            .context("Claude Code is not running")?;
+        // The hosted Claude Code gets the task in its box; its hooks report the end, and
+        // its streamed text goes to the log.
+        let updates = match task.command {
+            Some(AgentCommand::Compact) => session.compact(&task.prompt)?,
+            None => session.load(&task.prompt)?,
+        };
+        self.task = Some(Task {
+            prompt: task.prompt.clone(),
+            command: task.command,
+            sink,
+            held: false,
+            human_input: false,
+            acked_at_us: None,
+            turn_ended_at_us: None,
+        });
+        Ok(self.apply(updates))
+    }
+
+    fn stop(&mut self) -> Vec<Report> {
+        // No Stop hook follows an interrupt (docs/claude-code.md#box-escape-interrupts):
+        // the run ends now.
+        let mut reports = match &mut self.session {
+            Some(s) => {
+                let updates = s.interrupt();
+                self.apply(updates)
+            }
+            None => Vec::new(),
+        };
+        self.end(RunStatus::Stopped, Vec::new(), None, &mut reports);
+        reports
+    }
+
+    fn kill(&mut self) {}
+
+    fn on_event(&mut self, event: ClaudeEvent, cx: &Context<'_>) -> Vec<Report> {
+        match event {
+            ClaudeEvent::Input(bytes) => {
+                let updates = match &mut self.session {
+                    Some(s) => s.key(bytes),
+                    None => return Vec::new(),
+                };
+                if self.task.as_ref().is_some_and(|t| t.held) {
+                    // Only the last burst re-probes: a restart replaces the timer.
+                    self.timers.start(Timer::Reprobe, REPROBE_QUIET);
+                }
+                self.apply(updates)
+            }
+            ClaudeEvent::Changed => {
+                let mut reports = self.read_events(cx);
+                if let Some(s) = &mut self.session {
+                    let updates = s.registry_changed();
+                    reports.extend(self.apply(updates));
+                }
+                reports
+            }
+            ClaudeEvent::Exited(how) => {
+                debug(&format!("exited {how}"));
+                let mut reports = Vec::new();
+                let Some(session) = self.session.take() else {
+                    return reports;
+                };
+                self.last_nonce = session.last_nonce();
+                if let Some(t) = &self.task {
+                    self.interrupted_prompt = Some(t.prompt.clone());
+                }
+                let reason = format!("Claude Code exited ({how}) during the task");
+                self.end(RunStatus::Failed(reason), Vec::new(), None, &mut reports);
+                if !self.closing {
+                    reports.extend(self.schedule_restart(&how, session.ready()));
+                }
+                reports
+            }
+            other => {
+                let updates = match &mut self.session {
+                    Some(s) => s.thread_event(other),
+                    None => return Vec::new(),
+                };
+                self.apply(updates)
+            }
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let session = self.session.as_ref().and_then(Session::next_timer);
+        [self.timers.next(), session].into_iter().flatten().min()
+    }
+
+    fn fire_timers(&mut self, cx: &Context<'_>) -> Vec<Report> {
+        let mut reports = Vec::new();
+        for timer in self.timers.take_due(Instant::now()) {
+            match timer {
+                Timer::Restart if self.session.is_none() && !self.closing => match self.spawn(cx) {
+                    Ok(more) => reports.extend(more),
+                    Err(e) => reports.extend(self.schedule_restart(&format!("{e:#}"), false)),
+                },
+                Timer::Reprobe => {
+                    let held = self.task.as_ref().is_some_and(|t| t.held);
+                    if held && self.can_start() {
+                        self.load_held(&mut reports);
+                    }
+                }
+                Timer::Restart => {}
+            }
+        }
+        if let Some(s) = &mut self.session {
+            let updates = s.fire_timers();
+            reports.extend(self.apply(updates));
+        }
+        reports
+    }
+
+    fn resize(&mut self) {
+        if let Some(s) = &self.session {
+            s.resize();
+        }
+    }
+
+    fn close(&mut self) {
+        self.closing = true;
+        if let Some(s) = &mut self.session {
+            s.kill();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        // Give Claude Code a moment to exit and draw its last frame, so that the terminal
+        // restore comes after it.
+        if let Some(mut session) = self.session.take() {
+            session.kill();
+            let (tx, rx) = std::sync::mpsc::channel();
+            if let Ok(_watch) = crate::process::notify_exit(session.pid as i32, tx, || ()) {
+                let _ = rx.recv_timeout(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// Raw mode on the agent's window while the hosted Claude Code owns it; restored on drop,
+/// unwinding included.
+struct RawMode(());
+
+impl RawMode {
+    fn enter() -> Result<Self> {
+        crossterm::terminal::enable_raw_mode().context("failed to put the terminal in raw mode")?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // What Claude Code may have left on, had it no time to undo it: a hidden cursor,
+        // bracketed paste, focus reporting.
+        let mut out = std::io::stdout();
+        let _ = out.write_all(b"\x1b[?25h\x1b[?2004l\x1b[?1004l\r\n");
+        let _ = out.flush();
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+/// With `AGENT_WRAP_DEBUG=PATH`, appends the hosted Claude Code's events and the updates
+/// they cause to `PATH`, for diagnosing a delivery. A file, not stderr: stderr is the
+/// window Claude Code draws in.
+fn debug(msg: &str) {
+    static LOG: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let log = LOG.get_or_init(|| {
+        std::env::var_os("AGENT_WRAP_DEBUG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(path) = log
+        && let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(file, "{} {msg}", now_us());
+    }
+}
+
+/// Reports a problem on stderr without ever panicking (the terminal may be gone).
+fn warn(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "agent-wrap: {msg}");
+}

@@ -1,0 +1,124 @@
+//! Claude Code's own files that we read: its session registry,
+//! `~/.claude/sessions/<pid>.json`, one file per running Claude Code
+//! (docs/claude-code.md#session-registry), and a session's transcript
+//! (docs/claude-code.md#transcript). Every path into them and every reading of them
+//! comes from here.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `~/.claude/sessions`, or `None` without `$HOME`.
+pub fn sessions_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".claude/sessions"))
+}
+
+/// The registry file of the Claude Code with process id `pid`.
+pub fn registry_path(pid: u32) -> Option<PathBuf> {
+    Some(sessions_dir()?.join(format!("{pid}.json")))
+}
+
+/// What one registry file says; the fields we use.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Registry {
+    #[serde(default, rename = "sessionId")]
+    pub session_id: Option<String>,
+    /// `idle`, `busy`, ... (docs/claude-code.md#session-registry).
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl Registry {
+    /// The registry of Claude Code `pid`; `None` when it has none or it is unreadable.
+    pub fn read(pid: u32) -> Option<Self> {
+        Self::read_path(&registry_path(pid)?)
+    }
+
+    pub fn read_path(path: &std::path::Path) -> Option<Self> {
+        let bytes = crate::state::read_optional(path).ok()??;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Returns true if and only if it says Claude Code is idle.
+    pub fn is_idle(&self) -> bool {
+        self.status.as_deref() == Some("idle")
+    }
+}
+
+/// The whole text of the turn that answered `prompt`: every assistant text block after
+/// the last user line holding `prompt`, from the transcript
+/// (docs/claude-code.md#transcript). `None` when the turn cannot be found, and the
+/// caller keeps Stop's `last_assistant_message`.
+pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
+    let bytes = crate::state::read_optional(transcript).ok()??;
+    let lines: Vec<Value> = bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice(l).ok())
+        .collect();
+    let is_prompt = |v: &Value| {
+        v["type"] == "user" && {
+            let content = &v["message"]["content"];
+            let texts: Vec<&str> = match content.as_array() {
+                Some(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
+                None => content.as_str().into_iter().collect(),
+            };
+            texts.iter().any(|t| t.trim() == prompt.trim())
+        }
+    };
+    let start = lines.iter().rposition(is_prompt)?;
+    let texts: Vec<&str> = lines[start + 1..]
+        .iter()
+        .filter(|v| v["type"] == "assistant")
+        .filter_map(|v| v["message"]["content"].as_array())
+        .flatten()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    (!texts.is_empty()).then(|| texts.join("\n\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whole_turn_comes_from_the_transcript() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let lines = [
+            r#"{"type":"user","message":{"role":"user","content":"old task"}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"old answer"}]}}"#,
+            r#"{"type":"user","message":{"role":"user","content":[{"type":"text","text":"new task"}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"Let me check."}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash"}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","content":"x"}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"Done."}]}}"#,
+            r#"{"type":"system","subtype":"turn_duration"}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        assert_eq!(
+            turn_text(&path, "new task").as_deref(),
+            Some("Let me check.\n\nDone.")
+        );
+        assert_eq!(turn_text(&path, "missing"), None);
+    }
+
+    #[test]
+    fn a_registry_reads_its_status_and_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.json");
+        std::fs::write(
+            &path,
+            r#"{"pid":1,"sessionId":"abc","status":"idle","x":[]}"#,
+        )
+        .unwrap();
+        let r = Registry::read_path(&path).unwrap();
+        assert!(r.is_idle());
+        assert_eq!(r.session_id.as_deref(), Some("abc"));
+        std::fs::write(&path, r#"{"status":"busy"}"#).unwrap();
+        assert!(!Registry::read_path(&path).unwrap().is_idle());
+        std::fs::write(&path, b"not json").unwrap();
+        assert!(Registry::read_path(&path).is_none());
+    }
+}
