@@ -175,3 +175,58 @@ fn a_fan_out_that_names_one_agent_twice_through_a_role_is_refused() {
     );
     assert!(env.done_files().is_empty(), "nothing may be queued");
 }
+
+/// Queues a task for agent `name`, which this process is starting, on a coordinator
+/// thread; returns the coordinator's sender and the thread.
+fn delegate_to_starting(
+    env: &Env,
+    name: &str,
+    prompt: &str,
+) -> (
+    std::sync::mpsc::Sender<ceh::coordinator::Event>,
+    std::thread::JoinHandle<anyhow::Result<ceh::coordinator::Report>>,
+) {
+    let state = ceh::state::StateDir::open(&env.state).unwrap();
+    let agent = ceh::state::AgentName::parse(name).unwrap();
+    ceh::team::spawn::mark_starting(&agent);
+    let coordinator = ceh::coordinator::Coordinator::new(state);
+    let tx = coordinator.sender();
+    let prompt = prompt.to_owned();
+    let waiter = std::thread::spawn(move || coordinator.delegate(&agent, prompt, None, None));
+    let inbox = env.state.join("agents").join(name).join("inbox");
+    wait_until(SECS, "the task queued before the host is up", || {
+        fs::read_dir(&inbox).ok()?.next().map(|_| ())
+    });
+    (tx, waiter)
+}
+
+#[test]
+fn a_task_for_a_starting_agent_waits_in_the_loop_where_esc_cancels_it() {
+    let env = Env::new();
+    // Routing started the agent and went on at once: the wait for its host is the
+    // coordinator's, in its loop, where the view's Esc arrives.
+    let (tx, waiter) = delegate_to_starting(&env, "coding-2", "never mind");
+    tx.send(ceh::coordinator::Event::Cancel("cancelled with Esc".into()))
+        .unwrap();
+    let report = waiter.join().unwrap().unwrap();
+    assert_eq!(
+        report.cancelled_by,
+        Some(ceh::coordinator::delegate::Cancel::User)
+    );
+    assert_eq!(report.done.outcome, ceh::state::Outcome::Cancelled);
+    assert_eq!(report.done.reason.as_deref(), Some("cancelled with Esc"));
+    let inbox = env.state.join("agents/coding-2/inbox");
+    assert_eq!(fs::read_dir(inbox).unwrap().count(), 0, "withdrawn");
+
+    // A host that comes up takes the waiting task and answers it.
+    let (_, waiter) = delegate_to_starting(&env, "coding-3", "plan the launch");
+    let _agent = env.agent("coding-3", &["--demo"]);
+    let report = waiter.join().unwrap().unwrap();
+    assert_eq!(report.done.outcome, ceh::state::Outcome::Ok);
+    let sum = ceh::agent::demo::checksum(b"plan the launch");
+    let answer = report.answer.unwrap();
+    assert!(
+        answer.contains(&format!("DEMO-ANSWER {sum:016x}")),
+        "{answer}"
+    );
+}

@@ -27,6 +27,9 @@ use crate::watch::DirWatcher;
 /// cancel itself.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
 
+/// How long an agent spawned for a busy role may take to start its host.
+pub const SPAWN_READY: Duration = Duration::from_secs(60);
+
 /// What wakes the coordinator's loop.
 #[derive(Debug)]
 pub enum Event {
@@ -206,7 +209,7 @@ impl Coordinator {
         observer: Option<&mut dyn Observer>,
     ) -> Result<Report> {
         let started = Instant::now();
-        let host_pid = preflight(&self.state, agent)?;
+        let host_pid = self.host_of(agent)?;
         let task = self.create_task(agent, prompt, command)?;
         let mut wait = Wait {
             c: self,
@@ -259,7 +262,7 @@ impl Coordinator {
         timeout: Option<Duration>,
         mut observer: Option<&mut dyn Observer>,
     ) -> Result<Option<Cancel>> {
-        let (id, agent, host_pid) = (&wait.task.id, &wait.task.agent, wait.host_pid);
+        let (id, agent) = (&wait.task.id, &wait.task.agent);
         let _doorbell = Doorbell::listen(&self.state.wake_path(id), self.tx.clone(), || {
             Event::Changed
         })?;
@@ -275,30 +278,52 @@ impl Coordinator {
             }
             None => None,
         };
-        let _exit_watch = notify_exit(host_pid, self.tx.clone(), move || {
-            Event::HostExited(host_pid)
-        })?;
+        // An agent still starting (spawned for a busy role): its directory is watched
+        // until its host holds the lock, and the wait shows in the view, where Esc
+        // cancels it like any wait.
+        let _start_watch = match wait.host_pid {
+            None => {
+                let mut w = DirWatcher::new(self.tx.clone(), || Event::Changed)?;
+                w.watch(&self.state.agent_dir(agent))?;
+                Some(w)
+            }
+            Some(_) => None,
+        };
+        let start_deadline = wait
+            .host_pid
+            .is_none()
+            .then(|| Instant::now() + SPAWN_READY);
+        let mut _exit_watch = match wait.host_pid {
+            Some(pid) => Some(self.watch_host(agent, pid)?),
+            None => None,
+        };
         wait.entry = Some(enqueue(&self.state, agent, id)?);
-        // The host may have died before the pidfd existed, or a new host may hold the
-        // lock under a reused pid: either way the pidfd is not watching our host.
-        if lock_holder(&self.state.lock_path(agent))? != Some(host_pid) {
-            let _ = self.tx.send(Event::HostExited(host_pid));
-        }
 
         let deadline = timeout.map(|t| wait.started + t);
         loop {
             if wait.done()?.is_some() {
                 return Ok(None);
             }
+            if wait.host_pid.is_none() {
+                if let Some(pid) = lock_holder(&self.state.lock_path(agent))? {
+                    wait.host_pid = Some(pid);
+                    _exit_watch = Some(self.watch_host(agent, pid)?);
+                } else if start_deadline.is_some_and(|d| Instant::now() >= d) {
+                    let why = format!(
+                        "the new agent @{agent} did not start within {}s",
+                        SPAWN_READY.as_secs()
+                    );
+                    wait.cancel(&why)?;
+                    return Ok(None);
+                }
+            }
             if let Some(obs) = observer.as_deref_mut() {
                 obs.update(&wait.progress());
             }
             let now = Instant::now();
             let refresh = observer.as_ref().and_then(|o| o.refresh()).map(|r| now + r);
-            let wake = match (deadline, refresh) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let start = start_deadline.filter(|_| wait.host_pid.is_none());
+            let wake = [deadline, refresh, start].into_iter().flatten().min();
             let event = match wake {
                 None => self.rx.recv().ok(),
                 Some(at) => match self.rx.recv_timeout(at.saturating_duration_since(now)) {
@@ -317,7 +342,7 @@ impl Coordinator {
                 | Some(Event::Changed)
                 | Some(Event::Signal(Signal::Resize))
                 | Some(Event::Finished(..)) => {}
-                Some(Event::HostExited(pid)) if pid == host_pid => wait.host_died()?,
+                Some(Event::HostExited(pid)) if Some(pid) == wait.host_pid => wait.host_died()?,
                 Some(Event::HostExited(_)) => {}
                 Some(Event::Cancel(reason)) => {
                     wait.cancel(&reason)?;
@@ -345,11 +370,35 @@ impl Coordinator {
         prompt: String,
         chief: &ChiefId,
     ) -> Result<TaskEnvelope> {
-        preflight(&self.state, agent)?;
+        self.host_of(agent)?;
         let task = self.create_task_with(agent, prompt, true, None)?;
         self.state.add_to_outbox(chief, &OutboxEntry::new(&task))?;
         enqueue(&self.state, agent, &task.id)?;
         Ok(task)
+    }
+
+    /// The pid of `agent`'s host; `None` for an agent this process is starting (a spawn
+    /// for a busy role), whose task waits in its inbox until the host is up.
+    fn host_of(&self, agent: &AgentName) -> Result<Option<i32>> {
+        match preflight(&self.state, agent) {
+            Ok(pid) => Ok(Some(pid)),
+            Err(_) if crate::team::spawn::is_starting(agent) => {
+                self.state.create_agent_dirs(agent)?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends [`Event::HostExited`] when host `pid` exits.
+    fn watch_host(&self, agent: &AgentName, pid: i32) -> Result<crate::process::ExitWatch> {
+        let watch = notify_exit(pid, self.tx.clone(), move || Event::HostExited(pid))?;
+        // The host may have died before the pidfd existed, or a new host may hold the
+        // lock under a reused pid: either way the pidfd is not watching our host.
+        if lock_holder(&self.state.lock_path(agent))? != Some(pid) {
+            let _ = self.tx.send(Event::HostExited(pid));
+        }
+        Ok(watch)
     }
 
     fn create_task(
@@ -391,7 +440,8 @@ struct Wait<'a> {
     task: &'a TaskEnvelope,
     /// The inbox entry, once queued.
     entry: Option<PathBuf>,
-    host_pid: i32,
+    /// `None` while the agent's host is still starting.
+    host_pid: Option<i32>,
     started: Instant,
     /// The chief's tmux window, when `a` jumped to the agent's: we go back at the end.
     jumped_from: Option<String>,
@@ -488,7 +538,8 @@ impl Wait<'_> {
             Outcome::Failed,
             &format!(
                 "agent @{} died (agent-wrap pid {} exited) before finishing the task",
-                self.task.agent, self.host_pid
+                self.task.agent,
+                self.host_pid.unwrap_or_default()
             ),
         )
     }
@@ -508,7 +559,7 @@ impl Wait<'_> {
         while self.done()?.is_none() && !host_died {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.c.rx.recv_timeout(left) {
-                Ok(Event::HostExited(pid)) if pid == self.host_pid => host_died = true,
+                Ok(Event::HostExited(pid)) if Some(pid) == self.host_pid => host_died = true,
                 Ok(_) => {}
                 Err(_) => break,
             }
@@ -530,6 +581,11 @@ impl Wait<'_> {
             .ok()
             .flatten()
             .map_or(AgentState::Offline, |info| info.state());
+        // A spawned agent whose host is not up yet.
+        let agent_state = match (agent_state, self.host_pid) {
+            (AgentState::Offline, None) => AgentState::Starting,
+            (state, _) => state,
+        };
         let queue = pending(state, agent).unwrap_or_default();
         let ahead = self.entry.as_ref().and_then(|entry| {
             let pos = queue.iter().position(|(p, _)| p == entry)?;

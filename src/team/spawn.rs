@@ -2,19 +2,19 @@
 //! `[spawn]` allows it, a new agent `ROLE-2`, `ROLE-3`, … starts in a tmux window beside
 //! the chief, made like the role's first configured agent.
 
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::config::Config;
 use super::up::{Tmux, start_agent_window};
-use crate::state::{AgentInfo, AgentName, AgentState, StateDir};
-
-/// How long a spawned agent may take to be ready (a Claude Code start).
-const READY: Duration = Duration::from_secs(60);
+use crate::state::{AgentInfo, AgentName, StateDir};
 
 /// Starts one more agent for `role` if the config allows it and we run inside tmux, and
-/// waits until it is ready. `Ok(None)`: no spawning (the task waits in line instead).
+/// returns its name at once, without waiting for it: routing never blocks before the
+/// view exists. The coordinator queues the task and waits for the new host in its view
+/// (`Coordinator::delegate`), where Esc cancels the wait. `Ok(None)`: no spawning (the
+/// task waits in line instead).
 pub fn spawn_for_role(state: &StateDir, role: &str) -> Result<Option<AgentName>> {
     let config = Config::load(None)?;
     let limit = config.spawn.get(role).copied().unwrap_or(0);
@@ -58,29 +58,26 @@ pub fn spawn_for_role(state: &StateDir, role: &str) -> Result<Option<AgentName>>
         &exe.with_file_name("agent-wrap"),
         &here,
     )?;
-    wait_ready(state, &name)?;
+    mark_starting(&name);
     Ok(Some(name))
 }
 
-/// Waits, woken by the state directory's changes, until agent `name` is idle.
-fn wait_ready(state: &StateDir, name: &AgentName) -> Result<()> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = crate::watch::DirWatcher::new(tx, || ())?;
-    watcher.watch(&state.agents_dir())?;
-    let mut watching_agent = false;
-    let deadline = Instant::now() + READY;
-    loop {
-        if !watching_agent && state.agent_dir(name).is_dir() {
-            watcher.watch(&state.agent_dir(name))?;
-            watching_agent = true;
-        }
-        let info = AgentInfo::load(state, name)?;
-        if info.is_some_and(|i| i.state() == AgentState::Idle) {
-            return Ok(());
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        rx.recv_timeout(left)
-            .ok()
-            .with_context(|| format!("the new agent @{name} did not become ready in time"))?;
-    }
+/// Records that this process started agent `name`, whose host is not up yet.
+pub fn mark_starting(name: &AgentName) {
+    STARTING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(name.clone());
+}
+
+/// Agents this process started with [`spawn_for_role`]. Their tasks are queued before
+/// their hosts are up, and the coordinator waits for the host in its view.
+static STARTING: Mutex<Vec<AgentName>> = Mutex::new(Vec::new());
+
+/// Returns true if and only if this process started agent `name`.
+pub fn is_starting(name: &AgentName) -> bool {
+    STARTING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(name)
 }

@@ -22,7 +22,8 @@ pub const ACK_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long after the probe exits Claude Code needs to load the file into its box; a
 /// late Enter is only a delay, an early one a newline, so Enter is retried on no ack.
 pub const ENTER_SETTLE: Duration = Duration::from_millis(30);
-/// The pause before a released key that starts with Escape (see [`Delivery::pump`]).
+/// The pause before a released key that starts with Escape: Claude Code reads bytes
+/// that arrive together as one key sequence.
 pub const KEY_GAP: Duration = Duration::from_millis(25);
 /// How many times Enter (only Enter, never the text) is sent for one delivery.
 pub const MAX_ENTERS: u32 = 3;
