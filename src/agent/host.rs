@@ -204,6 +204,9 @@ impl<D: Driver> Host<D> {
         if let Err(e) = self.start_next() {
             warn(&format!("{e:#}"));
         }
+        // With `self.running` still empty and `self.driver.can_start()`, the agent is
+        // idle with an empty inbox (`start_next` claims until it is): the point where
+        // work from elsewhere (the board) would be taken.
     }
 
     fn fire_timers(&mut self) {

@@ -78,6 +78,24 @@ fn respond(input: &[u8]) -> Result<Option<Value>> {
     }))
 }
 
+/// The chief-side hooks as Claude Code settings, each running `command`. The snippet in
+/// lib/ is the one source, for `install-hooks` and for the chief `up` starts.
+pub(crate) fn chief_hooks(command: &str) -> Result<Value> {
+    let mut snippet: Value = serde_json::from_str(SNIPPET).context("lib/chief-hooks.json")?;
+    for entries in snippet["hooks"]
+        .as_object_mut()
+        .context("snippet hooks")?
+        .values_mut()
+    {
+        for entry in entries.as_array_mut().into_iter().flatten() {
+            for hook in entry["hooks"].as_array_mut().into_iter().flatten() {
+                hook["command"] = json!(command);
+            }
+        }
+    }
+    Ok(snippet)
+}
+
 /// `install-hooks FILE`: merges the chief hooks into the settings file `path` (created if
 /// missing), once, keeping everything else in it.
 pub fn install(path: &Path) -> Result<i32> {
@@ -97,8 +115,7 @@ pub fn install(path: &Path) -> Result<i32> {
         .context("the settings file is not a JSON object")?
         .entry("hooks")
         .or_insert_with(|| json!({}));
-    // The snippet in lib/ is the source of truth; only its command is made absolute.
-    let snippet: Value = serde_json::from_str(SNIPPET).context("lib/chief-hooks.json")?;
+    let snippet = chief_hooks(&command)?;
     let mut added = 0;
     for (event, entries) in snippet["hooks"].as_object().context("snippet hooks")? {
         let list = hooks
@@ -110,13 +127,9 @@ pub fn install(path: &Path) -> Result<i32> {
             continue;
         }
         for entry in entries.as_array().context("snippet entries")? {
-            let mut entry = entry.clone();
-            for hook in entry["hooks"].as_array_mut().into_iter().flatten() {
-                hook["command"] = json!(command);
-            }
             list.as_array_mut()
                 .context("a hook event is not a list")?
-                .push(entry);
+                .push(entry.clone());
         }
         added += 1;
     }

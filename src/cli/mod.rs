@@ -1,7 +1,7 @@
 //! Command-line entry points. The binaries in `bin/` call [`hook_main`] and
 //! [`wrap_main`]; this is the one place that prints an error and picks the exit code.
 
-mod chief;
+pub(crate) mod chief;
 mod compact;
 mod demo;
 mod doctor;

@@ -137,10 +137,7 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
                 "{} chief-hook",
                 crate::shell::quote(&exe.display().to_string())
             );
-            let hooks = serde_json::json!({"hooks": {
-                "UserPromptSubmit": [{"hooks": [{"type": "command", "command": command}]}],
-                "Stop": [{"hooks": [{"type": "command", "command": command}]}],
-            }});
+            let hooks = crate::cli::chief::chief_hooks(&command)?;
             args.extend(["--settings".into(), hooks.to_string()]);
         } else {
             // Two or more arguments make tmux run the program itself, not `sh -c` on one
