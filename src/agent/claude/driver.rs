@@ -596,3 +596,64 @@ fn debug(msg: &str) {
 fn warn(msg: &str) {
     let _ = writeln!(std::io::stderr(), "agent-wrap: {msg}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claude() -> Claude {
+        Claude::new(ClaudeConfig {
+            program: "claude".into(),
+            extra_args: Vec::new(),
+        })
+    }
+
+    /// The pause of the restart just scheduled.
+    fn pause(c: &Claude) -> Duration {
+        let at = c.timers.next().expect("a restart is scheduled");
+        at.saturating_duration_since(Instant::now())
+    }
+
+    #[test]
+    fn restarts_back_off_then_the_host_gives_up_saying_why() {
+        let mut c = claude();
+        let mut pauses = Vec::new();
+        for _ in 0..RESTART_LIMIT {
+            let reports = c.schedule_restart("exit status 1", true);
+            assert!(matches!(reports[..], [Report::State(AgentState::Starting)]));
+            pauses.push(pause(&c));
+        }
+        // 0.5, 1, 2, 4 and 8 s (less the time the test took).
+        for (i, p) in pauses.iter().enumerate() {
+            let want = Duration::from_millis(500) * (1 << i);
+            assert!(
+                *p <= want && *p + Duration::from_millis(400) > want,
+                "{i}: {p:?}"
+            );
+        }
+        let reports = c.schedule_restart("exit status 1", true);
+        let [Report::Fatal(why)] = &reports[..] else {
+            panic!("{reports:?}")
+        };
+        assert_eq!(
+            why,
+            "Claude Code exited 5 times within a minute (last: exit status 1); agent-wrap stops"
+        );
+    }
+
+    #[test]
+    fn two_deaths_before_ready_start_a_new_session() {
+        let mut c = claude();
+        c.session_id = Some("old".into());
+        let reports = c.schedule_restart("exit status 1", false);
+        assert!(!reports.iter().any(|r| matches!(r, Report::SessionId(_))));
+        let reports = c.schedule_restart("exit status 1", false);
+        assert!(matches!(reports[0], Report::SessionId(None)));
+        assert_eq!(c.session_id, None);
+        // A start that got ready counts the resume as working again.
+        c.session_id = Some("new".into());
+        c.schedule_restart("exit status 1", true);
+        c.schedule_restart("exit status 1", false);
+        assert_eq!(c.session_id.as_deref(), Some("new"));
+    }
+}
