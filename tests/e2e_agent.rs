@@ -217,6 +217,7 @@ fn slash_bang_and_hash_led_tasks_are_prompts_and_the_conversation_survives() {
     // Through Ctrl-G, and through `send` for text the directive would read otherwise:
     // whitespace after `@coder` is trimmed, and `@coder @file` is a fan-out.
     let ask = |task: &str| {
+        let short: String = task.chars().take(60).collect();
         let body = if task.starts_with(char::is_whitespace) || task.starts_with('@') {
             let out = env
                 .cmd(HOOK)
@@ -228,12 +229,19 @@ fn slash_bang_and_hash_led_tasks_are_prompts_and_the_conversation_survives() {
         } else {
             let (out, after) = env.run_hook(format!("@coder {task}").as_bytes());
             assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-            text(&head_and_body(&after).1)
+            let (head, body) = head_and_body(&after);
+            assert!(
+                head.starts_with("[@coder · task "),
+                "{short:?}: {}",
+                text(&after).chars().take(400).collect::<String>()
+            );
+            text(&body)
         };
         let sent = escaped(task);
         assert!(
             body.starts_with("FAKE-REPLY:"),
-            "{task:?}: {body}; screen:\n{}",
+            "{short:?}: {}; screen:\n{}",
+            body.chars().take(400).collect::<String>(),
             agent.tmux.capture(&agent.pane)
         );
         let request = api
@@ -242,10 +250,12 @@ fn slash_bang_and_hash_led_tasks_are_prompts_and_the_conversation_survives() {
             .filter(|r| r.kind == RequestKind::Prompt)
             .find(|r| r.prompt == sent.trim_end())
             .unwrap_or_else(|| {
-                panic!(
-                    "{task:?} never reached the API as {sent:?}: {:?}",
-                    api.prompts()
-                )
+                let seen: Vec<String> = api
+                    .prompts()
+                    .iter()
+                    .map(|p| p.chars().take(60).collect())
+                    .collect();
+                panic!("{short:?} never reached the API escaped: {seen:?}")
             });
         request.n_role("user")
     };

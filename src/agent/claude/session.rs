@@ -198,6 +198,10 @@ pub struct Session {
     timed_out: Option<u64>,
     /// The delivery whose probe has started (its `started` event came).
     probe_started: Option<u64>,
+    /// The transcript, as the last hook event named it, and its length when our
+    /// delivery began: a Stop is ours only if our prompt was written after that.
+    transcript: Option<PathBuf>,
+    transcript_mark: Option<(PathBuf, u64)>,
     /// A prompt of the human's own runs (from its UserPromptSubmit to its end).
     human_turn: bool,
     /// The human's own editor, opened by their Ctrl-G, while it runs: no Ctrl-G of ours
@@ -330,6 +334,8 @@ impl Session {
             generation,
             timed_out: None,
             probe_started: None,
+            transcript: None,
+            transcript_mark: None,
             human_turn: false,
             user_editor: None,
             registry: None,
@@ -374,6 +380,10 @@ impl Session {
         self.streaming = false;
         self.probe_started = None;
         self.timed_out = None;
+        self.transcript_mark = self.transcript.as_ref().map(|t| {
+            let len = std::fs::metadata(t).map_or(0, |m| m.len());
+            (t.clone(), len)
+        });
         self.write(b"\x07")?; // Ctrl-G: Claude Code runs $EDITOR, our probe.
         self.timer(PROBE_TIMEOUT, ClaudeEvent::ProbeTimeout(self.nonce));
         Ok(())
@@ -668,6 +678,9 @@ impl Session {
     pub fn on_event(&mut self, event: &Value) -> Option<Update> {
         let name = event["hook_event_name"].as_str().unwrap_or("");
         let text = |key: &str| event[key].as_str().unwrap_or("").to_owned();
+        if let Some(t) = event["transcript_path"].as_str() {
+            self.transcript = Some(PathBuf::from(t));
+        }
         match name {
             "SessionStart" => {
                 self.ready = true;
@@ -716,13 +729,22 @@ impl Session {
                 self.human_turn = false;
                 (self.phase == Phase::Idle).then_some(Update::Idle)
             }
+            // Only Stop: after an API error (StopFailure) the transcript may hold no user
+            // line for the prompt.
+            "Stop" if self.turn_is_not_ours(event["transcript_path"].as_str().map(Path::new)) => {
+                // The end of the human's turn, which they submitted just as we delivered:
+                // Claude Code queued our prompt (and may have acknowledged it already),
+                // and our turn comes next. Found by the suite under load.
+                self.human_turn = false;
+                None
+            }
             "Stop" | "StopFailure" => {
                 let was = std::mem::replace(&mut self.phase, Phase::Idle);
                 let message = text("last_assistant_message");
                 match (was, name) {
                     (Phase::Working { text: prompt, .. }, "Stop") => {
-                        // With tool calls, Stop carries only the last block (docs/claude-code.md#session-registry
-                        // 2.3.2): the transcript has the whole turn.
+                        // With tool calls, Stop carries only the last block
+                        // (docs/claude-code.md#hook-stop): the transcript has the whole turn.
                         let transcript = event["transcript_path"].as_str().map(Path::new);
                         let full = transcript.and_then(|t| turn_text(t, &prompt));
                         Some(Update::Answered(full.unwrap_or(message)))
@@ -760,6 +782,27 @@ impl Session {
             }
             _ => None,
         }
+    }
+
+    /// True when the transcript can be read and holds no prompt of ours written since
+    /// our delivery began: the turn that ended was someone else's.
+    fn turn_is_not_ours(&self, transcript: Option<&Path>) -> bool {
+        let (Phase::Working { text: prompt, .. }, Some(transcript)) = (&self.phase, transcript)
+        else {
+            return false;
+        };
+        let from = match &self.transcript_mark {
+            Some((path, len)) if path == transcript => *len,
+            _ => 0,
+        };
+        let Ok(Some(bytes)) = crate::state::read_optional(transcript) else {
+            return false;
+        };
+        let since = bytes.get(from as usize..).unwrap_or(&[]);
+        !since
+            .split(|&b| b == b'\n')
+            .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+            .any(|v| is_user_prompt(&v, prompt))
     }
 
     fn on_probe(&mut self, event: &Value) -> Option<Update> {
@@ -861,17 +904,7 @@ pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
         .split(|&b| b == b'\n')
         .filter_map(|l| serde_json::from_slice(l).ok())
         .collect();
-    let is_prompt = |v: &Value| {
-        v["type"] == "user" && {
-            let content = &v["message"]["content"];
-            let texts: Vec<&str> = match content.as_array() {
-                Some(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
-                None => content.as_str().into_iter().collect(),
-            };
-            texts.iter().any(|t| t.trim() == prompt.trim())
-        }
-    };
-    let start = lines.iter().rposition(is_prompt)?;
+    let start = lines.iter().rposition(|v| is_user_prompt(v, prompt))?;
     let texts: Vec<&str> = lines[start + 1..]
         .iter()
         .filter(|v| v["type"] == "assistant")
@@ -881,6 +914,18 @@ pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
         .filter_map(|b| b["text"].as_str())
         .collect();
     (!texts.is_empty()).then(|| texts.join("\n\n"))
+}
+
+/// Returns true if and only if transcript line `v` is a user line holding `prompt`.
+fn is_user_prompt(v: &Value, prompt: &str) -> bool {
+    v["type"] == "user" && {
+        let content = &v["message"]["content"];
+        let texts: Vec<&str> = match content.as_array() {
+            Some(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
+            None => content.as_str().into_iter().collect(),
+        };
+        texts.iter().any(|t| t.trim() == prompt.trim())
+    }
 }
 
 /// Returns true if and only if `bytes` is a terminal's reply or report, not a key: a DCS
