@@ -143,6 +143,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print shell completions for `claude-editor-hook` (or `agent-wrap`).
+    ///
+    /// Example: `claude-editor-hook completions bash > ~/.local/share/bash-completion/completions/claude-editor-hook`
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+        /// Complete this program instead.
+        #[arg(
+            long = "for",
+            value_name = "PROGRAM",
+            default_value = "claude-editor-hook"
+        )]
+        program: CompletedProgram,
+    },
     /// Compact a hosted Claude Code agent's conversation, between its tasks.
     Compact {
         /// The agent.
@@ -151,6 +165,49 @@ pub enum Command {
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
     },
+}
+
+/// The programs `completions` can complete.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum CompletedProgram {
+    #[value(name = "claude-editor-hook")]
+    Hook,
+    #[value(name = "agent-wrap")]
+    Wrap,
+}
+
+fn completions(shell: clap_complete::Shell, program: CompletedProgram) -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    let (mut cmd, name) = match program {
+        CompletedProgram::Hook => (HookCli::command(), "claude-editor-hook"),
+        CompletedProgram::Wrap => (super::WrapCli::command(), "agent-wrap"),
+    };
+    clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+    Ok(0)
+}
+
+/// A first argument that names no file and looks like a word is a mistyped command:
+/// Claude Code always passes an existing file.
+fn unknown_command(arg: &std::path::Path) -> Option<String> {
+    use clap::CommandFactory;
+    let word = arg.to_str()?;
+    if arg.exists() || !word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return None;
+    }
+    let cmd = HookCli::command();
+    let best = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_owned())
+        .map(|name| (strsim::jaro_winkler(word, &name), name))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    Some(match best {
+        Some((_, name)) => format!("unknown command '{word}', did you mean '{name}'?"),
+        None => {
+            format!("unknown command '{word}' (and no such file); run `claude-editor-hook --help`")
+        }
+    })
 }
 
 pub fn hook_main() -> std::process::ExitCode {
@@ -163,6 +220,7 @@ pub fn hook_main() -> std::process::ExitCode {
         (Some(Command::Demo), _) => super::demo::run(),
         (Some(Command::Doctor { config, json }), _) => super::doctor::run(config.as_deref(), *json),
         (Some(Command::Compact { name, timeout }), _) => super::compact::run(name, *timeout),
+        (Some(Command::Completions { shell, program }), _) => completions(*shell, *program),
         (
             Some(Command::Send {
                 name,
@@ -199,6 +257,11 @@ pub fn hook_main() -> std::process::ExitCode {
         (Some(Command::Results { json }), _) => super::verbs::results(*json),
         (Some(Command::Kill { name }), _) => super::verbs::kill(name),
         (Some(Command::Tail { name, follow }), _) => super::verbs::tail(name, *follow),
+        (None, Some(file)) if unknown_command(file).is_some() => {
+            let why = unknown_command(file).unwrap_or_default();
+            eprintln!("claude-editor-hook: {why}");
+            return std::process::ExitCode::from(2);
+        }
         (None, Some(file)) => {
             let opts = EditorOptions {
                 timeout: cli.timeout.filter(|&t| t > 0).map(Duration::from_secs),
