@@ -319,9 +319,10 @@ impl Cc {
         let started = || dir.join("started").exists().then_some(());
         let pressed = Instant::now();
         self.keys(&["C-g"]);
+        let mut retried = false;
         for _ in 0..3 {
             if wait_until_or(Duration::from_secs(3), started).is_some() {
-                return Run { dir };
+                return Run { dir, n, retried };
             }
             if !self.tty_cooked() {
                 eprintln!(
@@ -332,6 +333,7 @@ impl Cc {
                     self.registry().map(|r| r["status"].clone())
                 );
                 self.keys(&["C-g"]);
+                retried = true;
             }
         }
         wait_until_or(WAIT, started).unwrap_or_else(|| {
@@ -340,7 +342,7 @@ impl Cc {
                 self.tmux.capture(&self.pane)
             )
         });
-        Run { dir }
+        Run { dir, n, retried }
     }
 
     /// Waits until the editor of `run` has exited and Claude Code has its prompt box
@@ -353,6 +355,20 @@ impl Cc {
         wait_until(WAIT, "Claude Code to take its terminal back", || {
             (!self.tty_cooked()).then_some(())
         });
+        if run.retried {
+            // Both presses may have been taken, the first late: then a second editor
+            // run follows this one. Let it start and end too.
+            let next = self.dirs().probe.join(format!("run{}", run.n + 1));
+            let again = || next.join("started").exists().then_some(());
+            if wait_until_or(Duration::from_millis(1500), again).is_some() {
+                eprintln!("the first Ctrl-G was late, not lost: a second editor ran");
+                self.wait_editor_done(&Run {
+                    dir: next,
+                    n: run.n + 1,
+                    retried: false,
+                });
+            }
+        }
     }
 
     /// Loads `content` into the prompt box through Ctrl-G, as the product does.
@@ -361,6 +377,16 @@ impl Cc {
         let run = self.ctrl_g();
         self.wait_editor_done(&run);
         run
+    }
+
+    /// Waits until the prompt box takes control keys: one Ctrl-G round trip that leaves
+    /// the box as it was. On 2.1.332 `SessionStart` runs before the interface has set
+    /// up the terminal, and a control key or a paste sent in that window can be lost
+    /// (docs/claude-code.md#hook-session-start); once an editor has run, it is up.
+    fn warm_up(&self) {
+        self.action("exit 0");
+        let run = self.ctrl_g();
+        self.wait_editor_done(&run);
     }
 
     /// Lets a probe editor that waits in `wait_release` go on.
@@ -448,6 +474,10 @@ impl Drop for Gate {
 /// What one run of the probe editor recorded.
 struct Run {
     dir: PathBuf,
+    /// Its number, 1 for the first editor run of the session.
+    n: usize,
+    /// Ctrl-G had to be pressed more than once.
+    retried: bool,
 }
 
 impl Run {
@@ -1055,8 +1085,17 @@ fn fact_session_registry() {
     cc.turn_over(1);
     cc.wait_status("idle");
     let path = cc.registry_path();
-    cc.type_text("/exit");
+    cc.type_shown("/exit");
     cc.keys(&["Enter"]);
+    if wait_until_or(Duration::from_secs(5), || {
+        cc.tmux.pane_exit_status(&cc.pane)
+    })
+    .is_none()
+    {
+        // The command menu that opens while `/exit` is typed can take the first Enter.
+        eprintln!("/exit needed a second Enter");
+        cc.keys(&["Enter"]);
+    }
     wait_until(WAIT, "claude to exit", || {
         cc.tmux.pane_exit_status(&cc.pane)
     });
@@ -1721,6 +1760,7 @@ fn fact_box_paste() {
     let Some(cc) = Cc::start("fact_box_paste", Opts::default()) else {
         return;
     };
+    cc.warm_up();
     let text = (0..40)
         .map(|i| format!("pasted line {i:02} {}", "y".repeat(40)))
         .collect::<Vec<_>>()
@@ -1833,6 +1873,7 @@ fn fact_box_escape_clears() {
     let Some(cc) = Cc::start("fact_box_escape_clears", Opts::default()) else {
         return;
     };
+    cc.warm_up();
     cc.type_text("a draft");
     cc.wait_screen("the draft", |s| s.contains("a draft"));
     cc.keys(&["Escape"]);
@@ -1866,6 +1907,7 @@ fn fact_box_lf_newline() {
     let Some(cc) = Cc::start("fact_box_lf_newline", Opts::default()) else {
         return;
     };
+    cc.warm_up();
     cc.type_text("first");
     cc.keys(&["C-j"]);
     cc.type_text("second\nthird");
