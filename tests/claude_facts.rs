@@ -389,6 +389,26 @@ impl Cc {
         self.wait_editor_done(&run);
     }
 
+    /// [`Cc::warm_up`], then proves the box takes typed text and a control key: types a
+    /// word (once more if it did not show: under load, text typed right after the first
+    /// editor run was lost on 2.1.197), deletes it with Ctrl-U and waits until it is gone.
+    fn ready_box(&self) {
+        self.warm_up();
+        let word = "box-ready-check";
+        self.type_text(word);
+        let shown = |t| {
+            self.tmux
+                .wait_for_screen(&self.pane, |s| s.contains(word), t)
+        };
+        if shown(Duration::from_secs(5)).is_err() {
+            eprintln!("typed text after the first editor run was lost; typing it again");
+            self.type_text(word);
+            shown(WAIT).unwrap_or_else(|s| panic!("the box never showed {word}:\n{s}"));
+        }
+        self.keys(&["C-u"]);
+        self.wait_screen("the check word gone", |s| !s.contains(word));
+    }
+
     /// Lets a probe editor that waits in `wait_release` go on.
     fn release_editor(&self) {
         fs::write(self.dirs().probe.join("release"), "").expect("write release");
@@ -1163,7 +1183,15 @@ fn fact_hook_session_start() {
     assert!(start["session_id"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(start["transcript_path"].is_string(), "{start}");
     assert!(start["cwd"].is_string(), "{start}");
-    // Input is accepted once SessionStart ran: one Enter submits.
+    if cc.newer() {
+        // 2.1.332 runs SessionStart before its interface is up: keys sent at once can be
+        // lost. Once it is on the alternate screen with its footer drawn, they are not.
+        cc.wait_screen("the interface", |s| s.contains("shift+tab"));
+        wait_until(WAIT, "the alternate screen", || {
+            (cc.tmux.display(&cc.pane, "#{alternate_on}") == "1").then_some(())
+        });
+    }
+    // Input is accepted: one Enter submits.
     cc.type_text("right after start");
     cc.keys(&["Enter"]);
     cc.expect_prompt("right after start");
@@ -1760,7 +1788,7 @@ fn fact_box_paste() {
     let Some(cc) = Cc::start("fact_box_paste", Opts::default()) else {
         return;
     };
-    cc.warm_up();
+    cc.ready_box();
     let text = (0..40)
         .map(|i| format!("pasted line {i:02} {}", "y".repeat(40)))
         .collect::<Vec<_>>()
@@ -1873,7 +1901,7 @@ fn fact_box_escape_clears() {
     let Some(cc) = Cc::start("fact_box_escape_clears", Opts::default()) else {
         return;
     };
-    cc.warm_up();
+    cc.ready_box();
     cc.type_text("a draft");
     cc.wait_screen("the draft", |s| s.contains("a draft"));
     cc.keys(&["Escape"]);
@@ -1907,7 +1935,7 @@ fn fact_box_lf_newline() {
     let Some(cc) = Cc::start("fact_box_lf_newline", Opts::default()) else {
         return;
     };
-    cc.warm_up();
+    cc.ready_box();
     cc.type_text("first");
     cc.keys(&["C-j"]);
     cc.type_text("second\nthird");
