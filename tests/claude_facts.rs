@@ -246,6 +246,23 @@ impl Cc {
         submit_prompt(&self.tmux, &self.pane, &self.sandbox.api, text, WAIT);
     }
 
+    /// Presses Enter, and once more if `done` is still false after a few seconds: an
+    /// Enter sent right after an editor exited was lost under load (2.1.197), and on a
+    /// box that was already submitted a second Enter does nothing.
+    fn enter(&self, done: impl Fn() -> bool) {
+        self.keys(&["Enter"]);
+        if wait_until_or(Duration::from_secs(3), || done().then_some(())).is_none() {
+            eprintln!("Enter had no effect after 3 s; pressing it again");
+            self.keys(&["Enter"]);
+        }
+    }
+
+    /// [`Cc::enter`] until the API got `text`, then [`Cc::expect_prompt`].
+    fn enter_expect(&self, text: &str) {
+        self.enter(|| self.sandbox.api.prompts().iter().any(|p| p == text));
+        self.expect_prompt(text);
+    }
+
     /// Waits for a prompt equal to `text`; panics with the screen after [`WAIT`].
     fn expect_prompt(&self, text: &str) {
         if self
@@ -707,8 +724,7 @@ fn fact_editor_file() {
         "original prompt text",
         "no trailing newline"
     );
-    cc.keys(&["Enter"]);
-    cc.expect_prompt("VIA RENAME");
+    cc.enter_expect("VIA RENAME");
     assert!(
         !file.exists(),
         "Claude Code removes the prompt file after the editor"
@@ -726,8 +742,7 @@ fn fact_editor_visual_wins() {
     };
     cc.type_text("x");
     cc.load("FROM VISUAL");
-    cc.keys(&["Enter"]);
-    cc.expect_prompt("FROM VISUAL");
+    cc.enter_expect("FROM VISUAL");
 }
 
 #[test]
@@ -770,7 +785,7 @@ fn fact_editor_exit_zero_loads() {
     {
         cc.load(content);
         cc.type_text("Z");
-        cc.keys(&["Enter"]);
+        cc.enter(|| cc.sandbox.api.prompts().len() > i);
         let got = wait_until(WAIT, "the prompt", || {
             cc.sandbox.api.prompts().get(i).cloned()
         });
@@ -796,8 +811,7 @@ fn fact_editor_exit_nonzero_keeps() {
         "exit 3 kept the prompt"
     );
     cc.wait_editor_done(&run);
-    cc.keys(&["Enter"]);
-    cc.expect_prompt("original prompt");
+    cc.enter_expect("original prompt");
 }
 
 #[test]
@@ -808,8 +822,7 @@ fn fact_editor_empty_clears() {
     cc.type_shown("original");
     cc.load("");
     cc.type_text("after");
-    cc.keys(&["Enter"]);
-    cc.expect_prompt("after");
+    cc.enter_expect("after");
 }
 
 #[test]
@@ -824,7 +837,7 @@ fn fact_editor_large() {
     assert!(big.len() > 1_000_000);
     cc.type_text("x");
     cc.load(&format!("{big}\n"));
-    cc.keys(&["Enter"]);
+    cc.enter(|| cc.sandbox.api.prompts().iter().any(|p| p.len() > 1000));
     let got = cc
         .sandbox
         .api
@@ -933,8 +946,7 @@ fn fact_editor_keys_queued() {
     cc.release_editor();
     cc.wait_editor_done(&run);
     cc.type_text("Z");
-    cc.keys(&["Enter"]);
-    cc.expect_prompt("AFTERtyped\nZ");
+    cc.enter_expect("AFTERtyped\nZ");
     assert_eq!(cc.sandbox.api.prompts(), ["AFTERtyped\nZ"]);
 }
 
@@ -944,8 +956,14 @@ fn fact_editor_ctrl_c() {
         return;
     };
     cc.type_text("x");
-    cc.action("trap 'touch \"$D/sigint\"; exit 130' INT\nwait_release\nexit 0");
+    cc.action(
+        "trap 'touch \"$D/sigint\"; exit 130' INT\ntouch \"$D/trapped\"\nwait_release\nexit 0",
+    );
     let run = cc.ctrl_g();
+    let trapped = cc.dirs().probe.join("trapped");
+    wait_until(WAIT, "the editor's SIGINT trap", || {
+        trapped.exists().then_some(())
+    });
     let pgid: i32 = run.read("pgid").trim().parse().unwrap();
     let claude_pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(cc.pid())))
         .unwrap()
@@ -1004,8 +1022,7 @@ fn fact_editor_context_block() {
         "{input}"
     );
     assert!(input.ends_with("\ndraft"), "{input:?}");
-    cc.keys(&["Enter"]);
-    cc.expect_prompt("edited");
+    cc.enter_expect("edited");
 }
 
 #[test]
@@ -1217,8 +1234,7 @@ fn fact_box_type_ahead() {
         .is_some();
     eprintln!("the Enter typed before SessionStart submitted: {early_submit}");
     // A second Enter submits the kept text, or does nothing on an empty box.
-    cc.keys(&["Enter"]);
-    cc.expect_prompt("early text");
+    cc.enter_expect("early text");
     cc.turn_over(1);
     cc.submit("sentinel");
     assert_eq!(cc.sandbox.api.prompts(), ["early text", "sentinel"]);
@@ -1664,9 +1680,10 @@ fn fate(cc: &Cc, text: &str, sentinel: &str) -> Fate {
     let clears = cc.named("SessionEnd").len();
     let stops = cc.named("Stop").len();
     cc.load(text);
-    cc.keys(&["Enter"]);
     let new_prompt = || cc.sandbox.api.prompts().get(prompts).cloned();
     let cleared = || cc.named("SessionEnd").len() > clears;
+    // A second Enter, if the first seems lost, finds an empty box after a command ran.
+    cc.enter(|| new_prompt().is_some() || cleared() || cc.screen().contains("Unknown command"));
     let fate = wait_until_or(Duration::from_secs(5), || {
         if let Some(p) = new_prompt() {
             return Some(Fate::Prompt(p));
@@ -1703,8 +1720,7 @@ fn fate(cc: &Cc, text: &str, sentinel: &str) -> Fate {
     // Nothing within 5 s: load a sentinel (it replaces whatever is in the box), which
     // must be the very next prompt.
     cc.load(sentinel);
-    cc.keys(&["Enter"]);
-    cc.expect_prompt(sentinel);
+    cc.enter_expect(sentinel);
     let after: Vec<String> = cc.sandbox.api.prompts()[prompts..].to_vec();
     assert_eq!(after, [sentinel], "before the sentinel");
     cc.turn_over(stops + 1);
@@ -1883,8 +1899,7 @@ fn fact_box_escape_interrupts() {
     cc.wait_status("idle");
     // No output had arrived: the prompt is back in the box; typed text is appended.
     cc.type_text(" and more");
-    cc.keys(&["Enter"]);
-    cc.expect_prompt("please wait and more");
+    cc.enter_expect("please wait and more");
     gate.open();
     cc.turn_over(1);
     let stops = cc.named("Stop");
@@ -1926,8 +1941,7 @@ fn fact_box_escape_clears() {
         cc.wait_screen("the draft gone", |s| !s.contains("a draft"));
     }
     cc.type_text("fresh");
-    cc.keys(&["Enter"]);
-    cc.expect_prompt("fresh");
+    cc.enter_expect("fresh");
 }
 
 #[test]
@@ -1939,8 +1953,7 @@ fn fact_box_lf_newline() {
     cc.type_text("first");
     cc.keys(&["C-j"]);
     cc.type_text("second\nthird");
-    cc.keys(&["Enter"]);
-    cc.expect_prompt("first\nsecond\nthird");
+    cc.enter_expect("first\nsecond\nthird");
 }
 
 // ---------------------------------------------------------------------------
