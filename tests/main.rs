@@ -2,6 +2,7 @@
 
 mod agent_window;
 mod background;
+mod claude_facts;
 mod doctor;
 mod e2e_agent;
 mod e2e_chief;
