@@ -683,6 +683,10 @@ fn message_text(message: &Value) -> String {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_editor_argv() {
     // Two spaces make an empty argument; quotes and `$HOME` stay literal: no shell.
@@ -702,6 +706,10 @@ fn fact_editor_argv() {
     cc.wait_editor_done(&run);
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -743,6 +751,10 @@ fn fact_editor_file() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_editor_visual_wins() {
     let opts = Opts {
@@ -757,6 +769,10 @@ fn fact_editor_visual_wins() {
     cc.enter_expect("FROM VISUAL");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -793,6 +809,10 @@ fn fact_editor_env() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_editor_exit_zero_loads() {
     let Some(cc) = Cc::start("fact_editor_exit_zero_loads", Opts::default()) else {
@@ -814,6 +834,10 @@ fn fact_editor_exit_zero_loads() {
     }
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -842,6 +866,10 @@ fn fact_editor_exit_nonzero_keeps() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_editor_empty_clears() {
     let Some(cc) = Cc::start("fact_editor_empty_clears", Opts::default()) else {
@@ -853,6 +881,10 @@ fn fact_editor_empty_clears() {
     cc.enter_expect("after");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -883,6 +915,10 @@ fn fact_editor_large() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_editor_freezes_claude() {
     let Some(cc) = Cc::start("fact_editor_freezes_claude", Opts::default()) else {
@@ -908,6 +944,10 @@ fn fact_editor_freezes_claude() {
     cc.turn_over(1);
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -977,6 +1017,10 @@ fn fact_editor_screen() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_editor_keys_queued() {
     let Some(cc) = Cc::start("fact_editor_keys_queued", Opts::default()) else {
@@ -994,6 +1038,10 @@ fn fact_editor_keys_queued() {
     assert_eq!(cc.sandbox.api.prompts(), ["AFTERtyped\nZ"]);
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1033,6 +1081,10 @@ fn fact_editor_ctrl_c() {
     assert_eq!(status, 0);
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_editor_context_block() {
     let Some(cc) = Cc::start_with(
@@ -1073,6 +1125,10 @@ fn fact_editor_context_block() {
     cc.enter_expect("edited");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1143,6 +1199,10 @@ fn fact_editor_exit_notices() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_chief_auto_submit() {
     let Some(cc) = Cc::start("fact_chief_auto_submit", Opts::default()) else {
@@ -1162,6 +1222,10 @@ fn fact_chief_auto_submit() {
 // Session registry, hooks, transcript
 // ---------------------------------------------------------------------------
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1199,6 +1263,10 @@ fn fact_session_registry() {
     assert!(!path.exists(), "the registry file outlived claude");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1258,6 +1326,10 @@ fn fact_hooks_settings_flag() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_hook_session_start() {
     let Some(cc) = Cc::start("fact_hook_session_start", Opts::default()) else {
@@ -1282,6 +1354,10 @@ fn fact_hook_session_start() {
     cc.expect_prompt("right after start");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1316,6 +1392,10 @@ fn fact_box_type_ahead() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_hook_user_prompt_submit() {
     let Some(cc) = Cc::start("fact_hook_user_prompt_submit", Opts::default()) else {
@@ -1336,6 +1416,10 @@ fn fact_hook_user_prompt_submit() {
     cc.expect_prompt(&text);
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1366,6 +1450,10 @@ fn fact_hook_stop() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_hook_stop_failure() {
     let Some(cc) = Cc::start("fact_hook_stop_failure", Opts::default()) else {
@@ -1385,6 +1473,10 @@ fn fact_hook_stop_failure() {
     assert!(cc.named("Stop").is_empty(), "an API error gave Stop");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1419,6 +1511,10 @@ fn fact_hook_message_display() {
     assert_eq!(text, "line 1\nline 2\nline 3");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1459,6 +1555,10 @@ fn fact_hook_notification_permission() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_hook_env() {
     let opts = Opts {
@@ -1477,6 +1577,10 @@ fn fact_hook_env() {
     assert_eq!(env["TMUX_PANE"], cc.pane.as_str(), "{env}");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1539,6 +1643,10 @@ fn fact_compact_command() {
     assert_eq!(stops_after, 1, "no Stop for /compact: {names:?}");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1626,6 +1734,10 @@ fn fact_transcript() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_session_id_flag() {
     let id = uuid::Uuid::new_v4().to_string();
@@ -1654,6 +1766,10 @@ fn fact_session_id_flag() {
     );
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1735,6 +1851,10 @@ fn fact_session_resume() {
     assert!(body.contains("second turn"), "the fork lost the history");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1851,6 +1971,10 @@ fn prompt(s: &str) -> Fate {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_box_leading_slash() {
     let Some(cc) = Cc::start("fact_box_leading_slash", Opts::default()) else {
@@ -1905,6 +2029,10 @@ fn fact_box_leading_slash() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_box_leading_slash_disabled() {
     let opts = Opts {
@@ -1923,6 +2051,10 @@ fn fact_box_leading_slash_disabled() {
     assert_eq!(got, [Fate::Nothing, Fate::Nothing, prompt("\\/review x")]);
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1978,6 +2110,10 @@ fn fact_box_paste() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_box_leading_other() {
     let Some(cc) = Cc::start("fact_box_leading_other", Opts::default()) else {
@@ -2023,6 +2159,10 @@ fn fact_box_leading_other() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_box_escape_interrupts() {
     let Some(cc) = Cc::start("fact_box_escape_interrupts", Opts::default()) else {
@@ -2047,6 +2187,10 @@ fn fact_box_escape_interrupts() {
     assert!(cc.named("StopFailure").is_empty());
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -2088,6 +2232,10 @@ fn fact_box_escape_clears() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_box_lf_newline() {
     let Some(cc) = Cc::start("fact_box_lf_newline", Opts::default()) else {
@@ -2104,6 +2252,10 @@ fn fact_box_lf_newline() {
 // Starting Claude Code
 // ---------------------------------------------------------------------------
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -2181,6 +2333,10 @@ fn fact_startup_dialogs() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_trust_key() {
     let test = "fact_trust_key";
@@ -2218,6 +2374,10 @@ fn fact_trust_key() {
     assert!(!cc.screen().contains("trust this folder"));
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -2268,6 +2428,10 @@ fn fact_permission_mode_default() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[test]
 fn fact_offline_env() {
     let Some(cc) = Cc::start("fact_offline_env", Opts::default()) else {
@@ -2284,6 +2448,10 @@ fn fact_offline_env() {
     assert!(kinds.contains(&RequestKind::Prompt), "{kinds:?}");
 }
 
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
