@@ -21,3 +21,4 @@ pub mod state;
 pub mod team;
 pub mod time;
 pub mod watch;
+pub mod worktree;

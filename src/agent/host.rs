@@ -41,6 +41,9 @@ pub struct HostOptions {
     pub roles: Vec<String>,
     /// Echo task headers and output to stdout (the agent's window).
     pub echo: bool,
+    /// Issue 15: the agent's own git worktree (the host already runs in it, see
+    /// `cli::wrap`). Recorded in status.json; each task's changed files go in done.json.
+    pub worktree: Option<crate::state::AgentWorktree>,
 }
 
 enum HostEvent {
@@ -68,6 +71,8 @@ struct Running {
     /// Claude driver: when the delivery was acknowledged, and when the turn ended.
     acked_at_us: Option<u64>,
     turn_ended_at_us: Option<u64>,
+    /// Issue 15: the worktree as the task found it, to count the files it changed.
+    snapshot: Option<crate::worktree::diff::Snapshot>,
 }
 
 struct Host {
@@ -132,6 +137,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         Err(e) => warn(&format!("ignoring the old status: {e:#}")),
     }
     status.tmux = tmux_location();
+    status.worktree = opts.worktree.clone(); // issue 15
     status.save(state)?;
 
     let mut host = Host {
@@ -388,6 +394,7 @@ impl Host {
             human_input: false,
             acked_at_us: None,
             turn_ended_at_us: None,
+            changes: None,
         };
         let title = task.map_or_else(|| id.to_string(), |t| t.title);
         self.after_task(id, &title, done);
@@ -395,6 +402,8 @@ impl Host {
 
     fn start(&mut self, task: TaskEnvelope, claimed_at_us: u64) -> Result<()> {
         let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
+        // Issue 15: a worktree agent's tree before the task, to say what the task changed.
+        let snapshot = crate::worktree::diff::task_snapshot(self.opts.worktree.as_ref());
         let started_at_us = now_us();
         let (handle, sink) = match &mut self.claude {
             // The hosted Claude Code gets the task in its box; its hooks report the end,
@@ -434,6 +443,7 @@ impl Host {
             human_input: false,
             acked_at_us: None,
             turn_ended_at_us: None,
+            snapshot,
         });
         if let Err(e) = self.watcher.watch(&task_dir) {
             warn(&format!(
@@ -552,6 +562,8 @@ impl Host {
             human_input: r.human_input,
             acked_at_us: r.acked_at_us,
             turn_ended_at_us: r.turn_ended_at_us,
+            // Issue 15: the files this task changed in the agent's worktree.
+            changes: crate::worktree::diff::task_changes(r.snapshot.as_ref(), self.opts.worktree.as_ref()),
         };
         self.watcher.unwatch(&self.state.task_dir(&r.task.id));
         self.after_task(&r.task.id, &r.task.title, done);

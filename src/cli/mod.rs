@@ -7,6 +7,7 @@ mod demo;
 mod hook;
 mod status;
 mod verbs;
+mod worktree;
 mod wrap;
 
 pub use hook::{HookCli, hook_main};

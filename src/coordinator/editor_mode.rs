@@ -212,7 +212,7 @@ fn single_file(agent: &AgentName, report: Report, user_text: &[u8]) -> Vec<u8> {
             agent,
             &report.task,
             elapsed_us,
-            report.done.human_input,
+            &report.done,
             &answer,
         ),
         (outcome, _) => {

@@ -13,6 +13,7 @@ mod status;
 mod task;
 
 pub use dir::{STATE_DIR_ENV, StateDir};
+pub(crate) use dir::ensure_private_dir;
 pub use file::{
     Durability, MAX_FILE_BYTES, atomic_create, atomic_write, atomic_write_with, file_is_temp,
     read_json, read_optional, write_json,
@@ -21,8 +22,12 @@ pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
 pub use lock::{HostLock, lock_holder};
 pub use name::AgentName;
 pub use outbox::{ChiefId, OutboxEntry, chief_id};
-pub use status::{AgentInfo, AgentState, AgentStatus, RecentTask, TaskRef, TmuxLocation};
-pub use task::{CancelRequest, Done, FinishedBy, Outcome, Requester, TaskEnvelope, TaskId};
+pub use status::{
+    AgentInfo, AgentState, AgentStatus, AgentWorktree, RecentTask, TaskRef, TmuxLocation,
+};
+pub use task::{
+    CancelRequest, Done, FinishedBy, Outcome, Requester, TaskChanges, TaskEnvelope, TaskId,
+};
 
 /// The format version written into every JSON state file. Readers refuse other versions
 /// with a message naming the file, rather than misreading it.

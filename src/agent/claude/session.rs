@@ -155,6 +155,9 @@ pub struct ClaudeConfig {
     pub program: PathBuf,
     /// Arguments after `--` on the agent-wrap command line.
     pub extra_args: Vec<String>,
+    /// Issue 15 (`agent-wrap NAME2 --fork NAME`): the session whose conversation a new
+    /// session starts as a copy of (docs/claude-code.md#fork-session).
+    pub fork_from: Option<String>,
 }
 
 /// A running Claude Code.
@@ -229,6 +232,11 @@ impl Session {
         cmd.arg(settings);
         cmd.arg(if resume { "--resume" } else { "--session-id" });
         cmd.arg(session_id);
+        // Issue 15: a new session that begins as a copy of another; `--session-id` names
+        // the copy (docs/claude-code.md#fork-session).
+        if let (false, Some(from)) = (resume, &config.fork_from) {
+            cmd.args(["--resume", from, "--fork-session"]);
+        }
         cmd.args(&config.extra_args);
         if let Ok(dir) = std::env::current_dir() {
             cmd.cwd(dir);
