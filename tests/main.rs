@@ -13,3 +13,4 @@ mod routes;
 mod up;
 mod verbs;
 mod view;
+mod worktree;

@@ -563,7 +563,10 @@ impl Host {
             acked_at_us: r.acked_at_us,
             turn_ended_at_us: r.turn_ended_at_us,
             // Issue 15: the files this task changed in the agent's worktree.
-            changes: crate::worktree::diff::task_changes(r.snapshot.as_ref(), self.opts.worktree.as_ref()),
+            changes: crate::worktree::diff::task_changes(
+                r.snapshot.as_ref(),
+                self.opts.worktree.as_ref(),
+            ),
         };
         self.watcher.unwatch(&self.state.task_dir(&r.task.id));
         self.after_task(&r.task.id, &r.task.title, done);

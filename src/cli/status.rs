@@ -97,7 +97,11 @@ pub fn run(as_json: bool) -> Result<i32> {
             .unwrap_or_default();
         let window = row["tmux"]["window"].as_str().unwrap_or("-");
         let wt = &row["worktree"];
-        let branch = match (wt["branch"].as_str(), wt["ahead"].as_u64(), wt["behind"].as_u64()) {
+        let branch = match (
+            wt["branch"].as_str(),
+            wt["ahead"].as_u64(),
+            wt["behind"].as_u64(),
+        ) {
             (Some(b), Some(ahead), Some(behind)) => {
                 format!("{b} ↑{ahead} ↓{behind} vs {}", text(&wt["base"]))
             }

@@ -76,7 +76,10 @@ pub fn merge(name: &str, squash: bool, into: Option<&str>) -> Result<i32> {
     };
     match worktree::merge::merge(&rec, &opts)? {
         Outcome::UpToDate { target } => {
-            println!("nothing to merge: {target} has all of {}'s work", rec.branch);
+            println!(
+                "nothing to merge: {target} has all of {}'s work",
+                rec.branch
+            );
         }
         Outcome::Merged {
             target,
@@ -158,7 +161,11 @@ pub fn forget(name: &str, with_worktree: bool, force: bool) -> Result<i32> {
                 );
             }
             worktree::forget::remove(rec)?;
-            println!("removed worktree {} and branch {}", rec.path.display(), rec.branch);
+            println!(
+                "removed worktree {} and branch {}",
+                rec.path.display(),
+                rec.branch
+            );
         }
         (Some(rec), false) => kept = Some(rec),
         (None, true) => println!("agent @{name} had no worktree"),

@@ -113,14 +113,13 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
     let worktree = if cli.worktree {
         let req = crate::worktree::Request {
             base: cli.base.clone(),
-            fork_of: fork.as_ref().and_then(|(from, _)| {
-                crate::worktree::lookup(from).ok().flatten()
-            }),
+            fork_of: fork
+                .as_ref()
+                .and_then(|(from, _)| crate::worktree::lookup(from).ok().flatten()),
         };
         let cwd = std::env::current_dir().context("no current directory")?;
-        let rec = crate::worktree::prepare(&name, &cwd, &req, &mut |n| {
-            eprintln!("agent-wrap: {n}")
-        })?;
+        let rec =
+            crate::worktree::prepare(&name, &cwd, &req, &mut |n| eprintln!("agent-wrap: {n}"))?;
         // Every driver (the exec command, the hosted Claude Code) starts from the
         // host's working directory: the worktree is where the agent works.
         std::env::set_current_dir(&rec.path)
@@ -147,7 +146,11 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
 
 /// `--fork FROM`: agent FROM and its Claude Code session id, checked before anything
 /// starts.
-fn fork_source(state: &StateDir, name: &AgentName, from: &str) -> anyhow::Result<(AgentName, String)> {
+fn fork_source(
+    state: &StateDir,
+    name: &AgentName,
+    from: &str,
+) -> anyhow::Result<(AgentName, String)> {
     let from = AgentName::parse(from)?;
     if from == *name {
         anyhow::bail!("an agent cannot fork itself; give the copy another name");
@@ -157,8 +160,8 @@ fn fork_source(state: &StateDir, name: &AgentName, from: &str) -> anyhow::Result
         .with_context(|| {
             format!("agent @{from} has no Claude Code conversation to fork (is it a Claude Code agent that has started?)")
         })?;
-    if let Some(old) = crate::state::AgentStatus::load(state, name)?
-        .and_then(|s| s.claude_session_id)
+    if let Some(old) =
+        crate::state::AgentStatus::load(state, name)?.and_then(|s| s.claude_session_id)
     {
         anyhow::bail!(
             "agent @{name} already has a conversation (session {old}); fork into a new name,              or `claude-editor-hook forget {name}` first"

@@ -12,8 +12,8 @@ mod outbox;
 mod status;
 mod task;
 
-pub use dir::{STATE_DIR_ENV, StateDir};
 pub(crate) use dir::ensure_private_dir;
+pub use dir::{STATE_DIR_ENV, StateDir};
 pub use file::{
     Durability, MAX_FILE_BYTES, atomic_create, atomic_write, atomic_write_with, file_is_temp,
     read_json, read_optional, write_json,

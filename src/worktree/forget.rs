@@ -22,7 +22,12 @@ impl Loss {
     pub fn describe(&self, rec: &Record) -> String {
         let mut parts = Vec::new();
         if !self.uncommitted.is_empty() {
-            let shown: Vec<&str> = self.uncommitted.iter().take(10).map(String::as_str).collect();
+            let shown: Vec<&str> = self
+                .uncommitted
+                .iter()
+                .take(10)
+                .map(String::as_str)
+                .collect();
             let more = self.uncommitted.len().saturating_sub(shown.len());
             let more = if more > 0 {
                 format!(" and {more} more")
@@ -66,7 +71,13 @@ pub fn loss(rec: &Record) -> Result<Loss> {
         return Ok(loss);
     }
     // Commits the base lacks, but maybe only by id: would merging change the base?
-    let out = git.output(["merge-tree", "--write-tree", "--no-messages", &base, &rec.branch])?;
+    let out = git.output([
+        "merge-tree",
+        "--write-tree",
+        "--no-messages",
+        &base,
+        &rec.branch,
+    ])?;
     let tree = String::from_utf8_lossy(&out.stdout)
         .lines()
         .next()
@@ -97,4 +108,3 @@ pub fn remove(rec: &Record) -> Result<()> {
     }
     super::remove_record(rec)
 }
-

@@ -45,14 +45,19 @@ impl Git {
         cmd.arg("-C").arg(&self.dir);
         // No pager, no editor, no prompt for credentials: this runs unattended, and its
         // output is ours to parse. Paths come out unquoted (`core.quotePath`).
-        cmd.args(["-c", "core.quotePath=false", "-c", "advice.detachedHead=false"])
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_EDITOR", "true")
-            .env("GIT_PAGER", "cat")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .stdin(Stdio::null());
+        cmd.args([
+            "-c",
+            "core.quotePath=false",
+            "-c",
+            "advice.detachedHead=false",
+        ])
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_EDITOR", "true")
+        .env("GIT_PAGER", "cat")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .stdin(Stdio::null());
         match &self.index {
             Some(index) => cmd.env("GIT_INDEX_FILE", index),
             None => cmd.env_remove("GIT_INDEX_FILE"),
@@ -118,7 +123,12 @@ impl Git {
 
     /// The commit `rev` names, or `None` when it names none.
     pub fn commit_of(&self, rev: &str) -> Result<Option<String>> {
-        let out = self.output(["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])?;
+        let out = self.output([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ])?;
         Ok(out
             .status
             .success()
@@ -153,10 +163,10 @@ impl Git {
             let (code, path) = entry.split_at(entry.len().min(3));
             paths.push(path.to_owned());
             // A rename or copy is followed by its source path.
-            if code.starts_with('R') || code.starts_with('C') {
-                if let Some(from) = fields.next() {
-                    paths.push(from.to_owned());
-                }
+            if (code.starts_with('R') || code.starts_with('C'))
+                && let Some(from) = fields.next()
+            {
+                paths.push(from.to_owned());
             }
         }
         Ok(paths)

@@ -246,7 +246,12 @@ pub fn merge(rec: &Record, opts: &MergeOptions) -> Result<Outcome> {
         None => {
             let tip = wt.run(["rev-parse", "HEAD"])?;
             let mut args = identity(&repo, rec)?;
-            args.extend(["commit-tree".into(), merged_tree, "-p".into(), target_commit.clone()]);
+            args.extend([
+                "commit-tree".into(),
+                merged_tree,
+                "-p".into(),
+                target_commit.clone(),
+            ]);
             if !opts.squash {
                 args.extend(["-p".into(), tip]);
             }
@@ -283,13 +288,29 @@ pub fn merge(rec: &Record, opts: &MergeOptions) -> Result<Outcome> {
 }
 
 /// The real merge in the checkout of the target, aborted if git stops half-way.
-fn merge_in_checkout(rec: &Record, dir: &std::path::Path, squash: bool, msg: &str) -> Result<String> {
+fn merge_in_checkout(
+    rec: &Record,
+    dir: &std::path::Path,
+    squash: bool,
+    msg: &str,
+) -> Result<String> {
     let git = Git::new(dir);
     let mut args = identity(&git, rec)?;
     if squash {
         args.extend(["merge", "--squash", "--quiet", &rec.branch].map(String::from));
     } else {
-        args.extend(["merge", "--no-ff", "--quiet", "--no-edit", "-m", msg, &rec.branch].map(String::from));
+        args.extend(
+            [
+                "merge",
+                "--no-ff",
+                "--quiet",
+                "--no-edit",
+                "-m",
+                msg,
+                &rec.branch,
+            ]
+            .map(String::from),
+        );
     }
     let result = git.run(&args).and_then(|_| {
         if squash {

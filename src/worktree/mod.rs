@@ -151,7 +151,10 @@ pub fn repository(dir: &Path) -> Result<(PathBuf, String)> {
         })
         .take(40)
         .collect();
-    let id = format!("{base}-{:016x}", fnv1a(common.as_os_str().as_encoded_bytes()));
+    let id = format!(
+        "{base}-{:016x}",
+        fnv1a(common.as_os_str().as_encoded_bytes())
+    );
     Ok((main, id))
 }
 
@@ -224,7 +227,10 @@ pub fn prepare(
         })?,
     };
     let base_commit = git.commit_of(&base)?.with_context(|| {
-        format!("--base {base}: no such branch or commit in {}", repo.display())
+        format!(
+            "--base {base}: no such branch or commit in {}",
+            repo.display()
+        )
     })?;
     if git.branch_exists(&branch)? {
         bail!(
@@ -271,8 +277,8 @@ pub fn prepare(
     };
     // A fork starts with the uncommitted work of the agent it continues.
     if let Some(fork) = &req.fork_of {
-        let carried = diff::Snapshot::take(&fork.path)
-            .and_then(|snap| diff::carry_into(&snap, &rec.path));
+        let carried =
+            diff::Snapshot::take(&fork.path).and_then(|snap| diff::carry_into(&snap, &rec.path));
         if let Err(e) = carried {
             note(&format!(
                 "could not carry @{}'s uncommitted changes: {e:#}",
@@ -354,9 +360,7 @@ fn all_records(root: &Path, name: &AgentName) -> Result<Vec<(PathBuf, Record)>> 
 fn find_in(root: &Path, name: &AgentName, cwd: Option<&Path>) -> Result<Record> {
     let mut found = all_records(root, name)?;
     match found.len() {
-        0 => bail!(
-            "agent @{name} has no worktree (start it with `agent-wrap {name} --worktree`)"
-        ),
+        0 => bail!("agent @{name} has no worktree (start it with `agent-wrap {name} --worktree`)"),
         1 => Ok(found.remove(0).1),
         _ => {
             let here = cwd.and_then(|c| repository(c).ok()).map(|(repo, _)| repo);
