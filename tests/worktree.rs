@@ -621,3 +621,245 @@ fn without_worktree_an_agent_works_where_it_was_started() {
     assert!(env.status("plain").unwrap().get("worktree").is_none());
     assert!(status_row(&env, "plain")["worktree"].is_null());
 }
+
+// The real Claude Code, hosted on a worktree.
+
+mod claude {
+    use super::*;
+    use crate::helper::claude::{ClaudeSandbox, require_claude};
+    use crate::helper::fake_api::{RecordedRequest, Reply, RequestKind};
+    use crate::helper::tmux::{TmuxServer, require_tmux};
+
+    const CLAUDE_WAIT: Duration = Duration::from_secs(60);
+
+    struct Team {
+        env: Env,
+        sandbox: ClaudeSandbox,
+        tmux: TmuxServer,
+        claude: PathBuf,
+        /// Each hosted agent's pane, for a failure to show.
+        panes: Vec<(String, String)>,
+    }
+
+    impl Team {
+        /// A sandboxed Claude Code whose project dir is a git repository, and a state dir
+        /// whose worktrees it trusts.
+        fn new(test: &str) -> Option<Team> {
+            let claude = require_claude(test)?;
+            require_tmux(test)?;
+            let env = Env::new();
+            let sandbox = ClaudeSandbox::new();
+            let project = sandbox.project_dir().to_path_buf();
+            git(&project, &["init", "-q", "-b", "main"]);
+            git(&project, &["config", "user.name", "Test User"]);
+            git(&project, &["config", "user.email", "test@example.invalid"]);
+            fs::write(project.join("README"), "project\n").unwrap();
+            commit_all(&project, "start");
+            Some(Team {
+                env,
+                sandbox,
+                tmux: TmuxServer::new(),
+                claude,
+                panes: Vec::new(),
+            })
+        }
+
+        /// Makes agent `name`'s worktree (as an exec agent, stopped at once) and marks
+        /// it trusted in Claude Code's config, so no trust dialog waits in the pane.
+        fn prepare_worktree(&self, name: &str, extra: &[&str]) -> PathBuf {
+            let mut args = vec!["--worktree"];
+            args.extend(extra);
+            args.extend(["--exec", "true"]);
+            let agent = agent_in(&self.env, self.sandbox.project_dir(), name, &args);
+            stop(agent);
+            let wt = fs::canonicalize(worktree_of(&self.env, name)).unwrap();
+            self.sandbox.home.update_config(|config| {
+                config["projects"][wt.display().to_string()] = serde_json::json!({
+                    "hasTrustDialogAccepted": true,
+                    "hasCompletedProjectOnboarding": true,
+                    "projectOnboardingSeenCount": 1,
+                    "allowedTools": [],
+                });
+            });
+            wt
+        }
+
+        /// Starts `agent-wrap NAME ARGS… --claude CLAUDE` in its own tmux session and
+        /// waits until its Claude Code is ready.
+        fn host(&mut self, name: &str, args: &[&str]) -> String {
+            let mut vars = self.sandbox.env();
+            vars.push((
+                "CLAUDE_AGENTS_DIR".into(),
+                self.env.state.display().to_string(),
+            ));
+            let trace = self.sandbox.path().join(format!("trace-{name}.log"));
+            vars.push(("AGENT_WRAP_DEBUG".into(), trace.display().to_string()));
+            let mut cmd = vec![WRAP.to_owned(), name.to_owned()];
+            cmd.extend(args.iter().map(|a| a.to_string()));
+            cmd.extend(["--claude".into(), self.claude.display().to_string()]);
+            // The tool call writes a file: no permission prompt for it.
+            cmd.extend([
+                "--".into(),
+                "--permission-mode".into(),
+                "bypassPermissions".into(),
+            ]);
+            let project = self.sandbox.project_dir().to_path_buf();
+            let pane = self.tmux.new_session(name, &project, &vars, &cmd);
+            let (env, tmux) = (&self.env, &self.tmux);
+            wait_until(
+                CLAUDE_WAIT,
+                &format!("@{name}'s Claude Code to start"),
+                || {
+                    env.status(name)
+                        .filter(|s| s["status"] == "idle" && s["driver"] == "claude")
+                        .map(|_| ())
+                        .or_else(|| {
+                            assert!(
+                                !tmux.pane_dead(&pane),
+                                "agent-wrap died:\n{}",
+                                tmux.capture_history(&pane)
+                            );
+                            None
+                        })
+                },
+            );
+            self.panes.push((name.to_owned(), pane.clone()));
+            pane
+        }
+
+        fn session_of(&self, name: &str) -> String {
+            self.env.status(name).unwrap()["claude_session_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+
+        fn ask(&self, name: &str, prompt: &str) -> (String, String) {
+            let (mut hook, file) = self.env.spawn_hook(format!("@{name} {prompt}").as_bytes());
+            let status =
+                crate::helper::wait::wait_until_or(CLAUDE_WAIT, || hook.try_wait().unwrap());
+            let Some(status) = status else {
+                let _ = hook.kill();
+                panic!(
+                    "@{name} did not answer {prompt:?}; screens:\n{}",
+                    self.screens()
+                );
+            };
+            assert!(status.success());
+            let (head, body) = head_and_body(&fs::read(file).unwrap());
+            if !head.starts_with(&format!("[@{name} · task ")) {
+                panic!("{head}\nscreens:\n{}", self.screens());
+            }
+            (head, text(&body))
+        }
+
+        /// Every agent's screen and host trace, for a failure to show.
+        fn screens(&self) -> String {
+            let screens: Vec<String> = self
+                .panes
+                .iter()
+                .map(|(n, p)| {
+                    let trace = self.sandbox.path().join(format!("trace-{n}.log"));
+                    let trace = fs::read_to_string(trace).unwrap_or_default();
+                    format!("@{n}:\n{}\ntrace:\n{trace}", self.tmux.capture(p))
+                })
+                .collect();
+            screens.join("\n")
+        }
+
+        /// The prompt request that carried `prompt`.
+        fn request_for(&self, prompt: &str) -> RecordedRequest {
+            self.sandbox
+                .api
+                .requests()
+                .into_iter()
+                .find(|r| r.kind == RequestKind::Prompt && r.prompt == prompt)
+                .unwrap_or_else(|| panic!("no request for {prompt:?}"))
+        }
+    }
+
+    #[test]
+    fn a_hosted_claude_on_a_worktree_runs_there_and_its_bash_tool_writes_there() {
+        let Some(mut team) =
+            Team::new("a_hosted_claude_on_a_worktree_runs_there_and_its_bash_tool_writes_there")
+        else {
+            return;
+        };
+        let wt = team.prepare_worktree("coder", &[]);
+        team.sandbox.api.set_reply(|prompt| {
+            if prompt.contains("write the file") {
+                Reply::BashToolUse {
+                    command: "pwd > from-claude.txt && echo written".into(),
+                }
+            } else {
+                Reply::Text(format!("FAKE-REPLY: {prompt}"))
+            }
+        });
+        team.host("coder", &["--worktree"]);
+        let (head, body) = team.ask("coder", "write the file");
+        assert_eq!(body, "FAKE-TOOL-DONE: written");
+        assert!(
+            head.ends_with(" · 1 file changed on agent/coder]"),
+            "{head}"
+        );
+        // Claude Code's working directory was the worktree: `pwd` wrote it, there.
+        assert_eq!(
+            fs::read_to_string(wt.join("from-claude.txt"))
+                .unwrap()
+                .trim(),
+            wt.display().to_string()
+        );
+        let project = team.sandbox.project_dir();
+        assert!(!project.join("from-claude.txt").exists());
+        assert_eq!(git(project, &["status", "--porcelain"]), "");
+        assert_eq!(stat_files(&team.env, project, "coder"), ["from-claude.txt"]);
+    }
+
+    #[test]
+    fn a_fork_starts_with_the_originals_conversation_and_they_part_ways() {
+        let Some(mut team) =
+            Team::new("a_fork_starts_with_the_originals_conversation_and_they_part_ways")
+        else {
+            return;
+        };
+        team.prepare_worktree("orig", &[]);
+        team.host("orig", &["--worktree"]);
+        let (_, body) = team.ask("orig", "remember the word alpha");
+        assert_eq!(body, "FAKE-REPLY: remember the word alpha");
+        let orig_session = team.session_of("orig");
+
+        let fork_wt = team.prepare_worktree("forky", &["--base", "agent/orig"]);
+        team.host("forky", &["--fork", "orig", "--worktree"]);
+        let fork_session = team.session_of("forky");
+        assert_ne!(
+            fork_session, orig_session,
+            "the fork is a session of its own"
+        );
+        let (_, body) = team.ask("forky", "what was the word");
+        assert_eq!(body, "FAKE-REPLY: what was the word");
+        let first = team.request_for("what was the word");
+        let carried = first.body["messages"].to_string();
+        assert!(
+            carried.contains("remember the word alpha"),
+            "the fork's first request carries the original's turns: {carried}"
+        );
+        assert_eq!(first.session_header.as_deref(), Some(fork_session.as_str()));
+
+        let (_, body) = team.ask("orig", "and now");
+        assert_eq!(body, "FAKE-REPLY: and now");
+        let next = team.request_for("and now");
+        let orig_context = next.body["messages"].to_string();
+        assert!(orig_context.contains("remember the word alpha"));
+        assert!(
+            !orig_context.contains("what was the word"),
+            "the original does not see the fork's turn: {orig_context}"
+        );
+        assert_eq!(team.session_of("orig"), orig_session);
+        assert_eq!(
+            git(&fork_wt, &["symbolic-ref", "--short", "HEAD"]),
+            "agent/forky"
+        );
+        let status = team.env.status("forky").unwrap();
+        assert_eq!(status["worktree"]["base"], "agent/orig");
+    }
+}

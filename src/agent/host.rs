@@ -191,8 +191,13 @@ impl Host {
             let result = match event {
                 HostEvent::Changed => {
                     self.read_claude_events();
-                    if let (Some(c), Some(dir)) = (&mut self.claude, &self.claude_sessions) {
-                        c.registry_changed(dir);
+                    let update = match (&mut self.claude, &self.claude_sessions) {
+                        (Some(c), Some(dir)) => c.registry_changed(dir),
+                        _ => None,
+                    };
+                    // Issue 15: a fork becomes ready on its registry (see Session).
+                    if let Some(update) = update {
+                        self.apply(update);
                     }
                     self.check_cancel()
                 }
@@ -843,7 +848,16 @@ impl Host {
         };
         let result = match update {
             Update::Ready { session_id } => {
-                self.status.claude_session_id = Some(session_id);
+                // Issue 15: Claude Code 2.1.197 names the session a fork was made from in
+                // the fork's SessionStart (docs/claude-code.md#fork-session); the fork keeps
+                // the id it was started with, or a restart would resume the original.
+                let fork_source = match &self.opts.driver {
+                    Driver::Claude(c) => c.fork_from.as_deref(),
+                    _ => None,
+                };
+                if fork_source != Some(session_id.as_str()) {
+                    self.status.claude_session_id = Some(session_id);
+                }
                 let state = if self.running.is_some() {
                     AgentState::Working
                 } else {

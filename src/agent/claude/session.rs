@@ -193,6 +193,9 @@ pub struct Session {
     /// A task interrupted by the previous Claude Code, which `--resume` may put back
     /// into the box: cleared once this one is ready.
     clear_first: Option<String>,
+    /// Issue 15: a fork's SessionStart came, but its box may not take keys yet; ready
+    /// once the registry says idle (or at the backstop).
+    fork_pending: bool,
     tx: Sender<ClaudeEvent>,
 }
 
@@ -321,6 +324,7 @@ impl Session {
             user_editor: None,
             registry: None,
             clear_first: clear_first.map(|p| escape_leading_command(&p)),
+            fork_pending: false,
             tx,
         })
     }
@@ -500,10 +504,13 @@ impl Session {
     /// Reads Claude Code's own session registry (`~/.claude/sessions/<pid>.json`, docs/claude-code.md#session-registry
     /// 4.6). An interrupt fires no hook, but the registry goes `idle`: if our turn is
     /// still open then, a Stop must follow soon, or the turn was interrupted.
-    pub fn registry_changed(&mut self, sessions_dir: &Path) {
+    pub fn registry_changed(&mut self, sessions_dir: &Path) -> Option<Update> {
         self.registry = Some(sessions_dir.join(format!("{}.json", self.pid)));
         if !self.registry_idle() {
-            return;
+            return None;
+        }
+        if self.fork_pending {
+            return self.fork_ready();
         }
         if self.human_turn {
             self.timer(STOP_GRACE_AFTER_IDLE, ClaudeEvent::HumanIdleCheck);
@@ -519,6 +526,16 @@ impl Session {
             }
             _ => {}
         }
+        None
+    }
+
+    /// Issue 15: the forked session takes input now.
+    fn fork_ready(&mut self) -> Option<Update> {
+        self.fork_pending = false;
+        self.ready = true;
+        Some(Update::Ready {
+            session_id: self.session_id.clone(),
+        })
     }
 
     /// Returns true if and only if Claude Code's registry says it is idle.
@@ -551,6 +568,10 @@ impl Session {
                 };
                 self.timer(Duration::ZERO, ClaudeEvent::Clear(self.nonce));
                 Some(Update::HumanInterrupted)
+            }
+            // Issue 15: the backstop for a fork whose registry never said idle.
+            (ClaudeEvent::StartCheck(g), _) if *g == self.generation && self.fork_pending => {
+                self.fork_ready()
             }
             (ClaudeEvent::StartCheck(g), _) if *g == self.generation && !self.ready => {
                 Some(Update::DialogOpen)
@@ -616,8 +637,20 @@ impl Session {
         let name = event["hook_event_name"].as_str().unwrap_or("");
         let text = |key: &str| event[key].as_str().unwrap_or("").to_owned();
         match name {
+            // Issue 15: Claude Code 2.1.332 reports a fork's SessionStart before its box
+            // takes keys, and a Ctrl-G sent then is lost (docs/claude-code.md#fork-session):
+            // the fork is ready once its registry entry says idle.
+            "SessionStart" if event["source"] == "fork" && !self.ready && !self.registry_idle() => {
+                if let Some(id) = event["session_id"].as_str() {
+                    self.session_id = id.to_owned();
+                }
+                self.fork_pending = true;
+                self.timer(START_CHECK, ClaudeEvent::StartCheck(self.generation));
+                None
+            }
             "SessionStart" => {
                 self.ready = true;
+                self.fork_pending = false;
                 if let Some(id) = event["session_id"].as_str() {
                     self.session_id = id.to_owned();
                 }
