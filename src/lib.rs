@@ -9,6 +9,8 @@
 //! - [`watch`], [`doorbell`], [`signals`], [`process`]: the event sources that feed the two
 //!   event loops.
 //! - [`directive`]: what an `@NAME …` prompt means.
+//! - [`worktree`]: an agent's own git worktree and branch (`diff`, `merge`, `sync`,
+//!   `forget`).
 
 pub mod agent;
 pub mod cli;

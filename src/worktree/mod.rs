@@ -29,7 +29,7 @@ pub use git::Git;
 /// Every agent branch is `agent/<name>`.
 pub const BRANCH_PREFIX: &str = "agent/";
 
-/// Overrides where worktrees live (else under `$XDG_STATE_HOME`).
+/// The directory name of the worktree root (see [`root`]).
 pub const WORKTREES_DIR: &str = "worktrees";
 
 /// `<root>/<repo-id>/<name>.json`: one agent's worktree, written when it is created.
