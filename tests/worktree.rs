@@ -673,15 +673,20 @@ mod claude {
             let agent = agent_in(&self.env, self.sandbox.project_dir(), name, &args);
             stop(agent);
             let wt = fs::canonicalize(worktree_of(&self.env, name)).unwrap();
+            self.trust(&wt);
+            wt
+        }
+
+        /// Marks `dir` trusted in Claude Code's config (docs/claude-code.md#trust-key).
+        fn trust(&self, dir: &Path) {
             self.sandbox.home.update_config(|config| {
-                config["projects"][wt.display().to_string()] = serde_json::json!({
+                config["projects"][dir.display().to_string()] = serde_json::json!({
                     "hasTrustDialogAccepted": true,
                     "hasCompletedProjectOnboarding": true,
                     "projectOnboardingSeenCount": 1,
                     "allowedTools": [],
                 });
             });
-            wt
         }
 
         /// Starts `agent-wrap NAME ARGS… --claude CLAUDE` in its own tmux session and
@@ -822,14 +827,28 @@ mod claude {
         else {
             return;
         };
-        team.prepare_worktree("orig", &[]);
+        let orig_wt = team.prepare_worktree("orig", &[]);
         team.host("orig", &["--worktree"]);
         let (_, body) = team.ask("orig", "remember the word alpha");
         assert_eq!(body, "FAKE-REPLY: remember the word alpha");
         let orig_session = team.session_of("orig");
 
-        let fork_wt = team.prepare_worktree("forky", &["--base", "agent/orig"]);
+        // The original's uncommitted work goes with the fork, and stays in the original.
+        fs::write(orig_wt.join("draft.txt"), "half done\n").unwrap();
+        // Worktrees of one repository are siblings, named after their agents.
+        let fork_wt = orig_wt.parent().unwrap().join("forky");
+        team.trust(&fork_wt);
         team.host("forky", &["--fork", "orig", "--worktree"]);
+        assert_eq!(
+            fs::canonicalize(worktree_of(&team.env, "forky")).unwrap(),
+            fork_wt
+        );
+        assert_eq!(
+            fs::read_to_string(fork_wt.join("draft.txt")).unwrap(),
+            "half done\n"
+        );
+        assert_eq!(git(&fork_wt, &["status", "--porcelain"]), "?? draft.txt");
+        assert_eq!(git(&orig_wt, &["status", "--porcelain"]), "?? draft.txt");
         let fork_session = team.session_of("forky");
         assert_ne!(
             fork_session, orig_session,

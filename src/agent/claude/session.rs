@@ -193,9 +193,9 @@ pub struct Session {
     /// A task interrupted by the previous Claude Code, which `--resume` may put back
     /// into the box: cleared once this one is ready.
     clear_first: Option<String>,
-    /// Issue 15: a fork's SessionStart came, but its box may not take keys yet; ready
-    /// once the registry says idle (or at the backstop).
-    fork_pending: bool,
+    /// Issue 15: SessionStart came, but the box may not take keys yet; ready once the
+    /// registry says idle (or at the START_CHECK backstop).
+    start_pending: bool,
     tx: Sender<ClaudeEvent>,
 }
 
@@ -324,7 +324,7 @@ impl Session {
             user_editor: None,
             registry: None,
             clear_first: clear_first.map(|p| escape_leading_command(&p)),
-            fork_pending: false,
+            start_pending: false,
             tx,
         })
     }
@@ -509,8 +509,8 @@ impl Session {
         if !self.registry_idle() {
             return None;
         }
-        if self.fork_pending {
-            return self.fork_ready();
+        if self.start_pending {
+            return self.become_ready();
         }
         if self.human_turn {
             self.timer(STOP_GRACE_AFTER_IDLE, ClaudeEvent::HumanIdleCheck);
@@ -529,10 +529,18 @@ impl Session {
         None
     }
 
-    /// Issue 15: the forked session takes input now.
-    fn fork_ready(&mut self) -> Option<Update> {
-        self.fork_pending = false;
+    /// Claude Code takes input now (its SessionStart came, and its registry says idle).
+    fn become_ready(&mut self) -> Option<Update> {
         self.ready = true;
+        self.start_pending = false;
+        if let Some(text) = self.clear_first.take() {
+            self.nonce = next_nonce();
+            self.phase = Phase::Clearing {
+                nonce: self.nonce,
+                text,
+            };
+            self.timer(INTERRUPT_SETTLE, ClaudeEvent::Clear(self.nonce));
+        }
         Some(Update::Ready {
             session_id: self.session_id.clone(),
         })
@@ -569,9 +577,9 @@ impl Session {
                 self.timer(Duration::ZERO, ClaudeEvent::Clear(self.nonce));
                 Some(Update::HumanInterrupted)
             }
-            // Issue 15: the backstop for a fork whose registry never said idle.
-            (ClaudeEvent::StartCheck(g), _) if *g == self.generation && self.fork_pending => {
-                self.fork_ready()
+            // Issue 15: the backstop for a start whose registry never said idle.
+            (ClaudeEvent::StartCheck(g), _) if *g == self.generation && self.start_pending => {
+                self.become_ready()
             }
             (ClaudeEvent::StartCheck(g), _) if *g == self.generation && !self.ready => {
                 Some(Update::DialogOpen)
@@ -637,34 +645,20 @@ impl Session {
         let name = event["hook_event_name"].as_str().unwrap_or("");
         let text = |key: &str| event[key].as_str().unwrap_or("").to_owned();
         match name {
-            // Issue 15: Claude Code 2.1.332 reports a fork's SessionStart before its box
-            // takes keys, and a Ctrl-G sent then is lost (docs/claude-code.md#fork-session):
-            // the fork is ready once its registry entry says idle.
-            "SessionStart" if event["source"] == "fork" && !self.ready && !self.registry_idle() => {
-                if let Some(id) = event["session_id"].as_str() {
-                    self.session_id = id.to_owned();
-                }
-                self.fork_pending = true;
-                self.timer(START_CHECK, ClaudeEvent::StartCheck(self.generation));
-                None
-            }
             "SessionStart" => {
-                self.ready = true;
-                self.fork_pending = false;
                 if let Some(id) = event["session_id"].as_str() {
                     self.session_id = id.to_owned();
                 }
-                if let Some(text) = self.clear_first.take() {
-                    self.nonce = next_nonce();
-                    self.phase = Phase::Clearing {
-                        nonce: self.nonce,
-                        text,
-                    };
-                    self.timer(INTERRUPT_SETTLE, ClaudeEvent::Clear(self.nonce));
+                // Issue 15: Claude Code 2.1.332 fires a fork's SessionStart before its box
+                // takes keys, and a Ctrl-G sent then is lost (docs/claude-code.md#fork-session):
+                // a fork is ready once its registry entry says idle, or after START_CHECK
+                // at the latest.
+                if event["source"] == "fork" && !self.ready && !self.registry_idle() {
+                    self.start_pending = true;
+                    self.timer(START_CHECK, ClaudeEvent::StartCheck(self.generation));
+                    return None;
                 }
-                Some(Update::Ready {
-                    session_id: self.session_id.clone(),
-                })
+                self.become_ready()
             }
             "Probe" => self.on_probe(event),
             "UserPromptSubmit" => match &self.phase {
