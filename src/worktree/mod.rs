@@ -350,7 +350,10 @@ fn all_records(root: &Path, name: &AgentName) -> Result<Vec<(PathBuf, Record)>> 
     let mut found = Vec::new();
     for dir in dirs.flatten() {
         let file = dir.path().join(format!("{name}.json"));
-        if let Some(rec) = read_json::<Record>(&file)? {
+        // A record is only ever the one of the agent it is named after.
+        if let Some(rec) = read_json::<Record>(&file)?
+            && rec.agent == *name
+        {
             found.push((file, rec));
         }
     }
