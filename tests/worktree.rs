@@ -206,6 +206,25 @@ fn an_exec_agent_on_a_worktree_leaves_the_main_checkout_alone_and_diff_shows_its
         "{diff}"
     );
     assert!(!diff.contains('\x1b'), "no colour when not on a terminal");
+    // On a terminal (a pty from util-linux `script`), the diff is in colour.
+    assert!(
+        crate::helper::claude::find_on_path("script").is_some(),
+        "this test needs util-linux `script` for a pty"
+    );
+    let on_tty = output_with_timeout(
+        env.cmd("script").current_dir(&repo).args([
+            "-qec",
+            &format!("{HOOK} diff coder"),
+            "/dev/null",
+        ]),
+        SECS,
+    );
+    assert!(on_tty.status.success(), "{}", text(&on_tty.stderr));
+    assert!(
+        text(&on_tty.stdout).contains("\x1b[32mmore"),
+        "colour on a terminal: {:?}",
+        text(&on_tty.stdout)
+    );
     // Uncommitted work is shown, and the agent's own index is left as it was.
     assert_eq!(git(&wt, &["diff", "--cached", "--name-only"]), "");
 
