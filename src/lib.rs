@@ -10,6 +10,8 @@
 //!   event loops.
 //! - [`directive`]: what an `@NAME …` prompt means.
 //! - [`doctor`]: the setup checks of `claude-editor-hook doctor`.
+//! - [`worktree`]: an agent's own git worktree and branch (`diff`, `merge`, `sync`,
+//!   `forget`).
 
 pub mod agent;
 pub mod cli;
@@ -23,3 +25,4 @@ pub mod state;
 pub mod team;
 pub mod time;
 pub mod watch;
+pub mod worktree;

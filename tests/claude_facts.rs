@@ -683,10 +683,6 @@ fn message_text(message: &Value) -> String {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_editor_argv() {
     // Two spaces make an empty argument; quotes and `$HOME` stay literal: no shell.
@@ -706,10 +702,6 @@ fn fact_editor_argv() {
     cc.wait_editor_done(&run);
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -751,10 +743,6 @@ fn fact_editor_file() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_editor_visual_wins() {
     let opts = Opts {
@@ -769,10 +757,6 @@ fn fact_editor_visual_wins() {
     cc.enter_expect("FROM VISUAL");
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -809,10 +793,6 @@ fn fact_editor_env() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_editor_exit_zero_loads() {
     let Some(cc) = Cc::start("fact_editor_exit_zero_loads", Opts::default()) else {
@@ -834,10 +814,6 @@ fn fact_editor_exit_zero_loads() {
     }
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -866,10 +842,6 @@ fn fact_editor_exit_nonzero_keeps() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_editor_empty_clears() {
     let Some(cc) = Cc::start("fact_editor_empty_clears", Opts::default()) else {
@@ -881,10 +853,6 @@ fn fact_editor_empty_clears() {
     cc.enter_expect("after");
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -915,10 +883,6 @@ fn fact_editor_large() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_editor_freezes_claude() {
     let Some(cc) = Cc::start("fact_editor_freezes_claude", Opts::default()) else {
@@ -944,10 +908,6 @@ fn fact_editor_freezes_claude() {
     cc.turn_over(1);
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1017,10 +977,6 @@ fn fact_editor_screen() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_editor_keys_queued() {
     let Some(cc) = Cc::start("fact_editor_keys_queued", Opts::default()) else {
@@ -1038,10 +994,6 @@ fn fact_editor_keys_queued() {
     assert_eq!(cc.sandbox.api.prompts(), ["AFTERtyped\nZ"]);
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1129,10 +1081,6 @@ fn fact_editor_context_block() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_editor_exit_notices() {
     let Some(cc) = Cc::start("fact_editor_exit_notices", Opts::default()) else {
@@ -1199,10 +1147,6 @@ fn fact_editor_exit_notices() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_chief_auto_submit() {
     let Some(cc) = Cc::start("fact_chief_auto_submit", Opts::default()) else {
@@ -1222,10 +1166,6 @@ fn fact_chief_auto_submit() {
 // Session registry, hooks, transcript
 // ---------------------------------------------------------------------------
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1263,10 +1203,6 @@ fn fact_session_registry() {
     assert!(!path.exists(), "the registry file outlived claude");
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1326,10 +1262,6 @@ fn fact_hooks_settings_flag() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_hook_session_start() {
     let Some(cc) = Cc::start("fact_hook_session_start", Opts::default()) else {
@@ -1354,10 +1286,6 @@ fn fact_hook_session_start() {
     cc.expect_prompt("right after start");
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1392,10 +1320,6 @@ fn fact_box_type_ahead() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_hook_user_prompt_submit() {
     let Some(cc) = Cc::start("fact_hook_user_prompt_submit", Opts::default()) else {
@@ -1416,10 +1340,6 @@ fn fact_hook_user_prompt_submit() {
     cc.expect_prompt(&text);
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1450,10 +1370,6 @@ fn fact_hook_stop() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_hook_stop_failure() {
     let Some(cc) = Cc::start("fact_hook_stop_failure", Opts::default()) else {
@@ -1473,10 +1389,6 @@ fn fact_hook_stop_failure() {
     assert!(cc.named("Stop").is_empty(), "an API error gave Stop");
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1511,10 +1423,6 @@ fn fact_hook_message_display() {
     assert_eq!(text, "line 1\nline 2\nline 3");
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1555,10 +1463,6 @@ fn fact_hook_notification_permission() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_hook_env() {
     let opts = Opts {
@@ -1577,10 +1481,6 @@ fn fact_hook_env() {
     assert_eq!(env["TMUX_PANE"], cc.pane.as_str(), "{env}");
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1643,10 +1543,6 @@ fn fact_compact_command() {
     assert_eq!(stops_after, 1, "no Stop for /compact: {names:?}");
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1734,10 +1630,6 @@ fn fact_transcript() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_session_id_flag() {
     let id = uuid::Uuid::new_v4().to_string();
@@ -1766,10 +1658,6 @@ fn fact_session_id_flag() {
     );
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1851,10 +1739,6 @@ fn fact_session_resume() {
     assert!(body.contains("second turn"), "the fork lost the history");
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1971,10 +1855,6 @@ fn prompt(s: &str) -> Fate {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_box_leading_slash() {
     let Some(cc) = Cc::start("fact_box_leading_slash", Opts::default()) else {
@@ -2029,10 +1909,6 @@ fn fact_box_leading_slash() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_box_leading_slash_disabled() {
     let opts = Opts {
@@ -2051,10 +1927,6 @@ fn fact_box_leading_slash_disabled() {
     assert_eq!(got, [Fate::Nothing, Fate::Nothing, prompt("\\/review x")]);
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -2110,10 +1982,6 @@ fn fact_box_paste() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_box_leading_other() {
     let Some(cc) = Cc::start("fact_box_leading_other", Opts::default()) else {
@@ -2159,10 +2027,6 @@ fn fact_box_leading_other() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_box_escape_interrupts() {
     let Some(cc) = Cc::start("fact_box_escape_interrupts", Opts::default()) else {
@@ -2187,10 +2051,6 @@ fn fact_box_escape_interrupts() {
     assert!(cc.named("StopFailure").is_empty());
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -2232,10 +2092,6 @@ fn fact_box_escape_clears() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_box_lf_newline() {
     let Some(cc) = Cc::start("fact_box_lf_newline", Opts::default()) else {
@@ -2252,10 +2108,6 @@ fn fact_box_lf_newline() {
 // Starting Claude Code
 // ---------------------------------------------------------------------------
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -2333,10 +2185,6 @@ fn fact_startup_dialogs() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_trust_key() {
     let test = "fact_trust_key";
@@ -2374,10 +2222,6 @@ fn fact_trust_key() {
     assert!(!cc.screen().contains("trust this folder"));
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -2428,10 +2272,6 @@ fn fact_permission_mode_default() {
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
 )]
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[test]
 fn fact_offline_env() {
     let Some(cc) = Cc::start("fact_offline_env", Opts::default()) else {
@@ -2448,10 +2288,6 @@ fn fact_offline_env() {
     assert!(kinds.contains(&RequestKind::Prompt), "{kinds:?}");
 }
 
-#[cfg_attr(
-    missing_claude,
-    ignore = "needs Claude Code and tmux: see README, Tests"
-)]
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"

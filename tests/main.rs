@@ -15,3 +15,4 @@ mod routes;
 mod up;
 mod verbs;
 mod view;
+mod worktree;

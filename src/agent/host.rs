@@ -41,6 +41,9 @@ pub struct HostOptions {
     pub roles: Vec<String>,
     /// Echo task headers and output to stdout (the agent's window).
     pub echo: bool,
+    /// Issue 15: the agent's own git worktree (the host already runs in it, see
+    /// `cli::wrap`). Recorded in status.json; each task's changed files go in done.json.
+    pub worktree: Option<crate::state::AgentWorktree>,
 }
 
 enum HostEvent {
@@ -68,6 +71,8 @@ struct Running {
     /// Claude driver: when the delivery was acknowledged, and when the turn ended.
     acked_at_us: Option<u64>,
     turn_ended_at_us: Option<u64>,
+    /// Issue 15: the worktree as the task found it, to count the files it changed.
+    snapshot: Option<crate::worktree::diff::Snapshot>,
 }
 
 struct Host {
@@ -132,6 +137,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         Err(e) => warn(&format!("ignoring the old status: {e:#}")),
     }
     status.tmux = tmux_location();
+    status.worktree = opts.worktree.clone(); // issue 15
     status.save(state)?;
 
     let mut host = Host {
@@ -185,8 +191,13 @@ impl Host {
             let result = match event {
                 HostEvent::Changed => {
                     self.read_claude_events();
-                    if let (Some(c), Some(dir)) = (&mut self.claude, &self.claude_sessions) {
-                        c.registry_changed(dir);
+                    let update = match (&mut self.claude, &self.claude_sessions) {
+                        (Some(c), Some(dir)) => c.registry_changed(dir),
+                        _ => None,
+                    };
+                    // Issue 15: a fork becomes ready on its registry (see Session).
+                    if let Some(update) = update {
+                        self.apply(update);
                     }
                     self.check_cancel()
                 }
@@ -398,6 +409,7 @@ impl Host {
             human_input: false,
             acked_at_us: None,
             turn_ended_at_us: None,
+            changes: None,
         };
         let title = task.map_or_else(|| id.to_string(), |t| t.title);
         self.after_task(id, &title, done);
@@ -405,6 +417,8 @@ impl Host {
 
     fn start(&mut self, task: TaskEnvelope, claimed_at_us: u64) -> Result<()> {
         let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
+        // Issue 15: a worktree agent's tree before the task, to say what the task changed.
+        let snapshot = crate::worktree::diff::task_snapshot(self.opts.worktree.as_ref());
         let started_at_us = now_us();
         let (handle, sink) = match &mut self.claude {
             // The hosted Claude Code gets the task in its box; its hooks report the end,
@@ -447,6 +461,7 @@ impl Host {
             human_input: false,
             acked_at_us: None,
             turn_ended_at_us: None,
+            snapshot,
         });
         if let Err(e) = self.watcher.watch(&task_dir) {
             warn(&format!(
@@ -565,6 +580,11 @@ impl Host {
             human_input: r.human_input,
             acked_at_us: r.acked_at_us,
             turn_ended_at_us: r.turn_ended_at_us,
+            // Issue 15: the files this task changed in the agent's worktree.
+            changes: crate::worktree::diff::task_changes(
+                r.snapshot.as_ref(),
+                self.opts.worktree.as_ref(),
+            ),
         };
         self.watcher.unwatch(&self.state.task_dir(&r.task.id));
         self.after_task(&r.task.id, &r.task.title, done);
@@ -841,7 +861,16 @@ impl Host {
         };
         let result = match update {
             Update::Ready { session_id } => {
-                self.status.claude_session_id = Some(session_id);
+                // Issue 15: Claude Code 2.1.197 names the session a fork was made from in
+                // the fork's SessionStart (docs/claude-code.md#fork-session); the fork keeps
+                // the id it was started with, or a restart would resume the original.
+                let fork_source = match &self.opts.driver {
+                    Driver::Claude(c) => c.fork_from.as_deref(),
+                    _ => None,
+                };
+                if fork_source != Some(session_id.as_str()) {
+                    self.status.claude_session_id = Some(session_id);
+                }
                 let state = if self.running.is_some() {
                     AgentState::Working
                 } else {

@@ -157,6 +157,45 @@ pub enum Command {
         )]
         program: CompletedProgram,
     },
+    /// Show agent NAME's changes on its worktree branch against its base, committed and
+    /// uncommitted (docs/worktrees.md).
+    Diff {
+        /// The agent.
+        name: String,
+        /// Only the changed files and their line counts.
+        #[arg(long)]
+        stat: bool,
+    },
+    /// Merge agent NAME's branch, uncommitted work included, into the main checkout's
+    /// current branch; a conflict changes nothing.
+    Merge {
+        /// The agent.
+        name: String,
+        /// One commit with all of the agent's work.
+        #[arg(long)]
+        squash: bool,
+        /// Merge into this branch instead.
+        #[arg(long, value_name = "BRANCH")]
+        into: Option<String>,
+    },
+    /// Bring the new commits of agent NAME's base into its branch; a conflict changes
+    /// nothing.
+    Sync {
+        /// The agent.
+        name: String,
+    },
+    /// Remove a stopped agent's state; with --worktree also its worktree and branch,
+    /// only when nothing unmerged or uncommitted would be lost.
+    Forget {
+        /// The agent.
+        name: String,
+        /// Also remove the agent's worktree and its branch.
+        #[arg(long)]
+        worktree: bool,
+        /// Remove the worktree even if work would be lost.
+        #[arg(long, requires = "worktree")]
+        force: bool,
+    },
     /// Compact a hosted Claude Code agent's conversation, between its tasks.
     Compact {
         /// The agent.
@@ -257,6 +296,19 @@ pub fn hook_main() -> std::process::ExitCode {
         (Some(Command::Results { json }), _) => super::verbs::results(*json),
         (Some(Command::Kill { name }), _) => super::verbs::kill(name),
         (Some(Command::Tail { name, follow }), _) => super::verbs::tail(name, *follow),
+        (Some(Command::Diff { name, stat }), _) => super::worktree::diff(name, *stat),
+        (Some(Command::Merge { name, squash, into }), _) => {
+            super::worktree::merge(name, *squash, into.as_deref())
+        }
+        (Some(Command::Sync { name }), _) => super::worktree::sync(name),
+        (
+            Some(Command::Forget {
+                name,
+                worktree,
+                force,
+            }),
+            _,
+        ) => super::worktree::forget(name, *worktree, *force),
         (None, Some(file)) if unknown_command(file).is_some() => {
             let why = unknown_command(file).unwrap_or_default();
             eprintln!("claude-editor-hook: {why}");

@@ -8,6 +8,7 @@ mod doctor;
 mod hook;
 mod status;
 mod verbs;
+mod worktree;
 mod wrap;
 
 pub use hook::{HookCli, hook_main};

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 
 use crate::agent::{Driver, HostOptions, run_host};
@@ -39,6 +40,21 @@ pub struct WrapCli {
     #[arg(long)]
     pub quiet: bool,
 
+    /// Work on an own git worktree of this repository, on branch `agent/NAME` (created
+    /// from --base the first time, reused afterwards; see docs/worktrees.md).
+    #[arg(long)]
+    pub worktree: bool,
+
+    /// What the worktree's branch starts from (default: the current branch, or the
+    /// forked agent's branch).
+    #[arg(long, value_name = "REF", requires = "worktree")]
+    pub base: Option<String>,
+
+    /// Start with a copy of agent FROM's Claude Code conversation (FROM is not changed).
+    /// With --worktree, the branch starts from FROM's branch and its uncommitted changes.
+    #[arg(long, value_name = "FROM", conflicts_with_all = ["exec", "demo"])]
+    pub fork: Option<String>,
+
     /// The Claude Code program to host.
     #[arg(long, value_name = "PATH", default_value = "claude", conflicts_with_all = ["exec", "demo"])]
     pub claude: std::path::PathBuf,
@@ -73,7 +89,7 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
             "agent name {name:?} is reserved (it has a meaning in prompts); pick another"
         );
     }
-    let driver = match (cli.exec, cli.demo) {
+    let mut driver = match (cli.exec.clone(), cli.demo) {
         (Some(cmd), _) => Driver::Exec(cmd),
         (None, true) => Driver::Demo {
             delay: Duration::from_millis(cli.demo_delay_ms),
@@ -81,11 +97,41 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
         (None, false) => Driver::Claude(crate::agent::claude::session::ClaudeConfig {
             program: cli.claude.clone(),
             extra_args: cli.claude_args.clone(),
+            fork_from: None,
         }),
     };
     // Claude Code owns the window; our own lines would corrupt its screen.
     let echo = !cli.quiet && !matches!(driver, Driver::Claude(_));
     let state = StateDir::from_env()?;
+    let fork = match &cli.fork {
+        Some(from) => Some(fork_source(&state, &name, from)?),
+        None => None,
+    };
+    if let (Driver::Claude(config), Some((_, session))) = (&mut driver, &fork) {
+        config.fork_from = Some(session.clone());
+    }
+    let worktree = if cli.worktree {
+        let req = crate::worktree::Request {
+            base: cli.base.clone(),
+            fork_of: fork
+                .as_ref()
+                .and_then(|(from, _)| crate::worktree::lookup(from).ok().flatten()),
+        };
+        let cwd = std::env::current_dir().context("no current directory")?;
+        let rec =
+            crate::worktree::prepare(&name, &cwd, &req, &mut |n| eprintln!("agent-wrap: {n}"))?;
+        // Every driver (the exec command, the hosted Claude Code) starts from the
+        // host's working directory: the worktree is where the agent works.
+        std::env::set_current_dir(&rec.path)
+            .with_context(|| format!("failed to enter {}", rec.path.display()))?;
+        Some(crate::state::AgentWorktree {
+            path: rec.path,
+            branch: rec.branch,
+            base: rec.base,
+        })
+    } else {
+        None
+    };
     run_host(
         &state,
         HostOptions {
@@ -93,8 +139,35 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
             driver,
             roles: cli.roles,
             echo,
+            worktree,
         },
     )
+}
+
+/// `--fork FROM`: agent FROM and its Claude Code session id, checked before anything
+/// starts.
+fn fork_source(
+    state: &StateDir,
+    name: &AgentName,
+    from: &str,
+) -> anyhow::Result<(AgentName, String)> {
+    let from = AgentName::parse(from)?;
+    if from == *name {
+        anyhow::bail!("an agent cannot fork itself; give the copy another name");
+    }
+    let session = crate::state::AgentStatus::load(state, &from)?
+        .and_then(|s| s.claude_session_id)
+        .with_context(|| {
+            format!("agent @{from} has no Claude Code conversation to fork (is it a Claude Code agent that has started?)")
+        })?;
+    if let Some(old) =
+        crate::state::AgentStatus::load(state, name)?.and_then(|s| s.claude_session_id)
+    {
+        anyhow::bail!(
+            "agent @{name} already has a conversation (session {old}); fork into a new name,              or `claude-editor-hook forget {name}` first"
+        );
+    }
+    Ok((from, session))
 }
 
 #[cfg(test)]

@@ -208,13 +208,9 @@ fn ticket(agent: &AgentName, id: &crate::state::TaskId) -> String {
 fn single_file(agent: &AgentName, report: Report, user_text: &[u8]) -> Vec<u8> {
     let elapsed_us = report.elapsed.as_micros() as u64;
     match (report.done.outcome, report.answer) {
-        (Outcome::Ok, Some(answer)) => prompt_file::answer(
-            agent,
-            &report.task,
-            elapsed_us,
-            report.done.human_input,
-            &answer,
-        ),
+        (Outcome::Ok, Some(answer)) => {
+            prompt_file::answer(agent, &report.task, elapsed_us, &report.done, &answer)
+        }
         (outcome, _) => {
             let why = report
                 .done

@@ -12,6 +12,7 @@ mod outbox;
 mod status;
 mod task;
 
+pub(crate) use dir::ensure_private_dir;
 pub use dir::{STATE_DIR_ENV, StateDir};
 pub use file::{
     Durability, MAX_FILE_BYTES, atomic_create, atomic_write, atomic_write_with, file_is_temp,
@@ -21,9 +22,12 @@ pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
 pub use lock::{HostLock, lock_holder};
 pub use name::AgentName;
 pub use outbox::{ChiefId, OutboxEntry, chief_id};
-pub use status::{AgentInfo, AgentState, AgentStatus, RecentTask, TaskRef, TmuxLocation};
+pub use status::{
+    AgentInfo, AgentState, AgentStatus, AgentWorktree, RecentTask, TaskRef, TmuxLocation,
+};
 pub use task::{
-    AgentCommand, CancelRequest, Done, FinishedBy, Outcome, Requester, TaskEnvelope, TaskId,
+    AgentCommand, CancelRequest, Done, FinishedBy, Outcome, Requester, TaskChanges, TaskEnvelope,
+    TaskId,
 };
 
 /// The format version written into every JSON state file. Readers refuse other versions

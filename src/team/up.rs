@@ -266,6 +266,12 @@ pub(crate) fn start_agent_window(
     for role in &agent.roles {
         args.extend(["--role".into(), role.clone()]);
     }
+    if agent.worktree {
+        args.push("--worktree".into());
+        if let Some(base) = &agent.base {
+            args.extend(["--base".into(), base.clone()]);
+        }
+    }
     match agent.driver.as_str() {
         "exec" => args.extend(["--exec".into(), agent.command.clone().unwrap_or_default()]),
         "demo" => args.push("--demo".into()),

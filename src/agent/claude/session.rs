@@ -173,6 +173,9 @@ pub struct ClaudeConfig {
     pub program: PathBuf,
     /// Arguments after `--` on the agent-wrap command line.
     pub extra_args: Vec<String>,
+    /// Issue 15 (`agent-wrap NAME2 --fork NAME`): the session whose conversation a new
+    /// session starts as a copy of (docs/claude-code.md#fork-session).
+    pub fork_from: Option<String>,
 }
 
 /// A running Claude Code.
@@ -214,6 +217,9 @@ pub struct Session {
     /// A task interrupted by the previous Claude Code, which `--resume` may put back
     /// into the box: cleared once this one is ready.
     clear_first: Option<String>,
+    /// Issue 15: SessionStart came, but the box may not take keys yet; ready once the
+    /// registry says idle (or at the START_CHECK backstop).
+    start_pending: bool,
     tx: Sender<ClaudeEvent>,
 }
 
@@ -253,6 +259,11 @@ impl Session {
         cmd.arg(settings);
         cmd.arg(if resume { "--resume" } else { "--session-id" });
         cmd.arg(session_id);
+        // Issue 15: a new session that begins as a copy of another; `--session-id` names
+        // the copy (docs/claude-code.md#fork-session).
+        if let (false, Some(from)) = (resume, &config.fork_from) {
+            cmd.args(["--resume", from, "--fork-session"]);
+        }
         cmd.args(&config.extra_args);
         if let Ok(dir) = std::env::current_dir() {
             cmd.cwd(dir);
@@ -340,6 +351,7 @@ impl Session {
             user_editor: None,
             registry: None,
             clear_first: clear_first.map(|p| escape_leading_slash(&p)),
+            start_pending: false,
             tx,
         })
     }
@@ -557,10 +569,13 @@ impl Session {
     /// Reads Claude Code's own session registry (`~/.claude/sessions/<pid>.json`, docs/claude-code.md#session-registry
     /// 4.6). An interrupt fires no hook, but the registry goes `idle`: if our turn is
     /// still open then, a Stop must follow soon, or the turn was interrupted.
-    pub fn registry_changed(&mut self, sessions_dir: &Path) {
+    pub fn registry_changed(&mut self, sessions_dir: &Path) -> Option<Update> {
         self.registry = Some(sessions_dir.join(format!("{}.json", self.pid)));
         if !self.registry_idle() {
-            return;
+            return None;
+        }
+        if self.start_pending {
+            return self.become_ready();
         }
         if self.human_turn {
             self.timer(STOP_GRACE_AFTER_IDLE, ClaudeEvent::HumanIdleCheck);
@@ -576,6 +591,24 @@ impl Session {
             }
             _ => {}
         }
+        None
+    }
+
+    /// Claude Code takes input now (its SessionStart came, and its registry says idle).
+    fn become_ready(&mut self) -> Option<Update> {
+        self.ready = true;
+        self.start_pending = false;
+        if let Some(text) = self.clear_first.take() {
+            self.nonce = next_nonce();
+            self.phase = Phase::Clearing {
+                nonce: self.nonce,
+                text,
+            };
+            self.timer(INTERRUPT_SETTLE, ClaudeEvent::Clear(self.nonce));
+        }
+        Some(Update::Ready {
+            session_id: self.session_id.clone(),
+        })
     }
 
     /// Returns true if and only if Claude Code's registry says it is idle.
@@ -608,6 +641,10 @@ impl Session {
                 };
                 self.timer(Duration::ZERO, ClaudeEvent::Clear(self.nonce));
                 Some(Update::HumanInterrupted)
+            }
+            // Issue 15: the backstop for a start whose registry never said idle.
+            (ClaudeEvent::StartCheck(g), _) if *g == self.generation && self.start_pending => {
+                self.become_ready()
             }
             (ClaudeEvent::StartCheck(g), _) if *g == self.generation && !self.ready => {
                 Some(Update::DialogOpen)
@@ -683,21 +720,19 @@ impl Session {
         }
         match name {
             "SessionStart" => {
-                self.ready = true;
                 if let Some(id) = event["session_id"].as_str() {
                     self.session_id = id.to_owned();
                 }
-                if let Some(text) = self.clear_first.take() {
-                    self.nonce = next_nonce();
-                    self.phase = Phase::Clearing {
-                        nonce: self.nonce,
-                        text,
-                    };
-                    self.timer(INTERRUPT_SETTLE, ClaudeEvent::Clear(self.nonce));
+                // Issue 15: Claude Code 2.1.332 fires a fork's SessionStart before its box
+                // takes keys, and a Ctrl-G sent then is lost (docs/claude-code.md#fork-session):
+                // a fork is ready once its registry entry says idle, or after START_CHECK
+                // at the latest.
+                if event["source"] == "fork" && !self.ready && !self.registry_idle() {
+                    self.start_pending = true;
+                    self.timer(START_CHECK, ClaudeEvent::StartCheck(self.generation));
+                    return None;
                 }
-                Some(Update::Ready {
-                    session_id: self.session_id.clone(),
-                })
+                self.become_ready()
             }
             "Probe" => self.on_probe(event),
             "UserPromptSubmit" => match &self.phase {
