@@ -7,7 +7,7 @@ use crate::fixture::*;
 use crate::helper::claude::{ClaudeSandbox, claude_version, require_claude};
 use crate::helper::fake_api::{Reply, RequestKind};
 use crate::helper::tmux::{TmuxServer, require_tmux};
-use crate::helper::wait::wait_until;
+use crate::helper::wait::{wait_until, wait_until_or};
 
 const CLAUDE_WAIT: Duration = Duration::from_secs(60);
 
@@ -753,8 +753,17 @@ fn a_permission_prompt_shows_the_agent_waiting_until_the_human_answers() {
     // The PermissionRequest hook, not the screen, says the agent waits for the human.
     env.wait_status("guarded", "waiting", |_| true);
     assert!(!made.exists(), "the command ran before anyone allowed it");
-    // The human allows it: Enter picks the dialog's first answer, "Yes".
-    agent.tmux.send_keys(&agent.pane, &["Enter"]);
+    // The human allows it once they see the question: Enter picks its first answer,
+    // "Yes". The hook comes before the dialog takes keys, and 2.1.332 ignored an Enter
+    // that came at once, so, like a human whose key did nothing, press it again.
+    agent
+        .tmux
+        .wait_for_screen(&agent.pane, |s| s.contains("Yes"), CLAUDE_WAIT)
+        .expect("the permission dialog");
+    wait_until(CLAUDE_WAIT, "the allowed command to run", || {
+        agent.tmux.send_keys(&agent.pane, &["Enter"]);
+        wait_until_or(Duration::from_secs(3), || made.exists().then_some(()))
+    });
     assert!(wait_child(&mut hook, CLAUDE_WAIT, "the allowed task").success());
     let after = std::fs::read(file).unwrap();
     assert!(made.exists(), "the allowed command ran");
