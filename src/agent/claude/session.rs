@@ -50,6 +50,9 @@ pub const INTERRUPT_SETTLE: Duration = Duration::from_millis(400);
 /// How long a Stop hook may trail the registry's `idle` before the turn counts as
 /// interrupted (measured: Stop comes 20–90 ms *before* idle, docs/claude-code.md#hook-stop).
 pub const STOP_GRACE_AFTER_IDLE: Duration = Duration::from_millis(1500);
+/// How many interrupt-backstop rounds wait for a late Stop once the transcript shows the
+/// turn ended (see `turn_ended_in_transcript`).
+pub const LATE_STOP_CHECKS: u32 = 10;
 /// How long the human's keys must be quiet before a held task's box is checked again.
 pub const REPROBE_QUIET: Duration = Duration::from_millis(1500);
 /// How long Claude Code may take to accept input before a dialog is assumed.
@@ -205,6 +208,11 @@ pub struct Session {
     /// delivery began: a Stop is ours only if our prompt was written after that.
     transcript: Option<PathBuf>,
     transcript_mark: Option<(PathBuf, u64)>,
+    /// The `prompt_id` of our acknowledged prompt: the Stop of our turn carries it.
+    our_prompt_id: Option<String>,
+    /// How often the interrupt backstop found our turn ended in the transcript and
+    /// waited for its late Stop.
+    late_stop_checks: u32,
     /// A prompt of the human's own runs (from its UserPromptSubmit to its end).
     human_turn: bool,
     /// The human's own editor, opened by their Ctrl-G, while it runs: no Ctrl-G of ours
@@ -347,6 +355,8 @@ impl Session {
             probe_started: None,
             transcript: None,
             transcript_mark: None,
+            late_stop_checks: 0,
+            our_prompt_id: None,
             human_turn: false,
             user_editor: None,
             registry: None,
@@ -392,6 +402,8 @@ impl Session {
         self.streaming = false;
         self.probe_started = None;
         self.timed_out = None;
+        self.late_stop_checks = 0;
+        self.our_prompt_id = None;
         self.transcript_mark = self.transcript.as_ref().map(|t| {
             let len = std::fs::metadata(t).map_or(0, |m| m.len());
             (t.clone(), len)
@@ -623,6 +635,13 @@ impl Session {
     /// Handles a timer event.
     pub fn on_timer(&mut self, event: &ClaudeEvent) -> Option<Update> {
         let registry_idle = self.registry_idle();
+        // Read only for the interrupt backstop: the transcript can be large.
+        let turn_ended = matches!(event, ClaudeEvent::IdleCheck(_))
+            && registry_idle
+            && match &self.phase {
+                Phase::Working { text, .. } => self.turn_ended_in_transcript(text),
+                _ => false,
+            };
         match (event, &mut self.phase) {
             // The registry may still say idle just after a turn started (its busy update
             // trails the hooks): only idle now, with no Stop, means interrupted.
@@ -630,6 +649,27 @@ impl Session {
                 if n == nonce && !registry_idle =>
             {
                 None
+            }
+            // Idle and no Stop yet, but the transcript says the turn ended normally (an
+            // interrupted turn writes no `turn_duration`, docs/claude-code.md#transcript):
+            // the Stop hook, a process of its own, is late. It was 1.2 s late on a loaded
+            // machine; after 15 s the transcript's answer is taken without it.
+            (ClaudeEvent::IdleCheck(n), Phase::Working { nonce, text })
+                if n == nonce && turn_ended =>
+            {
+                let (nonce, text) = (*nonce, text.clone());
+                self.late_stop_checks += 1;
+                if self.late_stop_checks < LATE_STOP_CHECKS {
+                    self.timer(STOP_GRACE_AFTER_IDLE, ClaudeEvent::IdleCheck(nonce));
+                    return None;
+                }
+                self.phase = Phase::Idle;
+                let answer = self
+                    .transcript
+                    .as_deref()
+                    .and_then(|t| turn_text(t, &text))
+                    .unwrap_or_default();
+                Some(Update::Answered(answer))
             }
             (ClaudeEvent::IdleCheck(n), Phase::Working { nonce, text }) if n == nonce => {
                 // Idle, and still no Stop: interrupted (the human's Escape or Ctrl-C).
@@ -740,6 +780,7 @@ impl Session {
                 Phase::Submitted {
                     text: ours, nonce, ..
                 } if ours.trim_end() == text("prompt").trim_end() => {
+                    self.our_prompt_id = event["prompt_id"].as_str().map(str::to_owned);
                     self.phase = Phase::Working {
                         nonce: *nonce,
                         text: ours.clone(),
@@ -764,12 +805,17 @@ impl Session {
                 self.human_turn = false;
                 (self.phase == Phase::Idle).then_some(Update::Idle)
             }
-            // Only Stop: after an API error (StopFailure) the transcript may hold no user
-            // line for the prompt.
-            "Stop" if self.turn_is_not_ours(event["transcript_path"].as_str().map(Path::new)) => {
-                // The end of the human's turn, which they submitted just as we delivered:
-                // Claude Code queued our prompt (and may have acknowledged it already),
-                // and our turn comes next. Found by the suite under load.
+            // A Stop names the prompt of its turn (`prompt_id`, as its UserPromptSubmit
+            // did, docs/claude-code.md#hook-stop). One that is not our acknowledged
+            // prompt's ends the human's turn, which they submitted just as we delivered:
+            // Claude Code queued our prompt, and our turn comes next. Found by the suite
+            // under load, where the human's UserPromptSubmit came 1.5 s late.
+            "Stop" | "StopFailure"
+                if matches!(self.phase, Phase::Working { .. })
+                    && self.our_prompt_id.is_some()
+                    && event["prompt_id"].as_str().is_some()
+                    && event["prompt_id"].as_str() != self.our_prompt_id.as_deref() =>
+            {
                 self.human_turn = false;
                 None
             }
@@ -819,11 +865,10 @@ impl Session {
         }
     }
 
-    /// True when the transcript can be read and holds no prompt of ours written since
-    /// our delivery began: the turn that ended was someone else's.
-    fn turn_is_not_ours(&self, transcript: Option<&Path>) -> bool {
-        let (Phase::Working { text: prompt, .. }, Some(transcript)) = (&self.phase, transcript)
-        else {
+    /// True when the transcript shows our prompt, written since the delivery began,
+    /// followed by the `turn_duration` line of a turn that ended normally.
+    fn turn_ended_in_transcript(&self, prompt: &str) -> bool {
+        let Some(transcript) = self.transcript.as_deref() else {
             return false;
         };
         let from = match &self.transcript_mark {
@@ -833,11 +878,20 @@ impl Session {
         let Ok(Some(bytes)) = crate::state::read_optional(transcript) else {
             return false;
         };
-        let since = bytes.get(from as usize..).unwrap_or(&[]);
-        !since
+        let lines: Vec<Value> = bytes
+            .get(from as usize..)
+            .unwrap_or(&[])
             .split(|&b| b == b'\n')
-            .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
-            .any(|v| is_user_prompt(&v, prompt))
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect();
+        lines
+            .iter()
+            .rposition(|v| is_user_prompt(v, prompt))
+            .is_some_and(|at| {
+                lines[at + 1..]
+                    .iter()
+                    .any(|v| v["type"] == "system" && v["subtype"] == "turn_duration")
+            })
     }
 
     fn on_probe(&mut self, event: &Value) -> Option<Update> {
