@@ -1364,6 +1364,13 @@ fn fact_hook_stop() {
     cc.submit("three");
     cc.turn_over(3);
     assert_eq!(cc.named("Stop").len(), 3, "one Stop per turn");
+    // Each Stop names its turn's prompt: the `prompt_id` of its UserPromptSubmit.
+    let submits: Vec<Value> = cc.named("UserPromptSubmit");
+    let stops: Vec<Value> = cc.named("Stop");
+    for (submit, stop) in submits.iter().zip(&stops) {
+        assert!(submit["prompt_id"].is_string(), "{submit}");
+        assert_eq!(stop["prompt_id"], submit["prompt_id"], "{stop}");
+    }
 }
 
 #[cfg_attr(
