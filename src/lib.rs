@@ -11,6 +11,7 @@
 //! - [`directive`]: what an `@NAME …` prompt means.
 
 pub mod agent;
+pub mod board;
 pub mod cli;
 pub mod coordinator;
 pub mod directive;

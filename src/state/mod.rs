@@ -12,6 +12,7 @@ mod outbox;
 mod status;
 mod task;
 
+pub(crate) use dir::ensure_private_dir;
 pub use dir::{STATE_DIR_ENV, StateDir};
 pub use file::{
     Durability, MAX_FILE_BYTES, atomic_create, atomic_write, atomic_write_with, file_is_temp,
@@ -22,7 +23,9 @@ pub use lock::{HostLock, lock_holder};
 pub use name::AgentName;
 pub use outbox::{ChiefId, OutboxEntry, chief_id};
 pub use status::{AgentInfo, AgentState, AgentStatus, RecentTask, TaskRef, TmuxLocation};
-pub use task::{CancelRequest, Done, FinishedBy, Outcome, Requester, TaskEnvelope, TaskId};
+pub use task::{
+    CancelRequest, Done, FinishedBy, Outcome, Requester, TaskEnvelope, TaskId, title_of,
+};
 
 /// The format version written into every JSON state file. Readers refuse other versions
 /// with a message naming the file, rather than misreading it.
