@@ -59,6 +59,7 @@ impl Drainer {
     ) -> Result<Self> {
         let path = BoardPath::resolve(spec)?;
         let mut board = Board::open(&path)?;
+        super::lease::set_own_lock(&state.lock_path(agent));
         board.set_worker(Some(agent.as_str()))?;
         Ok(Self {
             board: RefCell::new(board),

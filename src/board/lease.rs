@@ -70,12 +70,25 @@ fn lapsed(conn: &Connection, now: u64) -> Result<Vec<Lapsed>> {
     Ok(out)
 }
 
+/// The host lock this process holds, if it is an agent host draining a board.
+static OWN_LOCK: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Records the host lock this process holds (see [`host_alive`]).
+pub(crate) fn set_own_lock(lock: &Path) {
+    let _ = OWN_LOCK.set(lock.to_path_buf());
+}
+
 /// Returns true if and only if process `pid` still holds the host lock at `lock`.
 pub(crate) fn host_alive(pid: i64, lock: &Path) -> bool {
     // Our own claim (the draining host itself): alive, and its lock file must not be
     // opened here, since closing any descriptor of it would drop the host's POSIX lock.
     if pid == i64::from(std::process::id()) {
         return true;
+    }
+    // The lock is this host's own (a claim of the host that ran before us): we hold it,
+    // so that host is gone, and the file must not be opened here for the same reason.
+    if OWN_LOCK.get().is_some_and(|own| own == lock) {
+        return false;
     }
     match crate::state::lock_holder(lock) {
         Ok(holder) => holder.map(i64::from) == Some(pid),

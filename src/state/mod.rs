@@ -20,7 +20,7 @@ pub use file::{
 };
 pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
 pub use lock::{HostLock, lock_holder};
-pub use name::AgentName;
+pub use name::{AgentName, RESERVED_NAMES};
 pub use outbox::{ChiefId, OutboxEntry, chief_id};
 pub use status::{AgentInfo, AgentState, AgentStatus, RecentTask, TaskRef, TmuxLocation};
 pub use task::{

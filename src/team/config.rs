@@ -16,6 +16,7 @@
 //! driver = "claude"   # "claude", "exec" (with `command`) or "demo"
 //! cwd = "~/src/app"   # optional; default: where `up` runs
 //! claude_args = ["--model", "sonnet"]
+//! board = ""         # optional: drain this board when idle ("" = the project's board)
 //!
 //! [spawn]
 //! coding = 2          # when every coding agent is busy, start up to 2 more
@@ -87,6 +88,8 @@ pub struct AgentConfig {
     pub cwd: Option<String>,
     #[serde(default)]
     pub claude_args: Vec<String>,
+    /// Drain this board when idle: a board name or path, or "" for the project's board.
+    pub board: Option<String>,
 }
 
 fn claude_driver() -> String {
@@ -150,6 +153,7 @@ impl Config {
                 command: None,
                 cwd: None,
                 claude_args: Vec::new(),
+                board: None,
             })
             .collect();
         Self {
