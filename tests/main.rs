@@ -2,6 +2,8 @@
 
 mod agent_window;
 mod background;
+mod board;
+mod board_drain;
 mod e2e_agent;
 mod e2e_chief;
 mod fixture;

@@ -54,9 +54,15 @@ pub struct DepResult {
 }
 
 impl Claimed {
-    /// The task as a prompt: the goal, the results it builds on, then the task itself.
+    /// The task as a prompt: a line naming it, the goal, the results it builds on, then
+    /// the task itself.
     pub fn prompt(&self) -> String {
-        let mut out = format!("Team goal:\n{}\n\n", self.goal.trim_end());
+        let mut out = format!(
+            "[board task {}: {}]\n\nTeam goal:\n{}\n\n",
+            self.task.id,
+            self.task.title,
+            self.goal.trim_end()
+        );
         if !self.deps.is_empty() {
             out.push_str("Results of the tasks this one builds on:\n");
             for d in &self.deps {

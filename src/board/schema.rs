@@ -139,10 +139,9 @@ pub fn migrate(conn: &mut Connection, db: &Path) -> Result<()> {
         return Ok(());
     }
     check_version(db, version)?;
-    // journal_mode cannot change inside a transaction; WAL is persistent once set, and
-    // setting it on an empty file is what first writes the header.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .with_context(|| format!("failed to set WAL mode on {}", db.display()))?;
+    // The schema is created before WAL mode is switched on, so that the ids in the
+    // header reach the main file at once: in WAL mode they would sit in the WAL until a
+    // checkpoint, and another process's header check would read the file as foreign.
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .with_context(|| format!("failed to lock board database {}", db.display()))?;
@@ -176,6 +175,9 @@ pub fn migrate(conn: &mut Connection, db: &Path) -> Result<()> {
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
         .with_context(|| format!("failed to write board database {}", db.display()))?;
+    // WAL is persistent once set; journal_mode cannot change inside a transaction.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .with_context(|| format!("failed to set WAL mode on {}", db.display()))?;
     Ok(())
 }
 

@@ -482,7 +482,8 @@ impl Board {
             check_caller(&task, worker.as_deref())?;
         }
         tx.execute(
-            "UPDATE tasks SET status = ?2, result = ?3, reason = ?4, finished_at_us = ?5,
+            // A done task keeps the reason its last lapsed claim left, for the report.
+            "UPDATE tasks SET status = ?2, result = ?3, reason = coalesce(?4, reason), finished_at_us = ?5,
                lease_until_us = NULL, host_pid = NULL, host_lock = NULL
              WHERE id = ?1",
             params![id, status.as_str(), result, reason, now_us() as i64],
