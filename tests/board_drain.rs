@@ -13,7 +13,7 @@ use crate::fixture::*;
 use crate::helper::claude::{ClaudeSandbox, require_claude};
 use crate::helper::fake_api::RequestKind;
 use crate::helper::tmux::{TmuxServer, require_tmux};
-use crate::helper::wait::{output_with_timeout, wait_until};
+use crate::helper::wait::{output_with_timeout, wait_until, wait_until_or};
 
 fn board(env: &Env, dir: &Path, args: &[&str]) -> Output {
     output_with_timeout(
@@ -257,16 +257,11 @@ fn a_hosted_claude_code_drains_a_three_task_board() {
     }
     let env = Env::new();
     let dir = new_board(&env, "Write the release notes");
-    for args in [
-        vec!["add", "collect the changes"],
-        vec!["add", "draft the notes", "-d", "t1"],
-        vec!["add", "polish", "-d", "t2"],
-    ] {
-        assert_eq!(board(&env, &dir, &args).status.code(), Some(0));
-    }
     let sandbox = ClaudeSandbox::new();
     let mut vars = sandbox.env();
     vars.push(("CLAUDE_AGENTS_DIR".into(), env.state.display().to_string()));
+    let trace = sandbox.path().join("host-trace.log");
+    vars.push(("AGENT_WRAP_DEBUG".into(), trace.display().to_string()));
     let mut tmux = TmuxServer::new();
     let cmd = vec![
         WRAP.to_owned(),
@@ -276,24 +271,32 @@ fn a_hosted_claude_code_drains_a_three_task_board() {
         claude.display().to_string(),
     ];
     let pane = tmux.new_session("agent", sandbox.project_dir(), &vars, &cmd);
-    let done = wait_until(
-        Duration::from_secs(120),
-        "the hosted agent to drain the board",
-        || {
-            assert!(
-                !tmux.pane_dead(&pane),
-                "agent-wrap died:\n{}",
-                tmux.capture_history(&pane)
-            );
-            let r = report(&env, &dir);
-            r["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|t| t["status"] == "done")
-                .then_some(r)
-        },
-    );
+    // The tasks arrive once the agent is up, as when a leader fills the board later.
+    wait_until(Duration::from_secs(60), "the hosted Claude Code to start", || {
+        assert!(!tmux.pane_dead(&pane), "agent-wrap died:\n{}", tmux.capture_history(&pane));
+        env.status("writer").filter(|s| s["status"] == "idle").map(|_| ())
+    });
+    for args in [
+        vec!["add", "collect the changes"],
+        vec!["add", "draft the notes", "-d", "t1"],
+        vec!["add", "polish", "-d", "t2"],
+    ] {
+        assert_eq!(board(&env, &dir, &args).status.code(), Some(0));
+    }
+    let done = wait_until_or(Duration::from_secs(120), || {
+        assert!(!tmux.pane_dead(&pane), "agent-wrap died:\n{}", tmux.capture_history(&pane));
+        let r = report(&env, &dir);
+        r["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "done").then_some(r)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the hosted agent did not drain the board:\n{}\n{}\nstatus: {:?}\ntrace:\n{}",
+            text(&board(&env, &dir, &["report"]).stdout),
+            tmux.capture_history(&pane),
+            env.status("writer"),
+            std::fs::read_to_string(&trace).unwrap_or_default()
+        )
+    });
     for (i, t) in done["tasks"].as_array().unwrap().iter().enumerate() {
         let id = format!("t{}", i + 1);
         assert_eq!(t["id"], id.as_str());

@@ -14,7 +14,9 @@
 //! - [`wait`]: `claim --wait`, woken by database writes, lease deadlines and host exits.
 //! - [`drain`]: persistent agents taking board tasks when they are idle.
 //! - [`import`]: `add --from tasks.json`.
+//! - [`chief`]: the chief's `@board` and `@board add`.
 
+pub mod chief;
 pub mod claim;
 pub mod drain;
 pub mod import;
