@@ -81,10 +81,7 @@ fn contention(root: &Path, procs: usize, tasks: usize) {
     let children: Vec<_> = (0..procs)
         .map(|i| {
             Command::new(std::env::current_exe().unwrap())
-                .env(
-                    WORKER_ENV,
-                    format!("{}\t{}", dir.display(), format!("w{i}")),
-                )
+                .env(WORKER_ENV, format!("{}\tw{i}", dir.display()))
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()

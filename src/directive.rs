@@ -157,9 +157,9 @@ fn directive(body: &[u8]) -> Directive<'_> {
             Some(title) if title.first().is_some_and(|b| b.is_ascii_whitespace()) => {
                 Directive::Board(BoardAsk::Add(title.trim_ascii()))
             }
-            _ => Directive::Invalid(
-                "@board takes nothing (status and news) or `add <title>`".into(),
-            ),
+            _ => {
+                Directive::Invalid("@board takes nothing (status and news) or `add <title>`".into())
+            }
         };
     }
     let Some((first, mut background, mut rest)) = target(body.trim_ascii_start()) else {

@@ -255,7 +255,7 @@ fn sigkilled_claimers_lose_nothing_and_their_claims_come_back() {
         *spawned += 1;
         let name = format!("w{spawned}");
         let lock = locks.join(&name);
-        let by_lock = *spawned % 2 == 0;
+        let by_lock = (*spawned).is_multiple_of(2);
         spawn_worker(
             &env,
             &dir,

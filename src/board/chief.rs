@@ -38,7 +38,10 @@ pub fn news(board: &mut Board, chief: &str) -> Result<String> {
     if fresh.is_empty() {
         out.push_str("No task finished since the last @board.\n");
     } else {
-        out.push_str(&format!("Finished since the last @board ({}):\n\n", fresh.len()));
+        out.push_str(&format!(
+            "Finished since the last @board ({}):\n\n",
+            fresh.len()
+        ));
         for v in &fresh {
             out.push_str(&task_entry(v));
         }

@@ -58,7 +58,7 @@ impl Claimed {
     /// the task itself.
     pub fn prompt(&self) -> String {
         let mut out = format!(
-            "[board task {}: {}]\n\nTeam goal:\n{}\n\n",
+            "Board task {}: {}\n\nTeam goal:\n{}\n\n",
             self.task.id,
             self.task.title,
             self.goal.trim_end()

@@ -31,17 +31,20 @@ pub(crate) fn reap(tx: &Transaction<'_>, now: u64) -> Result<usize> {
     Ok(lapsed.len())
 }
 
+/// A claimed row as reaping reads it: id, host pid, host lock, lease end, worker.
+type ClaimRow = (
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
 fn lapsed(conn: &Connection, now: u64) -> Result<Vec<Lapsed>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, host_pid, host_lock, lease_until_us, worker FROM tasks WHERE status = 'claimed'",
     )?;
-    let rows: Vec<(
-        String,
-        Option<i64>,
-        Option<String>,
-        Option<i64>,
-        Option<String>,
-    )> = stmt
+    let rows: Vec<ClaimRow> = stmt
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?

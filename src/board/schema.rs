@@ -202,7 +202,7 @@ mod tests {
             err.contains("not a board database") && err.contains("board.db"),
             "{err}"
         );
-        let conn = Connection::open(&p.with_file_name("other.db")).unwrap();
+        let conn = Connection::open(p.with_file_name("other.db")).unwrap();
         conn.execute_batch("CREATE TABLE t (x); PRAGMA application_id = 7;")
             .unwrap();
         drop(conn);
