@@ -10,9 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::fixture::*;
-use crate::helper::claude::{ClaudeSandbox, require_claude};
 use crate::helper::fake_api::RequestKind;
-use crate::helper::tmux::{TmuxServer, require_tmux};
 use crate::helper::wait::{output_with_timeout, wait_until, wait_until_or};
 
 fn board(env: &Env, dir: &Path, args: &[&str]) -> Output {
@@ -247,47 +245,23 @@ fn direct_delegations_come_before_board_tasks() {
 }
 
 #[test]
-#[ignore = "open: the hosted Claude Code does not take the first drained task (probe timeout, \
-            then the task is held as if a dialog were open); run with --ignored to reproduce"]
+#[ignore = "open: on this loaded machine the hosted Claude Code misses the delivery of the first \
+            drained task (Ctrl-G probe timeout, or no UserPromptSubmit ack after Enter); a direct \
+            `send` in the same setup failed the same way once; run with --ignored"]
 fn a_hosted_claude_code_drains_a_three_task_board() {
-    let test = "a_hosted_claude_code_drains_a_three_task_board";
-    let Some(claude) = require_claude(test) else {
-        return;
-    };
-    if require_tmux(test).is_none() {
-        return;
-    }
     let env = Env::new();
     let dir = new_board(&env, "Write the release notes");
-    let sandbox = ClaudeSandbox::new();
-    let mut vars = sandbox.env();
-    vars.push(("CLAUDE_AGENTS_DIR".into(), env.state.display().to_string()));
+    let Some(agent) = crate::e2e_agent::host_agent_with(
+        "a_hosted_claude_code_drains_a_three_task_board",
+        &env,
+        "writer",
+        &[format!("--board={}", dir.display())],
+    ) else {
+        return;
+    };
+    let (tmux, pane, sandbox) = (&agent.tmux, &agent.pane, &agent.sandbox);
     let trace = sandbox.path().join("host-trace.log");
-    vars.push(("AGENT_WRAP_DEBUG".into(), trace.display().to_string()));
-    let mut tmux = TmuxServer::new();
-    let cmd = vec![
-        WRAP.to_owned(),
-        "writer".into(),
-        format!("--board={}", dir.display()),
-        "--claude".into(),
-        claude.display().to_string(),
-    ];
-    let pane = tmux.new_session("agent", sandbox.project_dir(), &vars, &cmd);
     // The tasks arrive once the agent is up, as when a leader fills the board later.
-    wait_until(
-        Duration::from_secs(60),
-        "the hosted Claude Code to start",
-        || {
-            assert!(
-                !tmux.pane_dead(&pane),
-                "agent-wrap died:\n{}",
-                tmux.capture_history(&pane)
-            );
-            env.status("writer")
-                .filter(|s| s["status"] == "idle")
-                .map(|_| ())
-        },
-    );
     for args in [
         vec!["add", "collect the changes"],
         vec!["add", "draft the notes", "-d", "t1"],
@@ -297,9 +271,9 @@ fn a_hosted_claude_code_drains_a_three_task_board() {
     }
     let done = wait_until_or(Duration::from_secs(120), || {
         assert!(
-            !tmux.pane_dead(&pane),
+            !tmux.pane_dead(pane),
             "agent-wrap died:\n{}",
-            tmux.capture_history(&pane)
+            tmux.capture_history(pane)
         );
         let r = report(&env, &dir);
         r["tasks"]
@@ -312,8 +286,8 @@ fn a_hosted_claude_code_drains_a_three_task_board() {
     .unwrap_or_else(|| {
         panic!(
             "the hosted agent did not drain the board:\n{}\n{}\nstatus: {:?}\ntrace:\n{}",
-            text(&board(&env, &dir, &["report"]).stdout),
-            tmux.capture_history(&pane),
+            text(&board(&env, &dir, &["list", "--json"]).stdout),
+            tmux.capture_history(pane),
             env.status("writer"),
             std::fs::read_to_string(&trace).unwrap_or_default()
         )
@@ -355,5 +329,4 @@ fn a_hosted_claude_code_drains_a_three_task_board() {
         third.n_role("assistant") >= 2,
         "the agent kept its context across the tasks"
     );
-    drop(tmux);
 }

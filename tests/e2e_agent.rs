@@ -20,6 +20,11 @@ pub struct HostedAgent {
 /// Starts `agent-wrap NAME` hosting Claude Code in a tmux pane and waits until Claude
 /// Code has started (its SessionStart hook made the agent idle).
 pub fn host_agent(test: &str, env: &Env, name: &str) -> Option<HostedAgent> {
+    host_agent_with(test, env, name, &[])
+}
+
+/// [`host_agent`] with more `agent-wrap` arguments (before `--claude`).
+pub fn host_agent_with(test: &str, env: &Env, name: &str, args: &[String]) -> Option<HostedAgent> {
     let claude = require_claude(test)?;
     require_tmux(test)?;
     let sandbox = ClaudeSandbox::new();
@@ -29,12 +34,9 @@ pub fn host_agent(test: &str, env: &Env, name: &str) -> Option<HostedAgent> {
     let trace = sandbox.path().join("host-trace.log");
     vars.push(("AGENT_WRAP_DEBUG".into(), trace.display().to_string()));
     let mut tmux = TmuxServer::new();
-    let cmd = vec![
-        WRAP.to_owned(),
-        name.to_owned(),
-        "--claude".into(),
-        claude.display().to_string(),
-    ];
+    let mut cmd = vec![WRAP.to_owned(), name.to_owned()];
+    cmd.extend(args.iter().cloned());
+    cmd.extend(["--claude".into(), claude.display().to_string()]);
     let pane = tmux.new_session("agent", sandbox.project_dir(), &vars, &cmd);
     wait_until(CLAUDE_WAIT, "the hosted Claude Code to start", || {
         env.status(name)

@@ -89,6 +89,9 @@ impl Claimed {
         if let Some(ctx) = &self.task.context {
             out.push_str(&format!("Context: {ctx}\n"));
         }
+        // No trailing newline: a hosted Claude Code's box would keep it as an empty last
+        // line of the prompt.
+        out.truncate(out.trim_end().len());
         out
     }
 }
