@@ -799,3 +799,66 @@ fn terminals_in_one_repository_share_a_durable_board_that_survives_the_runtime_d
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_chief_reads_and_adds_with_at_board() {
+    let env = Env::new();
+    let dir = new_board(&env, "From the chief");
+    ok(board(&env, &dir, &["add", "first"]));
+    ok(board(&env, &dir, &["claim", "w"]));
+    ok(board(
+        &env,
+        &dir,
+        &["done", "t1", "first result", "--worker", "w"],
+    ));
+    let ctrl_g = |content: &[u8]| {
+        let file = env.prompt_file(content);
+        let out = output_with_timeout(
+            env.cmd(HOOK)
+                .env("CLAUDE_EDITOR_HOOK_BOARD", &dir)
+                .arg(&file),
+            SECS,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&fs::read(&file).unwrap())
+    };
+    let added = ctrl_g(b"@board add write the changelog\nwith every fix");
+    assert_eq!(added, "[board] added t2: write the changelog\n");
+    let shown = json(board(&env, &dir, &["show", "t2", "--json"]));
+    assert_eq!(shown["body"], "with every fix");
+    let news = ctrl_g(b"@board");
+    assert!(
+        news.starts_with("[board · From the chief] 1/2 done, 1 ready\n"),
+        "{news}"
+    );
+    assert!(
+        news.contains("## t1 first [done] by w") && news.contains("first result"),
+        "{news}"
+    );
+    // The news is told once.
+    let again = ctrl_g(b"@board\n");
+    assert!(
+        again.contains("No task finished since the last @board."),
+        "{again}"
+    );
+    // `status` shows the board's progress.
+    let out = output_with_timeout(
+        env.cmd(HOOK)
+            .env("CLAUDE_EDITOR_HOOK_BOARD", &dir)
+            .arg("status"),
+        SECS,
+    );
+    assert!(
+        text(&out.stdout).contains("1/2 done, 1 ready"),
+        "{}",
+        text(&out.stdout)
+    );
+    // `board` is no agent's name.
+    let out = output_with_timeout(env.cmd(WRAP).args(["board", "--demo"]), SECS);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is reserved"),
+        "{}",
+        text(&out.stderr)
+    );
+}
