@@ -52,6 +52,9 @@ enum HostEvent {
     GraceOver(TaskId),
     /// From the hosted Claude Code's session (claude driver only).
     Claude(ClaudeEvent),
+    /// The drained board changed (src/board/drain.rs): only a chance to claim, never a
+    /// session event, so board traffic cannot disturb a delivery.
+    Board,
 }
 
 struct Running {
@@ -125,12 +128,11 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
     signals::forward(tx.clone(), HostEvent::Signal)?;
     let mut watcher = DirWatcher::new(tx.clone(), || HostEvent::Changed)?;
     watcher.watch(&state.inbox_dir(&name))?;
-    // Board draining: a board change, lease end or claimer's exit wakes the loop like an
-    // inbox change does.
+    // Board draining: a board change, lease end or claimer's exit wakes the loop.
     let drainer = match &opts.board {
         Some(spec) => {
             let d = crate::board::Drainer::open(Some(spec), state, &name, &opts.roles)?;
-            d.watch(tx.clone(), || HostEvent::Changed)?;
+            d.watch(tx.clone(), || HostEvent::Board)?;
             Some(d)
         }
         None => None,
@@ -231,6 +233,8 @@ impl Host {
                     }
                     Ok(())
                 }
+                // The loop's top claims from the board when the agent is free.
+                HostEvent::Board => Ok(()),
                 HostEvent::RunEnded(end) => {
                     self.finish_run(end);
                     Ok(())
