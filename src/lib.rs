@@ -6,6 +6,7 @@
 //! - [`state`]: the private state directory and its on-disk protocol (status, inbox, tasks).
 //! - [`coordinator`]: editor mode, the round trip the chief waits on.
 //! - [`agent`]: the agent host run by `agent-wrap` and its drivers.
+//! - [`board`]: the team board (SQLite): tasks, dependencies, exactly-once claims, leases.
 //! - [`watch`], [`doorbell`], [`signals`], [`process`]: the event sources that feed the two
 //!   event loops.
 //! - [`directive`]: what an `@NAME …` prompt means.
@@ -14,6 +15,7 @@
 //!   `forget`).
 
 pub mod agent;
+pub mod board;
 pub mod cli;
 pub mod coordinator;
 pub mod directive;

@@ -23,11 +23,26 @@ pub fn host_agent(test: &str, env: &Env, name: &str) -> Option<HostedAgent> {
     host_agent_with(test, env, name, &[])
 }
 
+/// [`host_agent`] with more `agent-wrap` arguments (before `--claude`).
+pub fn host_agent_with(test: &str, env: &Env, name: &str, args: &[String]) -> Option<HostedAgent> {
+    start_hosted(test, env, name, args, &[])
+}
+
 /// [`host_agent`], with `claude_args` passed to Claude Code (after `--`).
-pub fn host_agent_with(
+pub fn host_agent_with_claude_args(
     test: &str,
     env: &Env,
     name: &str,
+    claude_args: &[&str],
+) -> Option<HostedAgent> {
+    start_hosted(test, env, name, &[], claude_args)
+}
+
+fn start_hosted(
+    test: &str,
+    env: &Env,
+    name: &str,
+    args: &[String],
     claude_args: &[&str],
 ) -> Option<HostedAgent> {
     let claude = require_claude(test)?;
@@ -39,12 +54,9 @@ pub fn host_agent_with(
     let trace = sandbox.path().join("host-trace.log");
     vars.push(("AGENT_WRAP_DEBUG".into(), trace.display().to_string()));
     let mut tmux = TmuxServer::new();
-    let mut cmd = vec![
-        WRAP.to_owned(),
-        name.to_owned(),
-        "--claude".into(),
-        claude.display().to_string(),
-    ];
+    let mut cmd = vec![WRAP.to_owned(), name.to_owned()];
+    cmd.extend(args.iter().cloned());
+    cmd.extend(["--claude".into(), claude.display().to_string()]);
     if !claude_args.is_empty() {
         cmd.push("--".into());
         cmd.extend(claude_args.iter().map(|a| (*a).to_owned()));
@@ -735,7 +747,9 @@ fn a_permission_prompt_shows_the_agent_waiting_until_the_human_answers() {
         "default"
     };
     let env = Env::new();
-    let Some(agent) = host_agent_with(test, &env, "guarded", &["--permission-mode", mode]) else {
+    let Some(agent) =
+        host_agent_with_claude_args(test, &env, "guarded", &["--permission-mode", mode])
+    else {
         return;
     };
     let made = agent.sandbox.project_dir().join("made-by-the-tool");

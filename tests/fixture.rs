@@ -79,6 +79,15 @@ impl Env {
 
     /// Starts `agent-wrap NAME ARGS…` and waits until it reports idle.
     pub fn agent(&self, name: &str, args: &[&str]) -> Agent {
+        let agent = self.agent_starting(name, args);
+        let pid = agent.pid();
+        self.wait_status(name, "idle", |s| s["pid"] == pid);
+        agent
+    }
+
+    /// Starts `agent-wrap NAME ARGS…` and waits until it has written its status, in any
+    /// state (an agent draining a board may be working at once).
+    pub fn agent_starting(&self, name: &str, args: &[&str]) -> Agent {
         let log = self.dir.path().join(format!("agent-{name}.log"));
         let out = fs::File::create(&log).unwrap();
         let child = self
@@ -91,7 +100,9 @@ impl Env {
             .unwrap();
         let agent = Agent { child };
         let pid = agent.pid();
-        self.wait_status(name, "idle", |s| s["pid"] == pid);
+        wait_until(SECS, &format!("agent {name} to start"), || {
+            self.status(name).filter(|s| s["pid"] == pid)
+        });
         agent
     }
 

@@ -2,6 +2,8 @@
 
 mod agent_window;
 mod background;
+mod board;
+mod board_drain;
 mod claude_facts;
 mod doctor;
 mod e2e_agent;

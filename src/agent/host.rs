@@ -44,6 +44,8 @@ pub struct HostOptions {
     /// Issue 15: the agent's own git worktree (the host already runs in it, see
     /// `cli::wrap`). Recorded in status.json; each task's changed files go in done.json.
     pub worktree: Option<crate::state::AgentWorktree>,
+    /// Drain this board when idle (`--board`; empty: the project's board). Issue 11.
+    pub board: Option<String>,
 }
 
 enum HostEvent {
@@ -53,6 +55,9 @@ enum HostEvent {
     GraceOver(TaskId),
     /// From the hosted Claude Code's session (claude driver only).
     Claude(ClaudeEvent),
+    /// The drained board changed (src/board/drain.rs): only a chance to claim, never a
+    /// session event, so board traffic cannot disturb a delivery.
+    Board,
 }
 
 struct Running {
@@ -103,6 +108,8 @@ struct Host {
     last_sink: Option<OutputSink>,
     /// Raw mode on the agent's window while Claude Code is mirrored into it.
     _raw: Option<RawMode>,
+    /// The board this agent drains when idle (src/board/drain.rs).
+    drainer: Option<crate::board::Drainer>,
 }
 
 /// Runs the host until a signal stops it. Returns the exit status.
@@ -126,6 +133,15 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
     signals::forward(tx.clone(), HostEvent::Signal)?;
     let mut watcher = DirWatcher::new(tx.clone(), || HostEvent::Changed)?;
     watcher.watch(&state.inbox_dir(&name))?;
+    // Board draining: a board change, lease end or claimer's exit wakes the loop.
+    let drainer = match &opts.board {
+        Some(spec) => {
+            let d = crate::board::Drainer::open(Some(spec), state, &name, &opts.roles)?;
+            d.watch(tx.clone(), || HostEvent::Board)?;
+            Some(d)
+        }
+        None => None,
+    };
 
     let mut status = AgentStatus::new(name.clone(), opts.driver.name(), opts.roles.clone());
     match AgentStatus::load(state, &name) {
@@ -157,6 +173,7 @@ pub fn run_host(state: &StateDir, opts: HostOptions) -> Result<i32> {
         input_bursts: 0,
         last_sink: None,
         _raw: None,
+        drainer,
     };
     host.recover_interrupted_task();
     if let Driver::Claude(config) = host.opts.driver.clone() {
@@ -216,6 +233,10 @@ impl Host {
                         }
                     }
                     stop_signal = Some(sig);
+                    // Board draining: a stopped board task goes back to the queue.
+                    if let Some(d) = &self.drainer {
+                        d.stop();
+                    }
                     let reason = format!("agent-wrap received {} and stopped the task", sig.name());
                     self.stop_run(Outcome::Failed, reason);
                     if let Some(c) = &mut self.claude {
@@ -223,6 +244,8 @@ impl Host {
                     }
                     Ok(())
                 }
+                // The loop's top claims from the board when the agent is free.
+                HostEvent::Board => Ok(()),
                 HostEvent::RunEnded(end) => {
                     self.finish_run(end);
                     Ok(())
@@ -341,6 +364,13 @@ impl Host {
                     self.end_claimed(&id, Outcome::Failed, &why);
                 }
             }
+        }
+        // Board draining: idle with an empty inbox, queue the next ready board task as
+        // an ordinary task and take it (direct delegations always come first).
+        if let Some(d) = &self.drainer
+            && d.next_task()?.is_some()
+        {
+            return self.start_next();
         }
         Ok(())
     }
@@ -613,6 +643,12 @@ impl Host {
             done
         });
         let _ = std::fs::remove_file(self.state.current_path(&self.opts.name));
+        // Board draining: the answer marks the board task done, a failure failed.
+        if let Some(d) = &self.drainer
+            && let Err(e) = d.finish(id, &done)
+        {
+            warn(&format!("failed to record task {id} on the board: {e:#}"));
+        }
         let took = done
             .finished_at_us
             .saturating_sub(done.started_at_us.unwrap_or(done.created_at_us));

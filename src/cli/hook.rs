@@ -113,6 +113,9 @@ pub enum Command {
         #[arg(long)]
         pane: String,
     },
+    /// The team board: a goal and tasks that workers and agents claim exactly once
+    /// (docs/board.md).
+    Board(super::board::BoardArgs),
     /// Cancel a task, queued or running.
     Cancel {
         /// The task id.
@@ -270,6 +273,7 @@ pub fn hook_main() -> std::process::ExitCode {
             _,
         ) => super::verbs::send(name, prompt, *timeout, *background),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
+        (Some(Command::Board(args)), _) => super::board::run(args),
         (
             Some(Command::Up {
                 agents,

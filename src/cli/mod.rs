@@ -1,6 +1,7 @@
 //! Command-line entry points. The binaries in `bin/` call [`hook_main`] and
 //! [`wrap_main`]; this is the one place that prints an error and picks the exit code.
 
+mod board;
 mod chief;
 mod compact;
 mod demo;

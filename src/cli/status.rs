@@ -64,10 +64,15 @@ pub fn run(as_json: bool) -> Result<i32> {
             }));
         }
     }
+    let board = board_progress();
     if as_json {
-        let doc = json!({ "version": 1, "state_dir": state.root(), "agents": rows, "background": outbox });
+        let doc = json!({ "version": 1, "state_dir": state.root(), "agents": rows, "background": outbox,
+            "board": board.as_ref().map(|(path, s)| json!({ "path": path, "progress": s.line(), "summary": s })) });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
+    }
+    if let Some((path, summary)) = &board {
+        println!("board {path}: {}", summary.line());
     }
     if rows.is_empty() {
         println!(
@@ -128,4 +133,21 @@ pub fn run(as_json: bool) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The project's board (or `$CLAUDE_EDITOR_HOOK_BOARD`), when there is one. A board that
+/// cannot be read shows its error as the progress line rather than failing `status`.
+fn board_progress() -> Option<(String, crate::board::StatusSummary)> {
+    let spec = std::env::var("CLAUDE_EDITOR_HOOK_BOARD").ok();
+    let path = crate::board::BoardPath::resolve(spec.as_deref()).ok()?;
+    if !path.exists() {
+        return None;
+    }
+    match crate::board::Board::open(&path).and_then(|mut b| b.status()) {
+        Ok(summary) => Some((path.to_string(), summary)),
+        Err(e) => {
+            eprintln!("claude-editor-hook: board {path}: {e:#}");
+            None
+        }
+    }
 }

@@ -55,6 +55,11 @@ pub struct WrapCli {
     #[arg(long, value_name = "FROM", conflicts_with_all = ["exec", "demo"])]
     pub fork: Option<String>,
 
+    /// Drain a team board when idle: claim its next ready task for this agent's roles
+    /// (default: the board of this project; or a board name or path).
+    #[arg(long, value_name = "BOARD", num_args = 0..=1, default_missing_value = "")]
+    pub board: Option<String>,
+
     /// The Claude Code program to host.
     #[arg(long, value_name = "PATH", default_value = "claude", conflicts_with_all = ["exec", "demo"])]
     pub claude: std::path::PathBuf,
@@ -83,8 +88,8 @@ pub fn wrap_main() -> std::process::ExitCode {
 
 fn run(cli: WrapCli) -> anyhow::Result<i32> {
     let name = AgentName::parse(&cli.name)?;
-    // These mean something else in a prompt (`@any`, `@results`): no agent may take them.
-    if ["any", "results"].contains(&name.as_str()) {
+    // These mean something else in a prompt (`@any`, `@results`, `@board`).
+    if AgentName::is_reserved(name.as_str()) {
         anyhow::bail!(
             "agent name {name:?} is reserved (it has a meaning in prompts); pick another"
         );
@@ -140,6 +145,7 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
             roles: cli.roles,
             echo,
             worktree,
+            board: cli.board,
         },
     )
 }

@@ -20,14 +20,14 @@ pub use file::{
 };
 pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
 pub use lock::{HostLock, lock_holder};
-pub use name::AgentName;
+pub use name::{AgentName, RESERVED_NAMES};
 pub use outbox::{ChiefId, OutboxEntry, chief_id};
 pub use status::{
     AgentInfo, AgentState, AgentStatus, AgentWorktree, RecentTask, TaskRef, TmuxLocation,
 };
 pub use task::{
     AgentCommand, CancelRequest, Done, FinishedBy, Outcome, Requester, TaskChanges, TaskEnvelope,
-    TaskId,
+    TaskId, title_of,
 };
 
 /// The format version written into every JSON state file. Readers refuse other versions

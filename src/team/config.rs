@@ -18,6 +18,7 @@
 //! worktree = true     # optional: its own git worktree on branch agent/NAME (docs/worktrees.md)
 //! base = "main"       # optional, with worktree: what the branch starts from
 //! claude_args = ["--model", "sonnet"]
+//! board = ""         # optional: drain this board when idle ("" = the project's board)
 //!
 //! [spawn]
 //! coding = 2          # when every coding agent is busy, start up to 2 more
@@ -94,6 +95,8 @@ pub struct AgentConfig {
     pub worktree: bool,
     /// With `worktree`: what the branch starts from (`agent-wrap --base`).
     pub base: Option<String>,
+    /// Drain this board when idle: a board name or path, or "" for the project's board.
+    pub board: Option<String>,
 }
 
 fn claude_driver() -> String {
@@ -159,6 +162,7 @@ impl Config {
                 claude_args: Vec::new(),
                 worktree: false,
                 base: None,
+                board: None,
             })
             .collect();
         Self {

@@ -263,6 +263,9 @@ pub(crate) fn start_agent_window(
     args.push("--".into());
     args.push(wrap.display().to_string());
     args.push(agent.name.to_string());
+    if let Some(board) = &agent.board {
+        args.push(format!("--board={board}"));
+    }
     for role in &agent.roles {
         args.extend(["--role".into(), role.clone()]);
     }
