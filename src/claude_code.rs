@@ -51,22 +51,8 @@ impl Registry {
 /// (docs/claude-code.md#transcript). `None` when the turn cannot be found, and the
 /// caller keeps Stop's `last_assistant_message`.
 pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
-    let bytes = crate::state::read_optional(transcript).ok()??;
-    let lines: Vec<Value> = bytes
-        .split(|&b| b == b'\n')
-        .filter_map(|l| serde_json::from_slice(l).ok())
-        .collect();
-    let is_prompt = |v: &Value| {
-        v["type"] == "user" && {
-            let content = &v["message"]["content"];
-            let texts: Vec<&str> = match content.as_array() {
-                Some(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
-                None => content.as_str().into_iter().collect(),
-            };
-            texts.iter().any(|t| t.trim() == prompt.trim())
-        }
-    };
-    let start = lines.iter().rposition(is_prompt)?;
+    let lines = transcript_lines(transcript, 0)?;
+    let start = lines.iter().rposition(|v| is_user_prompt(v, prompt))?;
     let texts: Vec<&str> = lines[start + 1..]
         .iter()
         .filter(|v| v["type"] == "assistant")
@@ -76,6 +62,56 @@ pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
         .filter_map(|b| b["text"].as_str())
         .collect();
     (!texts.is_empty()).then(|| texts.join("\n\n"))
+}
+
+/// The transcript's length now: where a delivery starting now begins in it.
+pub fn transcript_len(transcript: &Path) -> u64 {
+    std::fs::metadata(transcript).map_or(0, |m| m.len())
+}
+
+/// Returns true if and only if the transcript, from byte `from` on, holds a user line
+/// with `prompt` followed by the `{"type":"system","subtype":"turn_duration"}` line of a
+/// turn that ended normally; an interrupted turn writes none
+/// (docs/claude-code.md#transcript).
+pub fn turn_ended(transcript: &Path, from: u64, prompt: &str) -> bool {
+    let Some(lines) = transcript_lines(transcript, from) else {
+        return false;
+    };
+    lines
+        .iter()
+        .rposition(|v| is_user_prompt(v, prompt))
+        .is_some_and(|at| {
+            lines[at + 1..]
+                .iter()
+                .any(|v| v["type"] == "system" && v["subtype"] == "turn_duration")
+        })
+}
+
+/// The transcript's JSON lines from byte `from` on; `None` when it cannot be read.
+fn transcript_lines(transcript: &Path, from: u64) -> Option<Vec<Value>> {
+    let bytes = crate::state::read_optional(transcript).ok()??;
+    let since = usize::try_from(from)
+        .ok()
+        .and_then(|from| bytes.get(from..))
+        .unwrap_or(&[]);
+    Some(
+        since
+            .split(|&b| b == b'\n')
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect(),
+    )
+}
+
+/// Returns true if and only if transcript line `v` is a user line holding `prompt`.
+fn is_user_prompt(v: &Value, prompt: &str) -> bool {
+    v["type"] == "user" && {
+        let content = &v["message"]["content"];
+        let texts: Vec<&str> = match content.as_array() {
+            Some(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
+            None => content.as_str().into_iter().collect(),
+        };
+        texts.iter().any(|t| t.trim() == prompt.trim())
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +138,39 @@ mod tests {
             Some("Let me check.\n\nDone.")
         );
         assert_eq!(turn_text(&path, "missing"), None);
+    }
+
+    #[test]
+    fn a_turn_ended_only_with_turn_duration_after_our_prompt_since_the_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let old = concat!(
+            r#"{"type":"user","message":{"content":"task"}}"#,
+            "\n",
+            r#"{"type":"system","subtype":"turn_duration"}"#,
+            "\n",
+        );
+        std::fs::write(&path, old).unwrap();
+        let mark = transcript_len(&path);
+        assert_eq!(mark, old.len() as u64);
+        // The same prompt's earlier turn, before the mark, does not count.
+        assert!(turn_ended(&path, 0, "task"));
+        assert!(!turn_ended(&path, mark, "task"));
+        // Our prompt, then an interrupted turn: no turn_duration.
+        let ours = concat!(
+            r#"{"type":"user","message":{"content":[{"type":"text","text":"task"}]}}"#,
+            "\n",
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"Hal"}]}}"#,
+            "\n",
+        );
+        std::fs::write(&path, format!("{old}{ours}")).unwrap();
+        assert!(!turn_ended(&path, mark, "task"));
+        let ended = r#"{"type":"system","subtype":"turn_duration","durationMs":5}"#;
+        std::fs::write(&path, format!("{old}{ours}{ended}\n")).unwrap();
+        assert!(turn_ended(&path, mark, "task"));
+        assert!(!turn_ended(&path, mark, "another task"));
+        assert!(!turn_ended(&dir.path().join("missing"), 0, "task"));
+        assert_eq!(transcript_len(&dir.path().join("missing")), 0);
     }
 
     #[test]

@@ -61,10 +61,22 @@ pub enum Directive<'a> {
     },
     /// `@results`: bring the finished background results.
     Results,
+    /// `@board`: the team board's status and newly finished tasks; `@board add TITLE`
+    /// adds a task (docs/board.md).
+    Board(BoardAsk<'a>),
     /// A route with nothing after it.
     EmptyPrompt { route: Route },
     /// A route that breaks the grammar; the text says how.
     Invalid(String),
+}
+
+/// What `@board` asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BoardAsk<'a> {
+    /// `@board`: status and the report of the tasks finished since the last `@board`.
+    Status,
+    /// `@board add TITLE [body lines]`.
+    Add(&'a [u8]),
 }
 
 /// A parsed prompt file.
@@ -133,6 +145,22 @@ fn target(s: &[u8]) -> Option<(AgentName, bool, &[u8])> {
 fn directive(body: &[u8]) -> Directive<'_> {
     if body.trim_ascii() == b"@results" {
         return Directive::Results;
+    }
+    if let Some(rest) = body.trim_ascii().strip_prefix(b"@board")
+        && rest.first().is_none_or(|b| b.is_ascii_whitespace())
+    {
+        let rest = rest.trim_ascii();
+        if rest.is_empty() {
+            return Directive::Board(BoardAsk::Status);
+        }
+        return match rest.strip_prefix(b"add") {
+            Some(title) if title.first().is_some_and(|b| b.is_ascii_whitespace()) => {
+                Directive::Board(BoardAsk::Add(title.trim_ascii()))
+            }
+            _ => {
+                Directive::Invalid("@board takes nothing (status and news) or `add <title>`".into())
+            }
+        };
     }
     let Some((first, mut background, mut rest)) = target(body.trim_ascii_start()) else {
         return Directive::Edit;
@@ -278,6 +306,13 @@ mod tests {
             }
         );
         assert_eq!(route("  @results \n"), Directive::Results);
+        assert_eq!(route("@board\n"), Directive::Board(BoardAsk::Status));
+        assert_eq!(
+            route("@board add write the docs\nwith examples"),
+            Directive::Board(BoardAsk::Add(b"write the docs\nwith examples"))
+        );
+        assert!(matches!(route("@board please"), Directive::Invalid(_)));
+        assert!(matches!(route("@boardroom hi"), Directive::Delegate { .. }));
         assert_eq!(route("@ci&cd broke"), Directive::Edit);
     }
 

@@ -6,14 +6,18 @@
 //! - [`state`]: the private state directory and its on-disk protocol (status, inbox, tasks).
 //! - [`coordinator`]: editor mode, the round trip the chief waits on.
 //! - [`agent`]: the agent host run by `agent-wrap` and its drivers.
+//! - [`board`]: the team board (SQLite): tasks, dependencies, exactly-once claims, leases.
 //! - [`watch`], [`doorbell`], [`signals`], [`process`]: the event sources that feed the two
 //!   event loops.
 //! - [`directive`]: what an `@NAME …` prompt means.
 //! - [`doctor`]: the setup checks of `claude-editor-hook doctor`.
+//! - [`worktree`]: an agent's own git worktree and branch (`diff`, `merge`, `sync`,
+//!   `forget`).
 //! - [`claude_code`]: Claude Code's own files we read (its session registry).
 //! - [`shell`]: shell quoting; [`tmux`]: running tmux.
 
 pub mod agent;
+pub mod board;
 pub mod claude_code;
 pub mod cli;
 pub mod coordinator;
@@ -28,3 +32,4 @@ pub mod team;
 pub mod time;
 pub mod tmux;
 pub mod watch;
+pub mod worktree;

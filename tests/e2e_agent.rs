@@ -7,7 +7,7 @@ use crate::fixture::*;
 use crate::helper::claude::{ClaudeSandbox, claude_version, require_claude};
 use crate::helper::fake_api::{Reply, RequestKind};
 use crate::helper::tmux::{TmuxServer, require_tmux};
-use crate::helper::wait::wait_until;
+use crate::helper::wait::{wait_until, wait_until_or};
 
 const CLAUDE_WAIT: Duration = Duration::from_secs(60);
 
@@ -23,11 +23,26 @@ pub fn host_agent(test: &str, env: &Env, name: &str) -> Option<HostedAgent> {
     host_agent_with(test, env, name, &[])
 }
 
+/// [`host_agent`] with more `agent-wrap` arguments (before `--claude`).
+pub fn host_agent_with(test: &str, env: &Env, name: &str, args: &[String]) -> Option<HostedAgent> {
+    start_hosted(test, env, name, args, &[])
+}
+
 /// [`host_agent`], with `claude_args` passed to Claude Code (after `--`).
-pub fn host_agent_with(
+pub fn host_agent_with_claude_args(
     test: &str,
     env: &Env,
     name: &str,
+    claude_args: &[&str],
+) -> Option<HostedAgent> {
+    start_hosted(test, env, name, &[], claude_args)
+}
+
+fn start_hosted(
+    test: &str,
+    env: &Env,
+    name: &str,
+    args: &[String],
     claude_args: &[&str],
 ) -> Option<HostedAgent> {
     let claude = require_claude(test)?;
@@ -39,12 +54,9 @@ pub fn host_agent_with(
     let trace = sandbox.path().join("host-trace.log");
     vars.push(("AGENT_WRAP_DEBUG".into(), trace.display().to_string()));
     let mut tmux = TmuxServer::new();
-    let mut cmd = vec![
-        WRAP.to_owned(),
-        name.to_owned(),
-        "--claude".into(),
-        claude.display().to_string(),
-    ];
+    let mut cmd = vec![WRAP.to_owned(), name.to_owned()];
+    cmd.extend(args.iter().cloned());
+    cmd.extend(["--claude".into(), claude.display().to_string()]);
     if !claude_args.is_empty() {
         cmd.push("--".into());
         cmd.extend(claude_args.iter().map(|a| (*a).to_owned()));
@@ -217,6 +229,7 @@ fn slash_bang_and_hash_led_tasks_are_prompts_and_the_conversation_survives() {
     // Through Ctrl-G, and through `send` for text the directive would read otherwise:
     // whitespace after `@coder` is trimmed, and `@coder @file` is a fan-out.
     let ask = |task: &str| {
+        let short: String = task.chars().take(60).collect();
         let body = if task.starts_with(char::is_whitespace) || task.starts_with('@') {
             let out = env
                 .cmd(HOOK)
@@ -228,12 +241,19 @@ fn slash_bang_and_hash_led_tasks_are_prompts_and_the_conversation_survives() {
         } else {
             let (out, after) = env.run_hook(format!("@coder {task}").as_bytes());
             assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-            text(&head_and_body(&after).1)
+            let (head, body) = head_and_body(&after);
+            assert!(
+                head.starts_with("[@coder · task "),
+                "{short:?}: {}",
+                text(&after).chars().take(400).collect::<String>()
+            );
+            text(&body)
         };
         let sent = escaped(task);
         assert!(
             body.starts_with("FAKE-REPLY:"),
-            "{task:?}: {body}; screen:\n{}",
+            "{short:?}: {}; screen:\n{}",
+            body.chars().take(400).collect::<String>(),
             agent.tmux.capture(&agent.pane)
         );
         let request = api
@@ -242,10 +262,12 @@ fn slash_bang_and_hash_led_tasks_are_prompts_and_the_conversation_survives() {
             .filter(|r| r.kind == RequestKind::Prompt)
             .find(|r| r.prompt == sent.trim_end())
             .unwrap_or_else(|| {
-                panic!(
-                    "{task:?} never reached the API as {sent:?}: {:?}",
-                    api.prompts()
-                )
+                let seen: Vec<String> = api
+                    .prompts()
+                    .iter()
+                    .map(|p| p.chars().take(60).collect())
+                    .collect();
+                panic!("{short:?} never reached the API escaped: {seen:?}")
             });
         request.n_role("user")
     };
@@ -725,7 +747,9 @@ fn a_permission_prompt_shows_the_agent_waiting_until_the_human_answers() {
         "default"
     };
     let env = Env::new();
-    let Some(agent) = host_agent_with(test, &env, "guarded", &["--permission-mode", mode]) else {
+    let Some(agent) =
+        host_agent_with_claude_args(test, &env, "guarded", &["--permission-mode", mode])
+    else {
         return;
     };
     let made = agent.sandbox.project_dir().join("made-by-the-tool");
@@ -743,8 +767,17 @@ fn a_permission_prompt_shows_the_agent_waiting_until_the_human_answers() {
     // The PermissionRequest hook, not the screen, says the agent waits for the human.
     env.wait_status("guarded", "waiting", |_| true);
     assert!(!made.exists(), "the command ran before anyone allowed it");
-    // The human allows it: Enter picks the dialog's first answer, "Yes".
-    agent.tmux.send_keys(&agent.pane, &["Enter"]);
+    // The human allows it once they see the question: Enter picks its first answer,
+    // "Yes". The hook comes before the dialog takes keys, and 2.1.332 ignored an Enter
+    // that came at once, so, like a human whose key did nothing, press it again.
+    agent
+        .tmux
+        .wait_for_screen(&agent.pane, |s| s.contains("Yes"), CLAUDE_WAIT)
+        .expect("the permission dialog");
+    wait_until(CLAUDE_WAIT, "the allowed command to run", || {
+        agent.tmux.send_keys(&agent.pane, &["Enter"]);
+        wait_until_or(Duration::from_secs(3), || made.exists().then_some(()))
+    });
     assert!(wait_child(&mut hook, CLAUDE_WAIT, "the allowed task").success());
     let after = std::fs::read(file).unwrap();
     assert!(made.exists(), "the allowed command ran");

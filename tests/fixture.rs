@@ -12,7 +12,10 @@ use crate::helper::wait::{output_with_timeout, wait_until};
 
 pub const HOOK: &str = env!("CARGO_BIN_EXE_claude-editor-hook");
 pub const WRAP: &str = env!("CARGO_BIN_EXE_agent-wrap");
-pub const SECS: Duration = Duration::from_secs(10);
+/// How long a test waits for something that takes milliseconds on an idle machine
+/// before it fails as hung. Generous, because on a loaded 2-core machine a debug build
+/// is many times slower; waiting longer never makes a passing test slower.
+pub const SECS: Duration = Duration::from_secs(30);
 
 pub struct Env {
     pub dir: TempDir,
@@ -76,6 +79,15 @@ impl Env {
 
     /// Starts `agent-wrap NAME ARGS…` and waits until it reports idle.
     pub fn agent(&self, name: &str, args: &[&str]) -> Agent {
+        let agent = self.agent_starting(name, args);
+        let pid = agent.pid();
+        self.wait_status(name, "idle", |s| s["pid"] == pid);
+        agent
+    }
+
+    /// Starts `agent-wrap NAME ARGS…` and waits until it has written its status, in any
+    /// state (an agent draining a board may be working at once).
+    pub fn agent_starting(&self, name: &str, args: &[&str]) -> Agent {
         let log = self.dir.path().join(format!("agent-{name}.log"));
         let out = fs::File::create(&log).unwrap();
         let child = self
@@ -88,7 +100,9 @@ impl Env {
             .unwrap();
         let agent = Agent { child };
         let pid = agent.pid();
-        self.wait_status(name, "idle", |s| s["pid"] == pid);
+        wait_until(SECS, &format!("agent {name} to start"), || {
+            self.status(name).filter(|s| s["pid"] == pid)
+        });
         agent
     }
 
@@ -117,7 +131,9 @@ impl Env {
     /// Runs editor mode on a new prompt file; returns the output and the file after.
     pub fn run_hook(&self, content: &[u8]) -> (Output, Vec<u8>) {
         let file = self.prompt_file(content);
-        let out = output_with_timeout(self.cmd(HOOK).arg(&file), Duration::from_secs(30));
+        // A hung editor run fails the test; 70 MB through a debug build under load took
+        // more than 30 s.
+        let out = output_with_timeout(self.cmd(HOOK).arg(&file), Duration::from_secs(90));
         let after = fs::read(&file).unwrap();
         (out, after)
     }

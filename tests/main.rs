@@ -2,6 +2,9 @@
 
 mod agent_window;
 mod background;
+mod board;
+mod board_drain;
+mod claude_facts;
 mod doctor;
 mod e2e_agent;
 mod e2e_chief;
@@ -14,3 +17,4 @@ mod routes;
 mod up;
 mod verbs;
 mod view;
+mod worktree;

@@ -38,12 +38,21 @@ pub struct HostOptions {
     pub roles: Vec<String>,
     /// Echo task headers and output to stdout (the agent's window).
     pub echo: bool,
+    /// Issue 15: the agent's own git worktree (the host already runs in it, see
+    /// `cli::wrap`, so every driver works there through `agent::run::working_dir`).
+    /// Recorded in status.json; each task's changed files go in done.json.
+    pub worktree: Option<crate::state::AgentWorktree>,
+    /// Drain this board when idle (`--board`; empty: the project's board). Issue 11.
+    pub board: Option<String>,
 }
 
 enum HostEvent<E> {
     Changed,
     Signal(Signal),
     Driver(E),
+    /// The drained board changed (src/board/drain.rs): only a chance to claim, never a
+    /// driver event, so board traffic cannot disturb a delivery.
+    Board,
 }
 
 /// The host's own timers.
@@ -59,6 +68,8 @@ struct Running {
     started_at_us: u64,
     /// Set once we asked the run to stop, with the outcome and reason to record.
     stopping: Option<(Outcome, String)>,
+    /// Issue 15: the worktree as the task found it, to count the files it changed.
+    snapshot: Option<crate::worktree::diff::Snapshot>,
 }
 
 struct Host<D: Driver> {
@@ -73,6 +84,8 @@ struct Host<D: Driver> {
     running: Option<Running>,
     /// The signal that stops the host, once one came.
     stop_signal: Option<Signal>,
+    /// The board this agent drains when idle (src/board/drain.rs).
+    drainer: Option<crate::board::Drainer>,
 }
 
 /// Runs the host until a signal stops it. Returns the exit status.
@@ -96,6 +109,15 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
     signals::forward(tx.clone(), HostEvent::Signal)?;
     let mut watcher = DirWatcher::new(tx.clone(), || HostEvent::Changed)?;
     watcher.watch(&state.inbox_dir(&name))?;
+    // Board draining: a board change, lease end or claimer's exit wakes the loop.
+    let drainer = match &opts.board {
+        Some(spec) => {
+            let d = crate::board::Drainer::open(Some(spec), state, &name, &opts.roles)?;
+            d.watch(tx.clone(), || HostEvent::Board)?;
+            Some(d)
+        }
+        None => None,
+    };
     let (driver_tx, driver_rx) = channel();
     std::thread::spawn(move || {
         for event in driver_rx {
@@ -115,6 +137,7 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
         Err(e) => warn(&format!("ignoring the old status: {e:#}")),
     }
     status.tmux = crate::tmux::here();
+    status.worktree = opts.worktree.clone(); // issue 15
     status.save(state)?;
 
     let mut host = Host {
@@ -127,6 +150,7 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
         timers: Timers::default(),
         running: None,
         stop_signal: None,
+        drainer,
     };
     host.recover_interrupted_task();
     let tx = host.driver_tx.clone();
@@ -174,6 +198,8 @@ impl<D: Driver> Host<D> {
                     Ok(())
                 }
                 Ok(HostEvent::Changed) => self.check_cancel(),
+                // The loop's top claims from the board when the agent is free.
+                Ok(HostEvent::Board) => Ok(()),
                 Ok(HostEvent::Signal(Signal::Resize)) => {
                     self.driver.resize();
                     Ok(())
@@ -205,8 +231,21 @@ impl<D: Driver> Host<D> {
             warn(&format!("{e:#}"));
         }
         // With `self.running` still empty and `self.driver.can_start()`, the agent is
-        // idle with an empty inbox (`start_next` claims until it is): the point where
-        // work from elsewhere (the board) would be taken.
+        // idle with an empty inbox (`start_next` claims until it is). Board draining:
+        // queue the next ready board task as an ordinary task and take it (direct
+        // delegations always come first).
+        while self.running.is_none() && self.driver.can_start() {
+            let Some(d) = &self.drainer else { return };
+            match d.next_task() {
+                Ok(Some(_)) => {
+                    if let Err(e) = self.start_next() {
+                        warn(&format!("{e:#}"));
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => return warn(&format!("{e:#}")),
+            }
+        }
     }
 
     fn fire_timers(&mut self) {
@@ -230,6 +269,10 @@ impl<D: Driver> Host<D> {
             self.driver.kill();
         }
         self.stop_signal = Some(sig);
+        // Board draining: a stopped board task goes back to the queue.
+        if let Some(d) = &self.drainer {
+            d.stop();
+        }
         let reason = format!("agent-wrap received {} and stopped the task", sig.name());
         self.stop_run(Outcome::Failed, reason);
         self.driver.close();
@@ -420,6 +463,8 @@ impl<D: Driver> Host<D> {
 
     fn start(&mut self, task: TaskEnvelope, claimed_at_us: u64) -> Result<()> {
         let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
+        // Issue 15: a worktree agent's tree before the task, to say what the task changed.
+        let snapshot = crate::worktree::diff::task_snapshot(self.opts.worktree.as_ref());
         let started_at_us = now_us();
         self.say(&format!(
             "task {} from pid {} in {}: {}",
@@ -439,6 +484,7 @@ impl<D: Driver> Host<D> {
             claimed_at_us,
             started_at_us,
             stopping: None,
+            snapshot,
         });
         if let Err(e) = self.watcher.watch(&task_dir) {
             warn(&format!(
@@ -539,6 +585,9 @@ impl<D: Driver> Host<D> {
         done.human_input = end.human_input;
         done.acked_at_us = end.acked_at_us;
         done.turn_ended_at_us = end.turn_ended_at_us;
+        // Issue 15: the files this task changed in the agent's worktree.
+        done.changes =
+            crate::worktree::diff::task_changes(r.snapshot.as_ref(), self.opts.worktree.as_ref());
         self.watcher.unwatch(&self.state.task_dir(&r.task.id));
         self.after_task(&r.task.id, &r.task.title, done);
     }
@@ -563,6 +612,12 @@ impl<D: Driver> Host<D> {
             done
         });
         let _ = std::fs::remove_file(self.state.current_path(&self.opts.name));
+        // Board draining: the answer marks the board task done, a failure failed.
+        if let Some(d) = &self.drainer
+            && let Err(e) = d.finish(id, &done)
+        {
+            warn(&format!("failed to record task {id} on the board: {e:#}"));
+        }
         let took = done
             .finished_at_us
             .saturating_sub(done.started_at_us.unwrap_or(done.created_at_us));

@@ -113,6 +113,9 @@ pub enum Command {
         #[arg(long)]
         pane: String,
     },
+    /// The team board: a goal and tasks that workers and agents claim exactly once
+    /// (docs/board.md).
+    Board(super::board::BoardArgs),
     /// Cancel a task, queued or running.
     Cancel {
         /// The task id.
@@ -143,6 +146,59 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print shell completions for `claude-editor-hook` (or `agent-wrap`).
+    ///
+    /// Example: `claude-editor-hook completions bash > ~/.local/share/bash-completion/completions/claude-editor-hook`
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+        /// Complete this program instead.
+        #[arg(
+            long = "for",
+            value_name = "PROGRAM",
+            default_value = "claude-editor-hook"
+        )]
+        program: CompletedProgram,
+    },
+    /// Show agent NAME's changes on its worktree branch against its base, committed and
+    /// uncommitted (docs/worktrees.md).
+    Diff {
+        /// The agent.
+        name: String,
+        /// Only the changed files and their line counts.
+        #[arg(long)]
+        stat: bool,
+    },
+    /// Merge agent NAME's branch, uncommitted work included, into the main checkout's
+    /// current branch; a conflict changes nothing.
+    Merge {
+        /// The agent.
+        name: String,
+        /// One commit with all of the agent's work.
+        #[arg(long)]
+        squash: bool,
+        /// Merge into this branch instead.
+        #[arg(long, value_name = "BRANCH")]
+        into: Option<String>,
+    },
+    /// Bring the new commits of agent NAME's base into its branch; a conflict changes
+    /// nothing.
+    Sync {
+        /// The agent.
+        name: String,
+    },
+    /// Remove a stopped agent's state; with --worktree also its worktree and branch,
+    /// only when nothing unmerged or uncommitted would be lost.
+    Forget {
+        /// The agent.
+        name: String,
+        /// Also remove the agent's worktree and its branch.
+        #[arg(long)]
+        worktree: bool,
+        /// Remove the worktree even if work would be lost.
+        #[arg(long, requires = "worktree")]
+        force: bool,
+    },
     /// Compact a hosted Claude Code agent's conversation, between its tasks.
     Compact {
         /// The agent.
@@ -151,6 +207,49 @@ pub enum Command {
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
     },
+}
+
+/// The programs `completions` can complete.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum CompletedProgram {
+    #[value(name = "claude-editor-hook")]
+    Hook,
+    #[value(name = "agent-wrap")]
+    Wrap,
+}
+
+fn completions(shell: clap_complete::Shell, program: CompletedProgram) -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    let (mut cmd, name) = match program {
+        CompletedProgram::Hook => (HookCli::command(), "claude-editor-hook"),
+        CompletedProgram::Wrap => (super::WrapCli::command(), "agent-wrap"),
+    };
+    clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+    Ok(0)
+}
+
+/// A first argument that names no file and looks like a word is a mistyped command:
+/// Claude Code always passes an existing file.
+fn unknown_command(arg: &std::path::Path) -> Option<String> {
+    use clap::CommandFactory;
+    let word = arg.to_str()?;
+    if arg.exists() || !word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return None;
+    }
+    let cmd = HookCli::command();
+    let best = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_owned())
+        .map(|name| (strsim::jaro_winkler(word, &name), name))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    Some(match best {
+        Some((_, name)) => format!("unknown command '{word}', did you mean '{name}'?"),
+        None => {
+            format!("unknown command '{word}' (and no such file); run `claude-editor-hook --help`")
+        }
+    })
 }
 
 pub fn hook_main() -> std::process::ExitCode {
@@ -163,6 +262,7 @@ pub fn hook_main() -> std::process::ExitCode {
         (Some(Command::Demo), _) => super::demo::run(),
         (Some(Command::Doctor { config, json }), _) => super::doctor::run(config.as_deref(), *json),
         (Some(Command::Compact { name, timeout }), _) => super::compact::run(name, *timeout),
+        (Some(Command::Completions { shell, program }), _) => completions(*shell, *program),
         (
             Some(Command::Send {
                 name,
@@ -173,6 +273,7 @@ pub fn hook_main() -> std::process::ExitCode {
             _,
         ) => super::verbs::send(name, prompt, *timeout, *background),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
+        (Some(Command::Board(args)), _) => super::board::run(args),
         (
             Some(Command::Up {
                 agents,
@@ -199,6 +300,24 @@ pub fn hook_main() -> std::process::ExitCode {
         (Some(Command::Results { json }), _) => super::verbs::results(*json),
         (Some(Command::Kill { name }), _) => super::verbs::kill(name),
         (Some(Command::Tail { name, follow }), _) => super::verbs::tail(name, *follow),
+        (Some(Command::Diff { name, stat }), _) => super::worktree::diff(name, *stat),
+        (Some(Command::Merge { name, squash, into }), _) => {
+            super::worktree::merge(name, *squash, into.as_deref())
+        }
+        (Some(Command::Sync { name }), _) => super::worktree::sync(name),
+        (
+            Some(Command::Forget {
+                name,
+                worktree,
+                force,
+            }),
+            _,
+        ) => super::worktree::forget(name, *worktree, *force),
+        (None, Some(file)) if unknown_command(file).is_some() => {
+            let why = unknown_command(file).unwrap_or_default();
+            eprintln!("claude-editor-hook: {why}");
+            return std::process::ExitCode::from(2);
+        }
         (None, Some(file)) => {
             let opts = EditorOptions {
                 timeout: cli.timeout.filter(|&t| t > 0).map(Duration::from_secs),

@@ -1,6 +1,7 @@
 //! Command-line entry points. The binaries in `bin/` call [`hook_main`] and
 //! [`wrap_main`]; this is the one place that prints an error and picks the exit code.
 
+mod board;
 pub(crate) mod chief;
 mod compact;
 mod demo;
@@ -8,6 +9,7 @@ mod doctor;
 mod hook;
 mod status;
 mod verbs;
+mod worktree;
 mod wrap;
 
 pub use hook::{HookCli, hook_main};

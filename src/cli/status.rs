@@ -6,6 +6,23 @@ use serde_json::json;
 use crate::state::{AgentInfo, StateDir, pending};
 use crate::time::{human_us, now_us};
 
+/// The agent's worktree, branch and ahead/behind counts against its base (issue 15);
+/// null for an agent without one.
+fn worktree_json(name: &crate::state::AgentName) -> serde_json::Value {
+    let Ok(Some(rec)) = crate::worktree::lookup(name) else {
+        return serde_json::Value::Null;
+    };
+    let mut doc = json!({ "path": rec.path, "branch": rec.branch, "base": rec.base });
+    match rec.ahead_behind() {
+        Ok((ahead, behind)) => {
+            doc["ahead"] = ahead.into();
+            doc["behind"] = behind.into();
+        }
+        Err(e) => doc["error"] = format!("{e:#}").into(),
+    }
+    doc
+}
+
 pub fn run(as_json: bool) -> Result<i32> {
     let state = StateDir::from_env()?;
     let mut rows = Vec::new();
@@ -26,6 +43,7 @@ pub fn run(as_json: bool) -> Result<i32> {
                     "roles": s.map(|s| &s.roles),
                     "recent": s.map(|s| &s.recent),
                     "claude_session_id": s.and_then(|s| s.claude_session_id.as_deref()),
+                    "worktree": worktree_json(&name),
                 })
             }
             Ok(None) => continue,
@@ -46,10 +64,15 @@ pub fn run(as_json: bool) -> Result<i32> {
             }));
         }
     }
+    let board = board_progress();
     if as_json {
-        let doc = json!({ "version": 1, "state_dir": state.root(), "agents": rows, "background": outbox });
+        let doc = json!({ "version": 1, "state_dir": state.root(), "agents": rows, "background": outbox,
+            "board": board.as_ref().map(|(path, s)| json!({ "path": path, "progress": s.line(), "summary": s })) });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
+    }
+    if let Some((path, summary)) = &board {
+        println!("board {path}: {}", summary.line());
     }
     if rows.is_empty() {
         println!(
@@ -59,8 +82,8 @@ pub fn run(as_json: bool) -> Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<16} {:<9} {:<40} {:>7} {:>6}  WINDOW",
-        "AGENT", "STATUS", "TASK", "AGE", "QUEUED"
+        "{:<16} {:<9} {:<40} {:>7} {:>6}  {:<8} BRANCH",
+        "AGENT", "STATUS", "TASK", "AGE", "QUEUED", "WINDOW"
     );
     for row in rows {
         let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
@@ -78,8 +101,20 @@ pub fn run(as_json: bool) -> Result<i32> {
             .map(|t| human_us(now_us().saturating_sub(t)))
             .unwrap_or_default();
         let window = row["tmux"]["window"].as_str().unwrap_or("-");
+        let wt = &row["worktree"];
+        let branch = match (
+            wt["branch"].as_str(),
+            wt["ahead"].as_u64(),
+            wt["behind"].as_u64(),
+        ) {
+            (Some(b), Some(ahead), Some(behind)) => {
+                format!("{b} ↑{ahead} ↓{behind} vs {}", text(&wt["base"]))
+            }
+            (Some(b), _, _) => format!("{b} ({})", text(&wt["error"])),
+            _ => "-".to_owned(),
+        };
         println!(
-            "{:<16} {:<9} {:<40} {:>7} {:>6}  {window}",
+            "{:<16} {:<9} {:<40} {:>7} {:>6}  {window:<8} {branch}",
             text(&row["name"]),
             text(&row["status"]),
             task,
@@ -98,4 +133,21 @@ pub fn run(as_json: bool) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The project's board (or `$CLAUDE_EDITOR_HOOK_BOARD`), when there is one. A board that
+/// cannot be read shows its error as the progress line rather than failing `status`.
+fn board_progress() -> Option<(String, crate::board::StatusSummary)> {
+    let spec = std::env::var("CLAUDE_EDITOR_HOOK_BOARD").ok();
+    let path = crate::board::BoardPath::resolve(spec.as_deref()).ok()?;
+    if !path.exists() {
+        return None;
+    }
+    match crate::board::Board::open(&path).and_then(|mut b| b.status()) {
+        Ok(summary) => Some((path.to_string(), summary)),
+        Err(e) => {
+            eprintln!("claude-editor-hook: board {path}: {e:#}");
+            None
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 
 use crate::agent::claude::driver::Claude;
@@ -43,6 +44,26 @@ pub struct WrapCli {
     #[arg(long)]
     pub quiet: bool,
 
+    /// Work on an own git worktree of this repository, on branch `agent/NAME` (created
+    /// from --base the first time, reused afterwards; see docs/worktrees.md).
+    #[arg(long)]
+    pub worktree: bool,
+
+    /// What the worktree's branch starts from (default: the current branch, or the
+    /// forked agent's branch).
+    #[arg(long, value_name = "REF", requires = "worktree")]
+    pub base: Option<String>,
+
+    /// Start with a copy of agent FROM's Claude Code conversation (FROM is not changed).
+    /// With --worktree, the branch starts from FROM's branch and its uncommitted changes.
+    #[arg(long, value_name = "FROM", conflicts_with_all = ["exec", "demo"])]
+    pub fork: Option<String>,
+
+    /// Drain a team board when idle: claim its next ready task for this agent's roles
+    /// (default: the board of this project; or a board name or path).
+    #[arg(long, value_name = "BOARD", num_args = 0..=1, default_missing_value = "")]
+    pub board: Option<String>,
+
     /// The Claude Code program to host.
     #[arg(long, value_name = "PATH", default_value = "claude", conflicts_with_all = ["exec", "demo"])]
     pub claude: std::path::PathBuf,
@@ -71,17 +92,46 @@ pub fn wrap_main() -> std::process::ExitCode {
 
 fn run(cli: WrapCli) -> anyhow::Result<i32> {
     let name = AgentName::parse(&cli.name)?;
-    // These mean something else in a prompt (`@any`, `@results`): no agent may take them.
-    if ["any", "results"].contains(&name.as_str()) {
+    // These mean something else in a prompt (`@any`, `@results`, `@board`).
+    if AgentName::is_reserved(name.as_str()) {
         anyhow::bail!(
             "agent name {name:?} is reserved (it has a meaning in prompts); pick another"
         );
     }
     let state = StateDir::from_env()?;
+    let fork = match &cli.fork {
+        Some(from) => Some(fork_source(&state, &name, from)?),
+        None => None,
+    };
+    let worktree = if cli.worktree {
+        let req = crate::worktree::Request {
+            base: cli.base.clone(),
+            fork_of: fork
+                .as_ref()
+                .and_then(|(from, _)| crate::worktree::lookup(from).ok().flatten()),
+        };
+        let cwd = std::env::current_dir().context("no current directory")?;
+        let rec =
+            crate::worktree::prepare(&name, &cwd, &req, &mut |n| eprintln!("agent-wrap: {n}"))?;
+        // Every driver (the exec command, the hosted Claude Code) works in the host's
+        // working directory (`agent::run::working_dir`): the worktree is where the
+        // agent works.
+        std::env::set_current_dir(&rec.path)
+            .with_context(|| format!("failed to enter {}", rec.path.display()))?;
+        Some(crate::state::AgentWorktree {
+            path: rec.path,
+            branch: rec.branch,
+            base: rec.base,
+        })
+    } else {
+        None
+    };
     let opts = |echo: bool| HostOptions {
         name: name.clone(),
         roles: cli.roles.clone(),
         echo: echo && !cli.quiet,
+        worktree: worktree.clone(),
+        board: cli.board.clone(),
     };
     match (cli.exec.clone(), cli.demo) {
         (Some(cmd), _) => run_host(&state, opts(true), Exec::new(cmd)),
@@ -94,10 +144,37 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
             let config = ClaudeConfig {
                 program: cli.claude.clone(),
                 extra_args: cli.claude_args.clone(),
+                fork_from: fork.map(|(_, session)| session),
             };
             run_host(&state, opts(false), Claude::new(config))
         }
     }
+}
+
+/// `--fork FROM`: agent FROM and its Claude Code session id, checked before anything
+/// starts.
+fn fork_source(
+    state: &StateDir,
+    name: &AgentName,
+    from: &str,
+) -> anyhow::Result<(AgentName, String)> {
+    let from = AgentName::parse(from)?;
+    if from == *name {
+        anyhow::bail!("an agent cannot fork itself; give the copy another name");
+    }
+    let session = crate::state::AgentStatus::load(state, &from)?
+        .and_then(|s| s.claude_session_id)
+        .with_context(|| {
+            format!("agent @{from} has no Claude Code conversation to fork (is it a Claude Code agent that has started?)")
+        })?;
+    if let Some(old) =
+        crate::state::AgentStatus::load(state, name)?.and_then(|s| s.claude_session_id)
+    {
+        anyhow::bail!(
+            "agent @{name} already has a conversation (session {old}); fork into a new name,              or `claude-editor-hook forget {name}` first"
+        );
+    }
+    Ok((from, session))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use super::delegate::{Cancel, Coordinator, Detached, Event, Observer, Report};
 use super::view::View;
 use super::{multi, passthrough, prompt_file, results, route, submit};
-use crate::directive::{self, Directive, Route};
+use crate::directive::{self, BoardAsk, Directive, Route};
 use crate::state::{AgentName, MAX_FILE_BYTES, Outcome, StateDir, chief_id};
 
 /// Exit status when the user cancelled from the view (as for SIGINT).
@@ -66,6 +66,25 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
             }
             prompt_file::write(file, results::text(&ready, running).as_bytes())?;
             return Ok(0);
+        }
+        Directive::Board(ask) => {
+            // The project's board (or $CLAUDE_EDITOR_HOOK_BOARD): see docs/board.md.
+            let spec = std::env::var("CLAUDE_EDITOR_HOOK_BOARD").ok();
+            let text = crate::board::BoardPath::resolve(spec.as_deref())
+                .and_then(|path| crate::board::Board::open(&path))
+                .and_then(|mut board| match ask {
+                    BoardAsk::Status => crate::board::chief::news(&mut board, chief_id().as_str()),
+                    BoardAsk::Add(title) => {
+                        crate::board::chief::add(&mut board, &String::from_utf8_lossy(title))
+                    }
+                });
+            return match text {
+                Ok(text) => {
+                    prompt_file::write(file, text.as_bytes())?;
+                    Ok(0)
+                }
+                Err(e) => fail(&format!("{e:#}")),
+            };
         }
         Directive::Delegate {
             route,
@@ -208,13 +227,9 @@ fn ticket(agent: &AgentName, id: &crate::state::TaskId) -> String {
 fn single_file(agent: &AgentName, report: Report, user_text: &[u8]) -> Vec<u8> {
     let elapsed_us = report.elapsed.as_micros() as u64;
     match (report.done.outcome, report.answer) {
-        (Outcome::Ok, Some(answer)) => prompt_file::answer(
-            agent,
-            &report.task,
-            elapsed_us,
-            report.done.human_input,
-            &answer,
-        ),
+        (Outcome::Ok, Some(answer)) => {
+            prompt_file::answer(agent, &report.task, elapsed_us, &report.done, &answer)
+        }
         (outcome, _) => {
             let why = report
                 .done

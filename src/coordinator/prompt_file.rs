@@ -8,28 +8,34 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::state::{AgentName, Durability, TaskId, atomic_write_with};
+use crate::state::{AgentName, Done, Durability, TaskId, atomic_write_with};
 use crate::time::human_us;
 
 /// Prefix of every failure line, so the user can tell who wrote it.
 pub const FAILURE_PREFIX: &str = "[claude-editor-hook] ";
 
-/// The agent's answer under a header naming the agent, the task and the duration, and
-/// whether the human typed into the agent during the task.
+/// The agent's answer under a header naming the agent, the task and the duration,
+/// whether the human typed into the agent during the task, and what the task changed on
+/// a worktree agent's branch.
 pub fn answer(
     agent: &AgentName,
     task: &TaskId,
     elapsed_us: u64,
-    human_input: bool,
+    done: &Done,
     answer: &str,
 ) -> Vec<u8> {
-    let human = if human_input {
+    let human = if done.human_input {
         " · with human input"
     } else {
         ""
     };
+    let changes = match &done.changes {
+        Some(c) if c.files == 1 => format!(" · 1 file changed on {}", c.branch),
+        Some(c) if c.files > 1 => format!(" · {} files changed on {}", c.files, c.branch),
+        _ => String::new(),
+    };
     format!(
-        "[@{agent} · task {task} · {}{human}]\n{answer}",
+        "[@{agent} · task {task} · {}{human}{changes}]\n{answer}",
         human_us(elapsed_us)
     )
     .into_bytes()
@@ -64,16 +70,29 @@ mod tests {
 
     #[test]
     fn answer_has_a_header() {
-        let out = answer(
-            &AgentName::parse("planning").unwrap(),
-            &TaskId::parse("t-1").unwrap(),
-            3_200_000,
-            false,
-            "/not a command",
+        let mut done: Done = serde_json::from_value(serde_json::json!({
+            "version": 1, "task_id": "t-1", "outcome": "ok", "reason": null,
+            "finished_by": "agent", "created_at_us": 0, "claimed_at_us": null,
+            "started_at_us": null, "finished_at_us": 0, "result_bytes": 14
+        }))
+        .unwrap();
+        let (agent, task) = (
+            AgentName::parse("planning").unwrap(),
+            TaskId::parse("t-1").unwrap(),
         );
+        let out = answer(&agent, &task, 3_200_000, &done, "/not a command");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "[@planning · task t-1 · 3.2s]\n/not a command"
+        );
+        done.changes = Some(crate::state::TaskChanges {
+            branch: "agent/planning".into(),
+            files: 4,
+        });
+        let out = answer(&agent, &task, 3_200_000, &done, "x");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[@planning · task t-1 · 3.2s · 4 files changed on agent/planning]\nx"
         );
     }
 }

@@ -49,8 +49,13 @@ pub fn text(ready: &[Ready], running: usize) -> String {
     let mut out = format!("[background results: {} finished{still}]\n", ready.len());
     for r in ready {
         let took = r.done.finished_at_us.saturating_sub(r.done.created_at_us);
+        // Issue 15: what the task changed on a worktree agent's branch.
+        let changes = match &r.done.changes {
+            Some(c) if c.files > 0 => format!(" · {} file(s) changed on {}", c.files, c.branch),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "\n## @{} · task {} · {} · {} · {}\n",
+            "\n## @{} · task {} · {} · {}{changes} · {}\n",
             r.entry.agent,
             r.entry.task_id,
             r.done.outcome,

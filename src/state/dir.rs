@@ -244,7 +244,7 @@ pub fn is_probe_spare(file_name: &str) -> bool {
 
 /// Creates `dir` with mode 0700, or checks that the existing one is a real directory,
 /// owned by us and not writable by group or others.
-fn ensure_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     match fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {
             // The umask may have narrowed the mode; it cannot have widened it, but make

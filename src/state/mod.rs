@@ -12,6 +12,7 @@ mod outbox;
 mod status;
 mod task;
 
+pub(crate) use dir::ensure_private_dir;
 pub use dir::{
     STATE_DIR_ENV, StateDir, is_probe_spare, probe_request_path, probe_spare_path, probe_taken_path,
 };
@@ -21,11 +22,14 @@ pub use file::{
 };
 pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
 pub use lock::{HostLock, lock_holder};
-pub use name::AgentName;
+pub use name::{AgentName, RESERVED_NAMES};
 pub use outbox::{ChiefId, OutboxEntry, chief_id};
-pub use status::{AgentInfo, AgentState, AgentStatus, RecentTask, TaskRef, TmuxLocation};
+pub use status::{
+    AgentInfo, AgentState, AgentStatus, AgentWorktree, RecentTask, TaskRef, TmuxLocation,
+};
 pub use task::{
-    AgentCommand, CancelRequest, Done, FinishedBy, Outcome, Requester, TaskEnvelope, TaskId,
+    AgentCommand, CancelRequest, Done, FinishedBy, Outcome, Requester, TaskChanges, TaskEnvelope,
+    TaskId, title_of,
 };
 
 /// The format version written into every JSON state file. Readers refuse other versions

@@ -14,7 +14,15 @@ use anyhow::{Result, bail};
 #[serde(try_from = "String", into = "String")]
 pub struct AgentName(String);
 
+/// Names with a meaning in prompts (`@any`, `@results`, `@board`): no agent may take them.
+pub const RESERVED_NAMES: &[&str] = &["any", "results", "board"];
+
 impl AgentName {
+    /// Returns true if and only if `s` is one of [`RESERVED_NAMES`].
+    pub fn is_reserved(s: &str) -> bool {
+        RESERVED_NAMES.contains(&s)
+    }
+
     /// Returns true if and only if `s` matches the agent name pattern.
     pub fn is_valid(s: &str) -> bool {
         let b = s.as_bytes();

@@ -83,6 +83,19 @@ pub struct AgentStatus {
     pub tmux: Option<TmuxLocation>,
     /// The Claude Code session id of the hosted agent, when it has one.
     pub claude_session_id: Option<String>,
+    /// The agent's own git worktree, when it has one (docs/worktrees.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<AgentWorktree>,
+}
+
+/// Where a worktree agent works: its worktree, branch and base.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentWorktree {
+    pub path: std::path::PathBuf,
+    /// `agent/<name>`.
+    pub branch: String,
+    /// What the branch was made from and is compared with.
+    pub base: String,
 }
 
 /// How many finished tasks `recent` keeps.
@@ -104,6 +117,7 @@ impl AgentStatus {
             roles,
             tmux: None,
             claude_session_id: None,
+            worktree: None,
         }
     }
 

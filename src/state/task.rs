@@ -246,6 +246,19 @@ pub struct Done {
     /// Claude driver: when the Stop (or StopFailure) hook reported the end of the turn.
     #[serde(default)]
     pub turn_ended_at_us: Option<u64>,
+    /// Worktree agents: the files this task changed in the agent's worktree, when it
+    /// changed any (docs/worktrees.md). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<TaskChanges>,
+}
+
+/// What a task changed in its agent's worktree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskChanges {
+    /// The agent's branch, `agent/<name>`.
+    pub branch: String,
+    /// How many files differ between the worktree before and after the task.
+    pub files: u64,
 }
 
 impl Done {
@@ -271,6 +284,7 @@ impl Done {
             human_input: false,
             acked_at_us: None,
             turn_ended_at_us: None,
+            changes: None,
         }
     }
 

@@ -15,7 +15,10 @@
 //! roles = ["planning", "review"]
 //! driver = "claude"   # "claude", "exec" (with `command`) or "demo"
 //! cwd = "~/src/app"   # optional; default: where `up` runs
+//! worktree = true     # optional: its own git worktree on branch agent/NAME (docs/worktrees.md)
+//! base = "main"       # optional, with worktree: what the branch starts from
 //! claude_args = ["--model", "sonnet"]
+//! board = ""         # optional: drain this board when idle ("" = the project's board)
 //!
 //! [spawn]
 //! coding = 2          # when every coding agent is busy, start up to 2 more
@@ -87,6 +90,13 @@ pub struct AgentConfig {
     pub cwd: Option<String>,
     #[serde(default)]
     pub claude_args: Vec<String>,
+    /// Work on an own git worktree and branch `agent/NAME` (`agent-wrap --worktree`).
+    #[serde(default)]
+    pub worktree: bool,
+    /// With `worktree`: what the branch starts from (`agent-wrap --base`).
+    pub base: Option<String>,
+    /// Drain this board when idle: a board name or path, or "" for the project's board.
+    pub board: Option<String>,
 }
 
 fn claude_driver() -> String {
@@ -150,6 +160,9 @@ impl Config {
                 command: None,
                 cwd: None,
                 claude_args: Vec::new(),
+                worktree: false,
+                base: None,
+                board: None,
             })
             .collect();
         Self {
@@ -169,6 +182,9 @@ impl Config {
                 ("claude" | "demo", _) | ("exec", Some(_)) => {}
                 ("exec", None) => bail!("agent {}: driver \"exec\" needs a command", a.name),
                 (other, _) => bail!("agent {}: unknown driver {other:?}", a.name),
+            }
+            if a.base.is_some() && !a.worktree {
+                bail!("agent {}: `base` needs `worktree = true`", a.name);
             }
         }
         Ok(())
@@ -190,6 +206,13 @@ mod tests {
         assert!(c.chief.submit && c.chief.hooks);
         assert_eq!(c.agents[0].driver, "claude");
         assert_eq!(c.agents[1].command.as_deref(), Some("make test"));
+        assert!(!c.agents[0].worktree, "no worktree unless asked");
+        let w: Config =
+            toml::from_str("[[agent]]\nname = \"coding\"\nworktree = true\nbase = \"dev\"\n")
+                .unwrap();
+        w.check().unwrap();
+        assert!(w.agents[0].worktree);
+        assert_eq!(w.agents[0].base.as_deref(), Some("dev"));
         assert_eq!(Config::default_team().agents.len(), 3);
     }
 

@@ -211,8 +211,17 @@ pub(crate) fn start_agent_window(
     args.push("--".into());
     args.push(wrap.display().to_string());
     args.push(agent.name.to_string());
+    if let Some(board) = &agent.board {
+        args.push(format!("--board={board}"));
+    }
     for role in &agent.roles {
         args.extend(["--role".into(), role.clone()]);
+    }
+    if agent.worktree {
+        args.push("--worktree".into());
+        if let Some(base) = &agent.base {
+            args.extend(["--base".into(), base.clone()]);
+        }
     }
     match agent.driver.as_str() {
         "exec" => args.extend(["--exec".into(), agent.command.clone().unwrap_or_default()]),

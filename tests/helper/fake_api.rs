@@ -40,6 +40,9 @@ pub enum Reply {
     /// a second request with the `tool_result`; the fake answers that one with
     /// the text `FAKE-TOOL-DONE: <first line of the result>`.
     BashToolUse { command: String },
+    /// One assistant message holding several text blocks, in order (for facts
+    /// about which block Stop reports and how the transcript splits a reply).
+    Texts(Vec<String>),
 }
 
 /// What kind of request Claude Code sent.
@@ -91,6 +94,29 @@ struct Shared {
     other_requests: Mutex<Vec<String>>,
     /// Clones of live connections, shut down on drop to end their threads.
     connections: Mutex<Vec<TcpStream>>,
+    /// The `usage` every reply reports, see [`FakeApi::set_usage`].
+    usage: Mutex<Usage>,
+}
+
+/// Token counts the fake reports in `message_start` (and `output_tokens`
+/// again in `message_delta`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Usage {
+            input_tokens: 10,
+            output_tokens: 10,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+        }
+    }
 }
 
 /// A running fake Messages API; stops accepting when dropped.
@@ -112,6 +138,7 @@ impl FakeApi {
             stopping: AtomicBool::new(false),
             other_requests: Mutex::new(Vec::new()),
             connections: Mutex::new(Vec::new()),
+            usage: Mutex::new(Usage::default()),
         });
         let accept_shared = Arc::clone(&shared);
         thread::Builder::new()
@@ -134,6 +161,12 @@ impl FakeApi {
     /// tool-result requests are answered by the fake itself, not by `f`.
     pub fn set_reply(&self, f: impl Fn(&str) -> Reply + Send + Sync + 'static) {
         *lock(&self.shared.reply) = Arc::new(f);
+    }
+
+    /// Makes every later reply report `usage` (distinct numbers let a test
+    /// see each field arrive in the transcript).
+    pub fn set_usage(&self, usage: Usage) {
+        *lock(&self.shared.usage) = usage;
     }
 
     /// The prompts received so far (kind `Prompt` only), oldest first.
@@ -364,6 +397,7 @@ fn route(request: &HttpRequest, shared: &Shared) -> Vec<u8> {
     match (request.method.as_str(), path) {
         ("POST", "/v1/messages") => return messages(request, shared),
         ("POST", "/v1/messages/count_tokens") => {
+            lock(&shared.other_requests).push(format!("{} {}", request.method, request.path));
             return http_response(
                 200,
                 "application/json",
@@ -420,6 +454,7 @@ fn messages(request: &HttpRequest, shared: &Shared) -> Vec<u8> {
         id: format!("msg_fake_{id:06}"),
         model,
         reply,
+        usage: *lock(&shared.usage),
     };
     if let Reply::Error {
         status,
@@ -501,64 +536,82 @@ struct Message {
     id: String,
     model: String,
     reply: Reply,
+    usage: Usage,
 }
 
 impl Message {
-    fn content_and_stop(&self) -> (Value, &'static str) {
+    fn content_and_stop(&self) -> (Vec<Value>, &'static str) {
         match &self.reply {
-            Reply::Text(text) => (json!({"type": "text", "text": text}), "end_turn"),
+            Reply::Text(text) => (vec![json!({"type": "text", "text": text})], "end_turn"),
+            Reply::Texts(texts) => (
+                texts
+                    .iter()
+                    .map(|text| json!({"type": "text", "text": text}))
+                    .collect(),
+                "end_turn",
+            ),
             Reply::BashToolUse { command } => (
-                json!({
+                vec![json!({
                     "type": "tool_use",
                     "id": format!("toolu_{}", self.id),
                     "name": "Bash",
                     "input": {"command": command, "description": "fake tool call"},
-                }),
+                })],
                 "tool_use",
             ),
             Reply::Error { .. } => unreachable!("errors are answered before rendering"),
         }
     }
 
-    fn usage() -> Value {
-        json!({"input_tokens": 10, "output_tokens": 10, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
+    fn usage(&self) -> Value {
+        let u = self.usage;
+        json!({
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cache_creation_input_tokens": u.cache_creation_input_tokens,
+            "cache_read_input_tokens": u.cache_read_input_tokens,
+        })
     }
 
     fn json(&self) -> Value {
-        let (block, stop) = self.content_and_stop();
+        let (blocks, stop) = self.content_and_stop();
         json!({
             "id": self.id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [block], "stop_reason": stop, "stop_sequence": null, "usage": Self::usage(),
+            "content": blocks, "stop_reason": stop, "stop_sequence": null, "usage": self.usage(),
         })
     }
 
     fn sse(&self) -> String {
-        let (block, stop) = self.content_and_stop();
-        // The start event carries the block empty; its body follows as a delta.
-        let (start_block, delta) = if block["type"] == "text" {
-            (
-                json!({"type": "text", "text": ""}),
-                json!({"type": "text_delta", "text": block["text"]}),
-            )
-        } else {
-            let mut start = block.clone();
-            start["input"] = json!({});
-            (
-                start,
-                json!({"type": "input_json_delta", "partial_json": block["input"].to_string()}),
-            )
-        };
-        let events = [
-            json!({"type": "message_start", "message": {
-                "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
-                "stop_reason": null, "stop_sequence": null, "usage": Self::usage()}}),
-            json!({"type": "content_block_start", "index": 0, "content_block": start_block}),
-            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
-            json!({"type": "content_block_stop", "index": 0}),
+        let (blocks, stop) = self.content_and_stop();
+        let mut events = vec![json!({"type": "message_start", "message": {
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+            "stop_reason": null, "stop_sequence": null, "usage": self.usage()}})];
+        for (index, block) in blocks.iter().enumerate() {
+            // The start event carries the block empty; its body follows as a delta.
+            let (start_block, delta) = if block["type"] == "text" {
+                (
+                    json!({"type": "text", "text": ""}),
+                    json!({"type": "text_delta", "text": block["text"]}),
+                )
+            } else {
+                let mut start = block.clone();
+                start["input"] = json!({});
+                (
+                    start,
+                    json!({"type": "input_json_delta", "partial_json": block["input"].to_string()}),
+                )
+            };
+            events.extend([
+                json!({"type": "content_block_start", "index": index, "content_block": start_block}),
+                json!({"type": "content_block_delta", "index": index, "delta": delta}),
+                json!({"type": "content_block_stop", "index": index}),
+            ]);
+        }
+        events.extend([
             json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
-                   "usage": {"output_tokens": 10}}),
+                   "usage": {"output_tokens": self.usage.output_tokens}}),
             json!({"type": "message_stop"}),
-        ];
+        ]);
         let mut out = String::new();
         for event in events {
             let name = event["type"].as_str().unwrap_or("");

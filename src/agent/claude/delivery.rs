@@ -9,6 +9,7 @@
 //! here; `session` is the thin shell that carries the effects out.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::keys::{escape_leading_slash, is_terminal_reply};
@@ -84,6 +85,16 @@ pub struct Delivery {
     /// A task interrupted by the previous Claude Code, which `--resume` may put back
     /// into the box: cleared once this one is ready.
     clear_first: Option<String>,
+    /// Issue 15: SessionStart came, but the box may not take keys yet (a fork): ready
+    /// once the registry says idle, or at the StartCheck backstop.
+    start_pending: bool,
+    /// The `prompt_id` of our acknowledged prompt: the Stop of our turn carries it.
+    our_prompt_id: Option<String>,
+    /// The transcript as read for the interrupt backstop that is about to decide.
+    transcript: Option<(PathBuf, bool)>,
+    /// How often the interrupt backstop found our turn ended in the transcript and
+    /// waited for its late Stop.
+    late_stop_checks: u32,
     /// Timers started and not yet fired or cancelled.
     running: BTreeSet<Timer>,
     out: Vec<Effect>,
@@ -111,6 +122,10 @@ impl Delivery {
             user_editor: false,
             registry_idle: false,
             clear_first: clear_first.map(|p| escape_leading_slash(&p)),
+            start_pending: false,
+            our_prompt_id: None,
+            transcript: None,
+            late_stop_checks: 0,
             running: BTreeSet::new(),
             out: Vec::new(),
         };
@@ -132,6 +147,15 @@ impl Delivery {
     /// The last nonce handed out, for the machine of a restarted process.
     pub fn last_nonce(&self) -> u64 {
         self.nonce
+    }
+
+    /// The prompt of our turn while it runs: what the shell looks for in the transcript
+    /// for [`Input::Transcript`].
+    pub fn working_prompt(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Working { text, .. } => Some(text),
+            _ => None,
+        }
     }
 
     /// Returns true if and only if a new task can be loaded now.
@@ -180,6 +204,7 @@ impl Delivery {
                 }
             }
             Input::Registry { idle } => self.on_registry(idle),
+            Input::Transcript { path, turn_ended } => self.transcript = Some((path, turn_ended)),
             Input::Exited => {
                 for timer in std::mem::take(&mut self.running) {
                     self.out.push(Effect::CancelTimer(timer));
@@ -259,6 +284,9 @@ impl Delivery {
         self.streaming = false;
         self.probe_started = None;
         self.timed_out = None;
+        self.our_prompt_id = None;
+        self.late_stop_checks = 0;
+        self.out.push(Effect::MarkTranscript);
         self.set_phase(Phase::Probing {
             nonce,
             text,
@@ -367,15 +395,52 @@ impl Delivery {
         }
     }
 
+    /// Claude Code takes input now: its SessionStart came (and, for a fork, its registry
+    /// said idle).
+    fn become_ready(&mut self) {
+        self.ready = true;
+        self.start_pending = false;
+        self.report(Update::Ready {
+            session_id: self.session_id.clone(),
+        });
+        if let Some(text) = self.clear_first.take() {
+            self.begin_clearing(text, INTERRUPT_SETTLE);
+        }
+    }
+
     fn on_timer(&mut self, timer: Timer) {
+        // Only for the IdleCheck that is firing now.
+        let transcript = self.transcript.take();
         match (timer, &self.phase) {
             (Timer::KeyGap, _) => self.pump(true),
+            // Issue 15: the backstop for a fork whose registry never said idle.
+            (Timer::StartCheck, _) if self.start_pending => self.become_ready(),
             (Timer::StartCheck, _) if !self.ready => self.report(Update::DialogOpen),
             (Timer::HumanIdleCheck, _) if self.human_turn && self.registry_idle => {
                 self.human_turn = false;
                 if self.phase == Phase::Idle {
                     self.report(Update::Idle);
                 }
+            }
+            // Idle and no Stop yet, but the transcript says the turn ended normally (an
+            // interrupted turn writes no `turn_duration`, docs/claude-code.md#transcript):
+            // the Stop hook, a process of its own, is late. It was 1.2 s late on a loaded
+            // machine; after 15 s the transcript's answer is taken without it.
+            (Timer::IdleCheck, Phase::Working { text, .. })
+                if self.registry_idle && transcript.as_ref().is_some_and(|(_, ended)| *ended) =>
+            {
+                let prompt = text.clone();
+                self.late_stop_checks += 1;
+                if self.late_stop_checks < LATE_STOP_CHECKS {
+                    self.start(Timer::IdleCheck, STOP_GRACE_AFTER_IDLE);
+                    return;
+                }
+                self.set_phase(Phase::Idle);
+                self.report(Update::Answered(Answer {
+                    last_message: String::new(),
+                    transcript: transcript.map(|(path, _)| path),
+                    prompt,
+                }));
             }
             // The registry may still say idle just after a turn started (its busy update
             // trails the hooks): only idle now, with no Stop, means interrupted.
@@ -453,6 +518,11 @@ impl Delivery {
     fn on_registry(&mut self, idle: bool) {
         self.registry_idle = idle;
         if !idle {
+            return;
+        }
+        if self.start_pending {
+            self.cancel(Timer::StartCheck);
+            self.become_ready();
             return;
         }
         if self.human_turn && !self.running.contains(&Timer::HumanIdleCheck) {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use super::delivery::Update;
-use super::message::Event;
+use super::message::{Event, HookCommon};
 use super::session::{ClaudeConfig, ClaudeEvent, Session, SessionPaths};
 use crate::agent::output::OutputSink;
 use crate::agent::run::{Context, Driver, Report, RunEnd, RunStatus};
@@ -189,16 +189,20 @@ impl Claude {
             let event = crate::state::read_optional(&path)
                 .ok()
                 .flatten()
-                .and_then(|b| serde_json::from_slice::<Event>(&b).ok());
+                .and_then(|b| {
+                    let event = serde_json::from_slice::<Event>(&b).ok()?;
+                    let common = serde_json::from_slice::<HookCommon>(&b).unwrap_or_default();
+                    Some((event, common))
+                });
             let _ = std::fs::remove_file(&path);
             // Event files are named `<written_at_us, 20 digits>-<pid>.json`.
             self.event_at_us = path
                 .file_name()
                 .and_then(|n| n.to_str()?.split('-').next()?.parse().ok())
                 .unwrap_or_else(now_us);
-            if let (Some(event), Some(session)) = (event, self.session.as_mut()) {
+            if let (Some((event, common)), Some(session)) = (event, self.session.as_mut()) {
                 debug(&format!("event {event:?}"));
-                let updates = session.event(event);
+                let updates = session.event(event, common);
                 reports.extend(self.apply(updates));
             }
         }
@@ -219,8 +223,13 @@ impl Claude {
         let at = self.event_at_us;
         match update {
             Update::Ready { session_id } => {
-                self.session_id = Some(session_id.clone());
-                reports.push(Report::SessionId(Some(session_id)));
+                // Issue 15: Claude Code 2.1.197 names the session a fork was made from in
+                // the fork's SessionStart; the fork keeps the id it was started with, or
+                // a restart would resume the original.
+                if self.config.fork_from.as_deref() != Some(session_id.as_str()) {
+                    self.session_id = Some(session_id.clone());
+                    reports.push(Report::SessionId(Some(session_id)));
+                }
                 let state = match self.task {
                     Some(_) => AgentState::Working,
                     None => AgentState::Idle,
@@ -605,6 +614,7 @@ mod tests {
         Claude::new(ClaudeConfig {
             program: "claude".into(),
             extra_args: Vec::new(),
+            fork_from: None,
         })
     }
 
@@ -639,6 +649,27 @@ mod tests {
             why,
             "Claude Code exited 5 times within a minute (last: exit status 1); agent-wrap stops"
         );
+    }
+
+    #[test]
+    fn a_fork_keeps_its_own_session_id_when_claude_code_names_the_source() {
+        let mut c = Claude::new(ClaudeConfig {
+            program: "claude".into(),
+            extra_args: Vec::new(),
+            fork_from: Some("source".into()),
+        });
+        c.session_id = Some("copy".into());
+        let ready = |id: &str| Update::Ready {
+            session_id: id.into(),
+        };
+        let reports = c.apply(vec![ready("source")]);
+        assert_eq!(c.session_id.as_deref(), Some("copy"));
+        assert!(!reports.iter().any(|r| matches!(r, Report::SessionId(_))));
+        assert!(matches!(reports[..], [Report::State(AgentState::Idle)]));
+        // Any other id Claude Code reports (a `/clear`) is the agent's session now.
+        let reports = c.apply(vec![ready("cleared")]);
+        assert_eq!(c.session_id.as_deref(), Some("cleared"));
+        assert!(matches!(&reports[0], Report::SessionId(Some(id)) if id == "cleared"));
     }
 
     #[test]

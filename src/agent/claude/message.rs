@@ -19,20 +19,32 @@ pub enum Event {
     SessionStart {
         #[serde(default)]
         session_id: Option<String>,
+        /// `startup`, `resume`, `clear`, or `fork` for a `--fork-session` copy
+        /// (docs/claude-code.md#hook-session-start).
+        #[serde(default)]
+        source: Option<String>,
     },
     UserPromptSubmit {
         #[serde(default)]
         prompt: String,
+        /// The prompt's id; the `Stop` of its turn carries it (docs/claude-code.md#hook-stop).
+        #[serde(default)]
+        prompt_id: Option<String>,
     },
     Stop {
         #[serde(default)]
         last_assistant_message: String,
         #[serde(default)]
         transcript_path: Option<PathBuf>,
+        /// The `prompt_id` of the turn's `UserPromptSubmit`.
+        #[serde(default)]
+        prompt_id: Option<String>,
     },
     StopFailure {
         #[serde(default)]
         last_assistant_message: String,
+        #[serde(default)]
+        prompt_id: Option<String>,
     },
     PermissionRequest {
         #[serde(default)]
@@ -58,6 +70,14 @@ pub enum Event {
     Probe(ProbeReport),
     #[serde(other)]
     Other,
+}
+
+/// What every hook event carries besides its own fields: read on its own, so that the
+/// shell knows the session's transcript whatever the event (docs/claude-code.md#transcript).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct HookCommon {
+    #[serde(default)]
+    pub transcript_path: Option<PathBuf>,
 }
 
 /// What the probe found or did.
@@ -141,7 +161,8 @@ mod tests {
             stop,
             Event::Stop {
                 last_assistant_message: "hi".into(),
-                transcript_path: None
+                transcript_path: None,
+                prompt_id: None,
             }
         );
         let other: Event =

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use portable_pty::CommandBuilder;
 
 use super::delivery::{Delivery, Effect, Input, Timer, Update};
-use super::message::{Event, ProbeAction};
+use super::message::{Event, HookCommon, ProbeAction};
 use super::pty::Pty;
 use crate::agent::timer::Timers;
 use crate::claude_code::Registry;
@@ -42,6 +42,9 @@ pub struct ClaudeConfig {
     pub program: PathBuf,
     /// Arguments after `--` on the agent-wrap command line.
     pub extra_args: Vec<String>,
+    /// Issue 15 (`agent-wrap NAME2 --fork NAME`): the session whose conversation a new
+    /// session starts as a copy of (docs/claude-code.md#session-resume).
+    pub fork_from: Option<String>,
 }
 
 /// Everything the hosted process needs to know about its host.
@@ -64,6 +67,11 @@ pub struct Session {
     user_editor: Option<crate::process::ExitWatch>,
     /// Watches the probe that loaded the current delivery, for its exit.
     probe_exit: Option<crate::process::ExitWatch>,
+    /// The transcript, as the last hook event named it ...
+    transcript: Option<PathBuf>,
+    /// ... and its length when our delivery began: only what was written after that
+    /// can show our turn.
+    transcript_mark: Option<(PathBuf, u64)>,
     tx: Sender<ClaudeEvent>,
 }
 
@@ -93,6 +101,8 @@ impl Session {
             probe_path: paths.probe_path,
             user_editor: None,
             probe_exit: None,
+            transcript: None,
+            transcript_mark: None,
             tx,
         };
         session.apply(first).map_err(|(_, e)| e)?;
@@ -147,8 +157,11 @@ impl Session {
         self.step(Input::Key(bytes))
     }
 
-    /// An event from `events/`.
-    pub fn event(&mut self, event: Event) -> Vec<Update> {
+    /// An event from `events/`, with what every hook event carries.
+    pub fn event(&mut self, event: Event, common: HookCommon) -> Vec<Update> {
+        if let Some(path) = common.transcript_path {
+            self.transcript = Some(path);
+        }
         self.step(Input::Event(event))
     }
 
@@ -171,8 +184,28 @@ impl Session {
 
     /// Claude Code's registry may have changed: read it.
     pub fn registry_changed(&mut self) -> Vec<Update> {
+        self.read_registry().0
+    }
+
+    /// Reads the registry; also returns whether it says idle.
+    fn read_registry(&mut self) -> (Vec<Update>, bool) {
         let idle = Registry::read(self.pid).is_some_and(|r| r.is_idle());
-        self.step(Input::Registry { idle })
+        (self.step(Input::Registry { idle }), idle)
+    }
+
+    /// For the interrupt backstop about to decide: what the transcript, since our
+    /// delivery began, shows of our turn. Read only then: the transcript can be large.
+    fn read_transcript(&mut self) -> Vec<Update> {
+        let (Some(path), Some(prompt)) = (&self.transcript, self.machine.working_prompt()) else {
+            return Vec::new();
+        };
+        let from = match &self.transcript_mark {
+            Some((marked, len)) if marked == path => *len,
+            _ => 0,
+        };
+        let turn_ended = crate::claude_code::turn_ended(path, from, prompt);
+        let path = path.clone();
+        self.step(Input::Transcript { path, turn_ended })
     }
 
     /// When the session's next timer fires.
@@ -185,8 +218,13 @@ impl Session {
         let mut updates = Vec::new();
         for timer in self.timers.take_due(Instant::now()) {
             if matches!(timer, Timer::IdleCheck | Timer::HumanIdleCheck) {
-                // These decide on the registry as it is now.
-                updates.extend(self.registry_changed());
+                // These decide on the registry as it is now ...
+                let (more, idle) = self.read_registry();
+                updates.extend(more);
+                // ... and the interrupt backstop on the transcript.
+                if timer == Timer::IdleCheck && idle {
+                    updates.extend(self.read_transcript());
+                }
             }
             updates.extend(self.step(Input::Timer(timer)));
         }
@@ -226,6 +264,13 @@ impl Session {
                     Ok(())
                 }
                 Effect::AddSpare(nonce) => super::probe::add_spare(&self.probe_path, nonce),
+                Effect::MarkTranscript => {
+                    self.transcript_mark = self.transcript.as_ref().map(|t| {
+                        let len = crate::claude_code::transcript_len(t);
+                        (t.clone(), len)
+                    });
+                    Ok(())
+                }
                 Effect::StartTimer(timer, after) => {
                     self.timers.start(timer, after);
                     Ok(())
@@ -295,6 +340,11 @@ fn claude_command(
     cmd.arg(hook_settings(&hook));
     cmd.arg(if resume { "--resume" } else { "--session-id" });
     cmd.arg(session_id);
+    // Issue 15: a new session that begins as a copy of another; `--session-id` names
+    // the copy (docs/claude-code.md#session-resume).
+    if let (false, Some(from)) = (resume, &config.fork_from) {
+        cmd.args(["--resume", from, "--fork-session"]);
+    }
     cmd.args(&config.extra_args);
     if let Some(dir) = &paths.working_dir {
         cmd.cwd(dir);

@@ -1,29 +1,34 @@
 //! How the delivery machine reads hook and probe events.
 
 use super::super::message::{Event, ProbeReport, ProbeResult};
-use super::{Answer, Delivery, ENTER_SETTLE, Effect, INTERRUPT_SETTLE, Phase, Timer, Update};
+use super::{Answer, Delivery, ENTER_SETTLE, Effect, Phase, START_CHECK, Timer, Update};
 
 impl Delivery {
     pub(super) fn on_event(&mut self, event: Event) {
         let working = matches!(self.phase, Phase::Working { .. });
         match event {
-            Event::SessionStart { session_id } => {
-                self.ready = true;
+            Event::SessionStart { session_id, source } => {
                 if let Some(id) = session_id {
                     self.session_id = id;
                 }
-                self.report(Update::Ready {
-                    session_id: self.session_id.clone(),
-                });
-                if let Some(text) = self.clear_first.take() {
-                    self.begin_clearing(text, INTERRUPT_SETTLE);
+                // Issue 15: Claude Code 2.1.332 fires a fork's SessionStart before its box
+                // takes keys, and a Ctrl-G sent then is lost
+                // (docs/claude-code.md#hook-session-start): a fork is ready once its
+                // registry says idle, or at the StartCheck backstop at the latest.
+                if source.as_deref() == Some("fork") && !self.ready && !self.registry_idle {
+                    self.start_pending = true;
+                    self.start(Timer::StartCheck, START_CHECK);
+                    return;
                 }
+                self.become_ready();
             }
             Event::Probe(report) => self.on_probe(report),
-            Event::UserPromptSubmit { prompt } => match &self.phase {
+            Event::UserPromptSubmit { prompt, prompt_id } => match &self.phase {
                 // Compared without trailing whitespace, which the box may not keep.
                 Phase::Submitted { text, nonce, .. } if text.trim_end() == prompt.trim_end() => {
                     let (nonce, text) = (*nonce, text.clone());
+                    // The Stop of our turn carries this id (docs/claude-code.md#hook-stop).
+                    self.our_prompt_id = prompt_id;
                     // Keys held back during the delivery go into the running turn.
                     let human_input = !self.held.is_empty();
                     self.streaming = true;
@@ -46,9 +51,25 @@ impl Delivery {
                     self.report(Update::Idle);
                 }
             }
+            // A Stop names the prompt of its turn (`prompt_id`, as its UserPromptSubmit
+            // did, docs/claude-code.md#hook-stop). One that is not our acknowledged
+            // prompt's ends the human's turn, which they submitted just as we delivered:
+            // Claude Code queued our prompt, and our turn comes next. Found by the suite
+            // under load, where the human's UserPromptSubmit came 1.5 s late.
+            Event::Stop {
+                prompt_id: Some(id),
+                ..
+            }
+            | Event::StopFailure {
+                prompt_id: Some(id),
+                ..
+            } if self.our_prompt_id.as_ref().is_some_and(|ours| *ours != id) => {
+                self.human_turn = false;
+            }
             Event::Stop {
                 last_assistant_message,
                 transcript_path,
+                ..
             } => {
                 let prompt = match &self.phase {
                     Phase::Working { text, .. } => text.clone(),
@@ -63,6 +84,7 @@ impl Delivery {
             }
             Event::StopFailure {
                 last_assistant_message,
+                ..
             } => {
                 self.set_phase(Phase::Idle);
                 self.report(Update::Failed(last_assistant_message));

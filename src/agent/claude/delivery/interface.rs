@@ -37,6 +37,9 @@ pub const INTERRUPT_SETTLE: Duration = Duration::from_millis(400);
 /// How long a Stop hook may trail the registry's `idle` before the turn counts as
 /// interrupted (measured: Stop comes 20–90 ms *before* idle, docs/claude-code.md#hook-stop).
 pub const STOP_GRACE_AFTER_IDLE: Duration = Duration::from_millis(1500);
+/// How many interrupt-backstop rounds wait for a late Stop once the transcript shows the
+/// turn ended (see [`Input::Transcript`]); then the transcript's answer is taken.
+pub const LATE_STOP_CHECKS: u32 = 10;
 /// How long Claude Code may take to accept input before a dialog is assumed.
 pub const START_CHECK: Duration = Duration::from_secs(5);
 
@@ -63,6 +66,11 @@ pub enum Input {
     UserEditorClosed,
     /// Claude Code's session registry was read: whether it says `idle`.
     Registry { idle: bool },
+    /// The transcript at `path` was read for the interrupt backstop, just before
+    /// [`Timer::IdleCheck`] fires with the registry idle: `turn_ended` when the part
+    /// written since our delivery began (see [`Effect::MarkTranscript`]) holds our
+    /// prompt followed by the `turn_duration` line of a turn that ended normally.
+    Transcript { path: PathBuf, turn_ended: bool },
     /// The Claude Code process exited.
     Exited,
 }
@@ -112,6 +120,9 @@ pub enum Effect {
     RemoveProbe,
     /// Leave one spare token for delivery `nonce` (a Ctrl-G pressed again).
     AddSpare(u64),
+    /// A delivery begins: note how long the transcript is now, so that only what is
+    /// written after this is read for [`Input::Transcript`].
+    MarkTranscript,
     StartTimer(Timer, Duration),
     CancelTimer(Timer),
     /// Send [`Input::ProbeExited`] when process `pid` exits (at once if gone).

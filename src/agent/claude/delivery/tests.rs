@@ -19,6 +19,7 @@ fn probe(result: ProbeResult, nonce: u64) -> Input {
 fn submit(prompt: &str) -> Input {
     Input::Event(Event::UserPromptSubmit {
         prompt: prompt.into(),
+        prompt_id: None,
     })
 }
 
@@ -26,6 +27,15 @@ fn stop(message: &str) -> Input {
     Input::Event(Event::Stop {
         last_assistant_message: message.into(),
         transcript_path: None,
+        prompt_id: None,
+    })
+}
+
+/// A SessionStart of `source` (`startup`, `fork`, ...).
+fn session_start(session_id: Option<&str>, source: &str) -> Input {
+    Input::Event(Event::SessionStart {
+        session_id: session_id.map(str::to_owned),
+        source: Some(source.into()),
     })
 }
 
@@ -71,9 +81,7 @@ fn probe_request(effects: &[Effect]) -> Option<ProbeRequest> {
 fn ready() -> Delivery {
     let (mut d, first) = Delivery::new("s1", None, 0);
     assert_eq!(starts(&first, Timer::StartCheck), Some(START_CHECK));
-    let out = d.step(Input::Event(Event::SessionStart {
-        session_id: Some("s2".into()),
-    }));
+    let out = d.step(session_start(Some("s2"), "startup"));
     assert_eq!(
         reports(&out),
         vec![Update::Ready {
@@ -136,6 +144,7 @@ fn a_task_is_answered_end_to_end() {
     let out = d.step(Input::Event(Event::Stop {
         last_assistant_message: "the plan".into(),
         transcript_path: Some("/t.jsonl".into()),
+        prompt_id: None,
     }));
     assert_eq!(
         reports(&out),
@@ -323,6 +332,7 @@ fn an_api_error_fails_our_turn_with_its_text() {
     working(&mut d, "x");
     let out = d.step(Input::Event(Event::StopFailure {
         last_assistant_message: "API Error: 500".into(),
+        prompt_id: None,
     }));
     assert_eq!(reports(&out), vec![Update::Failed("API Error: 500".into())]);
     assert!(d.can_load());
@@ -642,6 +652,70 @@ fn a_stop_that_is_not_for_our_turn_ends_only_the_humans_turn() {
 }
 
 #[test]
+fn a_stop_of_another_prompt_during_our_turn_ends_only_the_humans_turn() {
+    // The human submitted a draft just as we delivered: Claude Code queued our prompt,
+    // and the human's turn ends while ours is acknowledged (their hooks came late).
+    let mut d = ready();
+    let nonce = loaded(&mut d, "ours");
+    d.step(Input::ProbeExited { nonce });
+    d.step(Input::Timer(Timer::Enter));
+    let out = d.step(Input::Event(Event::UserPromptSubmit {
+        prompt: "ours".into(),
+        prompt_id: Some("p-ours".into()),
+    }));
+    assert_eq!(reports(&out), vec![Update::Acked { human_input: false }]);
+    let out = d.step(Input::Event(Event::UserPromptSubmit {
+        prompt: "theirs".into(),
+        prompt_id: Some("p-theirs".into()),
+    }));
+    assert_eq!(reports(&out), vec![Update::HumanInput]);
+    let stop_of = |id: &str, message: &str| {
+        Input::Event(Event::Stop {
+            last_assistant_message: message.into(),
+            transcript_path: None,
+            prompt_id: Some(id.into()),
+        })
+    };
+    // Their Stop, and a StopFailure of theirs: our turn goes on.
+    let out = d.step(stop_of("p-theirs", "their answer"));
+    assert!(out.is_empty(), "{out:?}");
+    let out = d.step(Input::Event(Event::StopFailure {
+        last_assistant_message: "API Error".into(),
+        prompt_id: Some("p-theirs".into()),
+    }));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(d.working_prompt(), Some("ours"));
+    // Ours ends it.
+    let out = d.step(stop_of("p-ours", "our answer"));
+    assert_eq!(
+        reports(&out),
+        vec![Update::Answered(Answer {
+            last_message: "our answer".into(),
+            transcript: None,
+            prompt: "ours".into(),
+        })]
+    );
+    // The next delivery forgets the old prompt id: acknowledged without one, any Stop
+    // ends it.
+    working(&mut d, "next");
+    let out = d.step(stop_of("p-theirs", "next answer"));
+    assert!(matches!(reports(&out)[..], [Update::Answered(_)]));
+}
+
+#[test]
+fn a_stop_is_ours_when_either_side_has_no_prompt_id() {
+    let mut d = ready();
+    working(&mut d, "x");
+    // Our acknowledgement had no id (an older Claude Code): any Stop is ours.
+    let out = d.step(Input::Event(Event::Stop {
+        last_assistant_message: "done".into(),
+        transcript_path: None,
+        prompt_id: Some("p".into()),
+    }));
+    assert!(matches!(reports(&out)[..], [Update::Answered(_)]));
+}
+
+#[test]
 fn the_humans_prompt_during_our_delivery_does_not_end_it() {
     let mut d = ready();
     let nonce = loaded(&mut d, "ours");
@@ -665,6 +739,82 @@ fn an_idle_registry_without_stop_is_an_interrupt_of_our_turn() {
     let out = d.step(Input::Timer(Timer::IdleCheck));
     assert_eq!(reports(&out), vec![Update::HumanInterrupted]);
     assert_eq!(starts(&out, Timer::Clear), Some(Duration::ZERO));
+}
+
+#[test]
+fn a_turn_the_transcript_shows_ended_waits_for_its_late_stop() {
+    let mut d = ready();
+    let out = d.step(Input::Load("x".into()));
+    assert!(
+        out.contains(&Effect::MarkTranscript),
+        "the delivery marks where it begins in the transcript"
+    );
+    d.step(Input::LoadFailed);
+    working(&mut d, "x");
+    d.step(Input::Registry { idle: true });
+    let read = |ended: bool| Input::Transcript {
+        path: "/t.jsonl".into(),
+        turn_ended: ended,
+    };
+    // The transcript shows the turn ended: the Stop hook is only late, and the check
+    // comes again instead of calling the turn interrupted.
+    for _ in 1..LATE_STOP_CHECKS {
+        d.step(read(true));
+        let out = d.step(Input::Timer(Timer::IdleCheck));
+        assert_eq!(
+            out,
+            vec![Effect::StartTimer(Timer::IdleCheck, STOP_GRACE_AFTER_IDLE)]
+        );
+    }
+    // The late Stop came: it answers as always.
+    let out = d.step(stop("the answer"));
+    assert!(matches!(reports(&out)[..], [Update::Answered(_)]));
+
+    // Without a Stop, after LATE_STOP_CHECKS rounds the transcript's answer is taken.
+    working(&mut d, "y");
+    d.step(Input::Registry { idle: true });
+    for _ in 1..LATE_STOP_CHECKS {
+        d.step(read(true));
+        d.step(Input::Timer(Timer::IdleCheck));
+    }
+    d.step(read(true));
+    let out = d.step(Input::Timer(Timer::IdleCheck));
+    assert_eq!(
+        reports(&out),
+        vec![Update::Answered(Answer {
+            last_message: String::new(),
+            transcript: Some("/t.jsonl".into()),
+            prompt: "y".into(),
+        })]
+    );
+    assert!(d.can_load());
+
+    // The rounds start again with each delivery, and a transcript that shows no end
+    // means interrupted, as without one.
+    working(&mut d, "z");
+    d.step(Input::Registry { idle: true });
+    d.step(read(true));
+    let out = d.step(Input::Timer(Timer::IdleCheck));
+    assert_eq!(starts(&out, Timer::IdleCheck), Some(STOP_GRACE_AFTER_IDLE));
+    d.step(read(false));
+    let out = d.step(Input::Timer(Timer::IdleCheck));
+    assert_eq!(reports(&out), vec![Update::HumanInterrupted]);
+}
+
+#[test]
+fn a_transcript_reading_counts_only_for_the_check_it_came_with() {
+    let mut d = ready();
+    working(&mut d, "x");
+    d.step(Input::Transcript {
+        path: "/t.jsonl".into(),
+        turn_ended: true,
+    });
+    d.step(Input::Registry { idle: true });
+    let out = d.step(Input::Timer(Timer::IdleCheck));
+    assert_eq!(starts(&out, Timer::IdleCheck), Some(STOP_GRACE_AFTER_IDLE));
+    // The next round has no reading: interrupted.
+    let out = d.step(Input::Timer(Timer::IdleCheck));
+    assert_eq!(reports(&out), vec![Update::HumanInterrupted]);
 }
 
 #[test]
@@ -746,9 +896,50 @@ fn a_late_session_start_means_a_dialog_and_an_early_one_does_not() {
     let out = d.step(Input::Timer(Timer::StartCheck));
     assert_eq!(reports(&out), vec![Update::DialogOpen]);
     let (mut d, _) = Delivery::new("s", None, 0);
-    d.step(Input::Event(Event::SessionStart { session_id: None }));
+    d.step(session_start(None, "startup"));
     assert_eq!(d.session_id(), "s");
     assert!(reports(&d.step(Input::Timer(Timer::StartCheck))).is_empty());
+}
+
+#[test]
+fn a_fork_is_ready_once_its_registry_says_idle() {
+    let (mut d, _) = Delivery::new("copy", None, 0);
+    // Claude Code 2.1.332 fires a fork's SessionStart before its box takes keys.
+    let out = d.step(session_start(Some("copy"), "fork"));
+    assert!(reports(&out).is_empty());
+    assert_eq!(starts(&out, Timer::StartCheck), Some(START_CHECK));
+    assert!(!d.ready() && !d.can_load());
+    assert!(reports(&d.step(Input::Registry { idle: false })).is_empty());
+    let out = d.step(Input::Registry { idle: true });
+    assert_eq!(
+        reports(&out),
+        vec![Update::Ready {
+            session_id: "copy".into()
+        }]
+    );
+    assert!(d.can_load());
+    // Its backstop was cancelled; had it fired anyway, nothing happens.
+    assert!(out.contains(&Effect::CancelTimer(Timer::StartCheck)));
+    assert!(d.step(Input::Timer(Timer::StartCheck)).is_empty());
+}
+
+#[test]
+fn a_fork_whose_registry_never_says_idle_is_ready_at_the_start_check() {
+    let (mut d, _) = Delivery::new("copy", None, 0);
+    d.step(session_start(None, "fork"));
+    let out = d.step(Input::Timer(Timer::StartCheck));
+    assert_eq!(
+        reports(&out),
+        vec![Update::Ready {
+            session_id: "copy".into()
+        }],
+        "ready, not a dialog"
+    );
+    // A fork whose registry said idle before its SessionStart is ready at once.
+    let (mut d, _) = Delivery::new("copy", None, 0);
+    d.step(Input::Registry { idle: true });
+    let out = d.step(session_start(None, "fork"));
+    assert!(matches!(reports(&out)[..], [Update::Ready { .. }]));
 }
 
 #[test]
@@ -760,7 +951,7 @@ fn nothing_is_loaded_before_session_start() {
 #[test]
 fn a_prompt_restored_by_a_resume_is_cleared_once_ready() {
     let (mut d, _) = Delivery::new("s", Some("/old task".into()), 9);
-    let out = d.step(Input::Event(Event::SessionStart { session_id: None }));
+    let out = d.step(session_start(None, "resume"));
     assert_eq!(
         reports(&out),
         vec![Update::Ready {
