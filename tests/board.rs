@@ -246,7 +246,7 @@ fn sigkilled_claimers_lose_nothing_and_their_claims_come_back() {
     use nix::unistd::Pid;
     let env = Env::new();
     let dir = new_board(&env, "chaos");
-    bulk(&env, &dir, 400);
+    bulk(&env, &dir, 2000);
     let locks = env.dir.path().join("locks");
     fs::create_dir(&locks).unwrap();
     let mut random = rng(std::process::id() as u64);
@@ -292,7 +292,7 @@ fn sigkilled_claimers_lose_nothing_and_their_claims_come_back() {
     let twice: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "completed more than once: {twice:?}");
     let tasks = tasks_by_id(&env, &dir);
-    assert_eq!(tasks.len(), 400);
+    assert_eq!(tasks.len(), 2000);
     let not_done: Vec<_> = tasks.values().filter(|t| t["status"] != "done").collect();
     assert!(not_done.is_empty(), "lost tasks: {not_done:?}");
     let retried: Vec<_> = tasks

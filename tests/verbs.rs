@@ -167,3 +167,38 @@ fn cancel_ends_a_task_whose_agent_is_gone() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn compact_is_refused_by_a_driver_without_it_and_a_slash_compact_task_is_a_prompt() {
+    let env = Env::new();
+    let _echo = env.agent("echo", &["--exec", "cat"]);
+    let out = verb(&env, &["compact", "echo"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("@echo failed") && err.contains("has no command `compact`"),
+        "{err}"
+    );
+    // The agent is free again, and `/compact` as a task is only text to it.
+    let out = verb(&env, &["send", "echo", "/compact"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, b"/compact");
+}
+
+#[test]
+fn a_mistyped_command_is_named_with_the_nearest_one_and_completions_print() {
+    let env = Env::new();
+    let out = verb(&env, &["stauts"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "claude-editor-hook: unknown command 'stauts', did you mean 'status'?"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = verb(&env, &["completions", shell]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(text(&out.stdout).contains("claude-editor-hook"), "{shell}");
+        let out = verb(&env, &["completions", shell, "--for", "agent-wrap"]);
+        assert!(text(&out.stdout).contains("agent-wrap"), "{shell}");
+    }
+}

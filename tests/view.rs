@@ -96,7 +96,8 @@ fn the_view_shows_progress_and_escape_cancels_leaving_the_terminal_as_it_was() {
         fs::read_to_string(stty.with_extension("exit"))
             .unwrap()
             .trim(),
-        "exit=130"
+        "exit=0",
+        "a cancel exits 0 with the file untouched: no notice, the prompt kept"
     );
     assert_eq!(
         fs::read_to_string(&stty).unwrap(),
@@ -120,7 +121,8 @@ fn the_view_shows_progress_and_escape_cancels_leaving_the_terminal_as_it_was() {
 }
 
 /// Ctrl-C while the hook waits on a terminal, with `flags`: the hook cancels and exits
-/// 130, and the shell that ran it goes on, so no SIGINT reached the process group.
+/// 0 with the file untouched (no "quit unexpectedly" notice in the chief), and the shell
+/// that ran it goes on, so no SIGINT reached the process group.
 fn ctrl_c_cancels(flags: &str, ready: impl Fn(&TmuxServer, &str, &Env)) {
     let env = Env::new();
     let _agent = env.agent("slow", &["--exec", "echo started; exec sleep 60"]);
@@ -131,7 +133,12 @@ fn ctrl_c_cancels(flags: &str, ready: impl Fn(&TmuxServer, &str, &Env)) {
     tmux.send_keys(&pane, &["C-c"]);
     finished(&stty);
     let exit = fs::read_to_string(stty.with_extension("exit")).unwrap();
-    assert_eq!(exit.trim(), "exit=130");
+    assert_eq!(exit.trim(), "exit=0");
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        b"@slow task",
+        "a cancel must not touch the file"
+    );
     let done = env.wait_single_done();
     assert_eq!(done["outcome"], "cancelled");
     assert_eq!(done["reason"], "cancelled with Ctrl-C");

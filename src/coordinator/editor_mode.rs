@@ -15,10 +15,14 @@ use super::delegate::{Cancel, Coordinator, Detached, Event, Observer, Report};
 use super::view::View;
 use super::{multi, passthrough, prompt_file, results, route, submit};
 use crate::directive::{self, BoardAsk, Directive, Route};
+use crate::signals::Signal;
 use crate::state::{AgentName, MAX_FILE_BYTES, Outcome, StateDir, chief_id};
 
-/// Exit status when the user cancelled from the view (as for SIGINT).
-pub const EXIT_CANCELLED: i32 = 130;
+/// Exit status when the user cancelled (Esc, or Ctrl-C): 0 with the file untouched,
+/// which leaves Claude Code's prompt box exactly as it was and shows no "quit
+/// unexpectedly" notice, as a non-zero exit would (docs/claude-code.md#editor-exit-notices,
+/// #editor-exit-zero-loads). The task itself is recorded as cancelled.
+pub const EXIT_CANCELLED: i32 = 0;
 
 /// Options of editor mode.
 #[derive(Clone, Debug, Default)]
@@ -198,7 +202,8 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         }
     };
     match cancelled_by {
-        Some(Cancel::User) => return Ok(EXIT_CANCELLED),
+        Some(Cancel::User | Cancel::Signal(Signal::Interrupt)) => return Ok(EXIT_CANCELLED),
+        // A termination from outside (SIGTERM, SIGHUP) says so in the exit status.
         Some(Cancel::Signal(sig)) => return Ok(sig.exit_code()),
         Some(Cancel::Timeout) | None => {}
     }
