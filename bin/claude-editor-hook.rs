@@ -1,5 +1,5 @@
-//! `claude-editor-hook`: see `ceh::cli::HookCli`.
+//! `claude-editor-hook`: see `ceh::cli::EditorHookCli`.
 
 fn main() -> std::process::ExitCode {
-    ceh::cli::hook_main()
+    ceh::cli::editor_hook_main()
 }

@@ -1,18 +1,18 @@
-//! Command-line entry points. The binaries in `bin/` call [`hook_main`] and
+//! Command-line entry points. The binaries in `bin/` call [`editor_hook_main`] and
 //! [`wrap_main`]; this is the one place that prints an error and picks the exit code.
 
 mod board;
 pub(crate) mod chief;
+mod claude_editor_hook;
 mod compact;
 mod demo;
 mod doctor;
-mod hook;
 mod status;
 mod verbs;
 mod worktree;
 mod wrap;
 
-pub use hook::{HookCli, hook_main};
+pub use claude_editor_hook::{EditorHookCli, editor_hook_main};
 pub use wrap::{WrapCli, wrap_main};
 
 /// Runs `f`, printing an error as `<prog>: <reason>` and exiting 1.

@@ -8,11 +8,12 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::{Coordinator, Event};
 use crate::doorbell::Doorbell;
 use crate::process::notify_exit;
 use crate::signals::Signal;
@@ -29,24 +30,6 @@ pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
 
 /// How long an agent spawned for a busy role may take to start its host.
 pub const SPAWN_READY: Duration = Duration::from_secs(60);
-
-/// What wakes the coordinator's loop.
-#[derive(Debug)]
-pub enum Event {
-    /// A watched directory changed: re-read the state.
-    Changed,
-    Signal(Signal),
-    /// The host with this pid exited.
-    HostExited(i32),
-    /// The user asked to cancel (Esc or Ctrl-C in the view).
-    Cancel(String),
-    /// A fan-out's delegation number `.0` ended.
-    Finished(usize, Box<Result<Report>>),
-    /// The user sent the task to the background (`b` in the view).
-    Background,
-    /// The user wants to see the agent (`a` in the view): its tmux window.
-    Jump,
-}
 
 /// The task was sent to the background from the view: not a failure, and not to be
 /// cancelled. Carried as an error so that every caller stops waiting; editor mode turns
@@ -133,49 +116,7 @@ pub fn preflight(state: &StateDir, agent: &AgentName) -> Result<i32> {
     }
 }
 
-/// A coordinator: the event channel shared by its signal thread, view and watchers.
-pub struct Coordinator {
-    state: StateDir,
-    tx: Sender<Event>,
-    rx: Receiver<Event>,
-    /// Whether `b` may send a task to the background: only for a route of one agent,
-    /// where nothing else waits on its answer.
-    detachable: std::cell::Cell<bool>,
-}
-
 impl Coordinator {
-    pub fn new(state: StateDir) -> Self {
-        let (tx, rx) = channel();
-        Self {
-            state,
-            tx,
-            rx,
-            detachable: std::cell::Cell::new(false),
-        }
-    }
-
-    /// Lets `b` in the view send the task to the background.
-    pub fn allow_detach(&self) {
-        self.detachable.set(true);
-    }
-
-    /// A sender for signals and key presses.
-    pub fn sender(&self) -> Sender<Event> {
-        self.tx.clone()
-    }
-
-    pub fn state(&self) -> &StateDir {
-        &self.state
-    }
-
-    /// The next event, waiting at most `timeout` (or for ever).
-    pub fn next_event(&self, timeout: Option<Duration>) -> Option<Event> {
-        match timeout {
-            None => self.rx.recv().ok(),
-            Some(t) => self.rx.recv_timeout(t).ok(),
-        }
-    }
-
     /// Delegates `prompt` to `agent` and waits until the task is done, cancelled, timed
     /// out or the agent dies. Every path ends with a `done.json` for the task.
     pub fn delegate(

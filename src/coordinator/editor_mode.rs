@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::delegate::{Cancel, Coordinator, Detached, Event, Observer, Report};
+use super::delegate::{Cancel, Detached, Observer, Report};
 use super::view::View;
+use super::{Coordinator, Event};
 use super::{multi, passthrough, prompt_file, results, route, submit};
 use crate::directive::{self, BoardAsk, Directive, Route};
 use crate::signals::Signal;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::delegate::{Cancel, Coordinator, Event, Observer, Progress, Report};
+use super::delegate::{Cancel, Observer, Progress, Report};
+use super::{Coordinator, Event};
 use crate::signals::Signal;
 use crate::state::{AgentName, Outcome};
 use crate::time::human_us;

@@ -15,7 +15,8 @@ use anyhow::{Context, Result};
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, queue, style, terminal};
 
-use super::delegate::{Event, Observer, Progress};
+use super::Event;
+use super::delegate::{Observer, Progress};
 
 /// Raw mode, a hidden cursor and a flush of pending input on drop.
 pub struct TerminalGuard(());

@@ -18,7 +18,7 @@ use crate::coordinator::{EditorOptions, run_editor_mode};
     version,
     args_conflicts_with_subcommands = true
 )]
-pub struct HookCli {
+pub struct EditorHookCli {
     /// The prompt file Claude Code passes on Ctrl-G.
     pub file: Option<PathBuf>,
 
@@ -221,7 +221,7 @@ pub enum CompletedProgram {
 fn completions(shell: clap_complete::Shell, program: CompletedProgram) -> anyhow::Result<i32> {
     use clap::CommandFactory;
     let (mut cmd, name) = match program {
-        CompletedProgram::Hook => (HookCli::command(), "claude-editor-hook"),
+        CompletedProgram::Hook => (EditorHookCli::command(), "claude-editor-hook"),
         CompletedProgram::Wrap => (super::WrapCli::command(), "agent-wrap"),
     };
     clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
@@ -236,7 +236,7 @@ fn unknown_command(arg: &std::path::Path) -> Option<String> {
     if arg.exists() || !word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return None;
     }
-    let cmd = HookCli::command();
+    let cmd = EditorHookCli::command();
     let best = cmd
         .get_subcommands()
         .filter(|c| !c.is_hide_set())
@@ -252,8 +252,8 @@ fn unknown_command(arg: &std::path::Path) -> Option<String> {
     })
 }
 
-pub fn hook_main() -> std::process::ExitCode {
-    let cli = match HookCli::try_parse() {
+pub fn editor_hook_main() -> std::process::ExitCode {
+    let cli = match EditorHookCli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -370,6 +370,6 @@ mod tests {
 
     #[test]
     fn cli_is_consistent() {
-        super::HookCli::command().debug_assert();
+        super::EditorHookCli::command().debug_assert();
     }
 }
