@@ -10,7 +10,8 @@ use anyhow::{Result, bail};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::store::{Board, Task, check_worker, load};
+use super::check::check_worker;
+use super::store::{Board, Task, load};
 use crate::time::now_us;
 
 /// Who answers for a claim, which decides when it is given back.

@@ -192,7 +192,7 @@ impl Drainer {
             Outcome::Ok => {
                 let answer = read_optional(&self.state.result_path(id))?.unwrap_or_default();
                 let answer = String::from_utf8_lossy(&answer).into_owned();
-                if let Err(e) = super::store::check_result(&answer) {
+                if let Err(e) = super::check::check_result(&answer) {
                     board.fail(
                         &board_id,
                         &format!(

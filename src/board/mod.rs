@@ -8,6 +8,8 @@
 //! - [`location`]: where a board lives (durable state, one per project) and its privacy.
 //! - [`schema`]: the schema version, migrations and the checks made before any write.
 //! - [`store`]: the [`Board`] handle and the verbs that change or read tasks.
+//! - [`task`]: what a board holds: tasks, new tasks, notes.
+//! - [`check`]: the input rules (names, ids, sizes, no dependency cycles).
 //! - [`claim`]: the one-transaction claim of the best ready task.
 //! - [`lease`]: leases, renewals and the reopening of claims whose worker is gone.
 //! - [`report`]: derived status (`ready`, `blocked`), `status` and `report`.
@@ -16,6 +18,7 @@
 //! - [`import`]: `add --from tasks.json`.
 //! - [`chief`]: the chief's `@board` and `@board add`.
 
+pub mod check;
 pub mod chief;
 pub mod claim;
 pub mod drain;
@@ -25,6 +28,7 @@ pub mod location;
 pub mod report;
 pub mod schema;
 pub mod store;
+pub mod task;
 pub mod wait;
 
 pub use claim::{ClaimRequest, Claimed, Holder};

@@ -375,7 +375,7 @@ fn blocked_by(views: &[TaskView], root: &str) -> Vec<String> {
             }
         }
     }
-    out.sort_by_key(|i| super::store::natural_key(i));
+    out.sort_by_key(|i| super::check::natural_key(i));
     out
 }
 
