@@ -102,8 +102,13 @@ impl Board {
     /// role matching. `Ok(None)` when none is ready now.
     pub fn claim(&mut self, req: &ClaimRequest) -> Result<Option<Claimed>> {
         check_worker(&req.worker)?;
-        let now = now_us();
         let roles = roles_json(&req.roles);
+        let board = self.path.to_string();
+        let tx = self.write()?;
+        // The time is read under the write lock: read before it, a claim that waited for
+        // the lock while its last dependency was being done could carry a time earlier
+        // than that dependency's end (seen in the drain test under load).
+        let now = now_us();
         let (lease_us, lease_until, host_pid, host_lock) = match &req.holder {
             Holder::Lease(d) => {
                 let us = d.as_micros().clamp(1, i64::MAX as u128) as i64;
@@ -113,8 +118,6 @@ impl Board {
                 (None, None, Some(*pid), Some(lock.display().to_string()))
             }
         };
-        let board = self.path.to_string();
-        let tx = self.write()?;
         super::lease::reap(&tx, now)?;
         let id: Option<String> = tx
             .prepare_cached(
