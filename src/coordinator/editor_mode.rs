@@ -47,7 +47,12 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         Ok(0)
     };
     let (route, prompt, background) = match parsed.directive {
-        Directive::Edit => match passthrough::exec_editor(file)? {},
+        Directive::Edit => {
+            if let Some(hint) = case_hint(&content) {
+                return fail(&hint);
+            }
+            match passthrough::exec_editor(file)? {}
+        }
         Directive::Invalid(why) => return fail(&why),
         Directive::EmptyPrompt { route } => {
             let targets: Vec<String> = route.targets().iter().map(|t| format!("@{t}")).collect();
@@ -227,6 +232,29 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         eprintln!("claude-editor-hook: could not submit the answer: {e:#}");
     }
     Ok(0)
+}
+
+/// `@Planning …` is no directive (names are lower-case), but when `@planning` names an
+/// agent, a role or `any`, the user surely meant it: a hint in the prompt box beats an
+/// editor opening out of the blue. Anything else (`@Override`, `@src/…`) edits as usual.
+fn case_hint(content: &[u8]) -> Option<String> {
+    let rest = content.strip_prefix(b"@")?;
+    let word_len = rest
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-'))
+        .unwrap_or(rest.len());
+    let word = std::str::from_utf8(&rest[..word_len]).ok()?;
+    if !word.bytes().any(|c| c.is_ascii_uppercase()) {
+        return None;
+    }
+    let lower = AgentName::parse(&word.to_ascii_lowercase()).ok()?;
+    let known = AgentName::is_reserved(lower.as_str()) || {
+        let state = StateDir::from_env().ok()?;
+        route::resolve(&state, &lower).is_ok()
+    };
+    known.then(|| {
+        format!("agent names are lower-case: write @{lower}, not @{word}; nothing was sent")
+    })
 }
 
 /// The line a background task leaves in the prompt box.
