@@ -195,16 +195,23 @@ impl std::fmt::Display for BoardPath {
 /// `$CLAUDE_AGENTS_DIR/boards`, else `$XDG_STATE_HOME/claude-editor-hook/boards`, else
 /// `~/.local/state/claude-editor-hook/boards`.
 pub fn boards_root() -> Result<PathBuf> {
+    Ok(durable_root()?.join(BOARDS_DIR))
+}
+
+/// The durable state root, for what must survive a reboot (boards, runs):
+/// `$CLAUDE_AGENTS_DIR`, else `$XDG_STATE_HOME/claude-editor-hook`, else
+/// `~/.local/state/claude-editor-hook`. Never the tmpfs runtime directory.
+pub fn durable_root() -> Result<PathBuf> {
     let non_empty = |v: Option<OsString>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(dir) = non_empty(std::env::var_os(STATE_DIR_ENV)) {
-        return Ok(dir.join(BOARDS_DIR));
+        return Ok(dir);
     }
     if let Some(dir) = non_empty(std::env::var_os("XDG_STATE_HOME")) {
-        return Ok(dir.join(APP_DIR).join(BOARDS_DIR));
+        return Ok(dir.join(APP_DIR));
     }
     let home = non_empty(std::env::var_os("HOME"))
-        .context("cannot place the board: set XDG_STATE_HOME or HOME")?;
-    Ok(home.join(".local/state").join(APP_DIR).join(BOARDS_DIR))
+        .context("cannot place durable state: set XDG_STATE_HOME or HOME")?;
+    Ok(home.join(".local/state").join(APP_DIR))
 }
 
 /// The nearest ancestor of `dir` (itself included) holding `.git` (a directory, or the

@@ -1,0 +1,547 @@
+//! Fully automatic runs (`claude-editor-hook run`): the scheduler against real worker
+//! processes (`--exec` scripts that log when they start and end), crashes and
+//! resuming, Ctrl-C, bad input, and headless Claude Code against the fake API.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fixture::*;
+use crate::helper::wait::{output_with_timeout, wait_until};
+
+/// How long a whole run may take before the test fails as hung.
+const RUN_WAIT: Duration = Duration::from_secs(180);
+
+/// A worker script: logs `start TASK PID NS` and `end TASK PID NS` (one `echo` each,
+/// appended)
+/// around `BODY`, then prints its result.
+fn logging_worker(env: &Env, body: &str) -> (PathBuf, PathBuf) {
+    let log = env.dir.path().join("worker.log");
+    let script = write_script(
+        env.dir.path(),
+        "worker.sh",
+        &format!(
+            "#!/bin/sh\nlog={log}\ncat >/dev/null\necho \"start $CLAUDE_EDITOR_HOOK_RUN_TASK $$ $(date +%s%N)\" >>\"$log\"\n{body}\nrc=$?\necho \"end $CLAUDE_EDITOR_HOOK_RUN_TASK $$ $(date +%s%N)\" >>\"$log\"\n[ $rc = 0 ] && echo \"result of $CLAUDE_EDITOR_HOOK_RUN_TASK\"\nexit $rc\n",
+            log = log.display()
+        ),
+    );
+    (script, log)
+}
+
+fn write_tasks(env: &Env, tasks: &Value) -> PathBuf {
+    let file = env.dir.path().join("tasks.json");
+    fs::write(&file, serde_json::to_vec(tasks).unwrap()).unwrap();
+    file
+}
+
+/// `claude-editor-hook run ARGS…` in the test's directory.
+fn run_cmd(env: &Env, args: &[&str]) -> Command {
+    let mut cmd = env.cmd(HOOK);
+    cmd.arg("run").args(args).current_dir(env.dir.path());
+    cmd
+}
+
+fn run(env: &Env, args: &[&str]) -> Output {
+    output_with_timeout(&mut run_cmd(env, args), RUN_WAIT)
+}
+
+fn spawn_run(env: &Env, args: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt;
+    run_cmd(env, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+/// (task, start ns, end ns) per logged attempt, and the starts with no end yet.
+#[derive(Debug, Default)]
+struct Log {
+    spans: Vec<(String, u128, u128)>,
+    starts: Vec<(String, u128)>,
+}
+
+fn read_log(path: &Path) -> Log {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let mut open: HashMap<(String, String), u128> = HashMap::new();
+    let mut log = Log::default();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let [kind, task, pid, ns] = parts[..] else {
+            continue;
+        };
+        let ns: u128 = ns.parse().unwrap();
+        let key = (task.to_owned(), pid.to_owned());
+        match kind {
+            "start" => {
+                log.starts.push((task.to_owned(), ns));
+                open.insert(key, ns);
+            }
+            "end" => {
+                let start = open.remove(&key).expect("an end after its start");
+                log.spans.push((task.to_owned(), start, ns));
+            }
+            _ => {}
+        }
+    }
+    log
+}
+
+/// The most attempts that ran at the same time.
+fn max_parallel(spans: &[(String, u128, u128)]) -> usize {
+    let mut points: Vec<(u128, i32)> = spans
+        .iter()
+        .flat_map(|(_, s, e)| [(*s, 1), (*e, -1)])
+        .collect();
+    // An end before a start at the same instant.
+    points.sort();
+    let (mut now, mut max) = (0i32, 0i32);
+    for (_, d) in points {
+        now += d;
+        max = max.max(now);
+    }
+    max as usize
+}
+
+/// The run ids, oldest first.
+fn run_ids(env: &Env) -> Vec<String> {
+    let out = run(env, &["--list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The run's board tasks by id (`board list --json`).
+fn board_tasks(env: &Env, run_id: &str) -> HashMap<String, Value> {
+    let out = output_with_timeout(
+        env.cmd(HOOK)
+            .args([
+                "board",
+                "--board",
+                &format!("run-{run_id}"),
+                "list",
+                "--json",
+            ])
+            .current_dir(env.dir.path()),
+        SECS,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_owned(), t.clone()))
+        .collect()
+}
+
+/// Processes whose environment marks them as workers of run `run_id` of `env`.
+fn run_processes(env: &Env, run_id: &str) -> Vec<u32> {
+    let dir = env.state.join("runs").join(run_id);
+    let marker = format!("CLAUDE_EDITOR_HOOK_RUN_DIR={}", dir.display());
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let env = fs::read(e.path().join("environ")).ok()?;
+            env.split(|&b| b == 0)
+                .any(|v| v == marker.as_bytes())
+                .then_some(pid)
+        })
+        .collect()
+}
+
+/// 30 tasks in 5 layers of 6; each task after the first layer needs two of the layer
+/// before it.
+fn layered_dag() -> (Value, HashMap<String, Vec<String>>) {
+    let mut tasks = Vec::new();
+    let mut deps = HashMap::new();
+    for layer in 0..5 {
+        for i in 0..6 {
+            let id = format!("l{layer}t{i}");
+            let d: Vec<String> = if layer == 0 {
+                Vec::new()
+            } else {
+                vec![
+                    format!("l{}t{}", layer - 1, i),
+                    format!("l{}t{}", layer - 1, (i + 1) % 6),
+                ]
+            };
+            tasks.push(json!({"id": id, "title": format!("task {id}"), "dependencies": d}));
+            deps.insert(id, d);
+        }
+    }
+    (json!({ "tasks": tasks }), deps)
+}
+
+#[test]
+fn a_dag_of_30_runs_on_4_workers_in_dependency_order() {
+    let env = Env::new();
+    let (worker, log) = logging_worker(&env, "sleep 0.3");
+    let (tasks, deps) = layered_dag();
+    let file = write_tasks(&env, &tasks);
+    let out = run(
+        &env,
+        &[
+            "Build it",
+            "-w",
+            "4",
+            "--no-plan",
+            "--tasks",
+            file.to_str().unwrap(),
+            "--exec",
+            worker.to_str().unwrap(),
+        ],
+    );
+    let report = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{report}\n{}",
+        text(&out.stderr)
+    );
+    let log = read_log(&log);
+    assert_eq!(log.spans.len(), 30, "every task ran exactly once: {log:?}");
+    let spans: HashMap<&str, (u128, u128)> = log
+        .spans
+        .iter()
+        .map(|(t, s, e)| (t.as_str(), (*s, *e)))
+        .collect();
+    for (task, ds) in &deps {
+        for d in ds {
+            assert!(
+                spans[task.as_str()].0 >= spans[d.as_str()].1,
+                "{task} started before its dependency {d} ended"
+            );
+        }
+    }
+    assert_eq!(
+        max_parallel(&log.spans),
+        4,
+        "the parallelism reaches 4, never more"
+    );
+    for task in deps.keys() {
+        assert!(
+            report.contains(&format!("### {task} task {task} — done")),
+            "{report}"
+        );
+        assert!(report.contains(&format!("> result of {task}")), "{report}");
+    }
+    assert!(report.contains("30/30 done"), "{report}");
+    let id = &run_ids(&env)[0];
+    let saved = fs::read_to_string(env.state.join("runs").join(id).join("report.md")).unwrap();
+    assert_eq!(saved, report, "report.md is what was printed");
+}
+
+#[test]
+fn a_failing_task_blocks_its_dependents_and_the_rest_finishes() {
+    let env = Env::new();
+    let (worker, _log) = logging_worker(
+        &env,
+        "if [ \"$CLAUDE_EDITOR_HOOK_RUN_TASK\" = a ]; then echo 'the compiler crashed' >&2; false; fi",
+    );
+    let file = write_tasks(
+        &env,
+        &json!([
+            {"id": "a", "title": "A"},
+            {"id": "b", "title": "B", "deps": ["a"]},
+            {"id": "c", "title": "C", "deps": ["b"]},
+            {"id": "d", "title": "D"},
+            {"id": "e", "title": "E", "deps": ["d"]},
+        ]),
+    );
+    let out = run(
+        &env,
+        &[
+            "Go",
+            "-w",
+            "2",
+            "--tasks",
+            file.to_str().unwrap(),
+            "--exec",
+            worker.to_str().unwrap(),
+        ],
+    );
+    let report = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{report}\n{}",
+        text(&out.stderr)
+    );
+    let id = &run_ids(&env)[0];
+    let tasks = board_tasks(&env, id);
+    assert_eq!(tasks["a"]["status"], "failed");
+    assert_eq!(tasks["a"]["attempts"], 2, "tried once more (--retries 1)");
+    assert!(
+        tasks["a"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exit status 1: the compiler crashed"),
+        "{}",
+        tasks["a"]
+    );
+    for blocked in ["b", "c"] {
+        assert_eq!(tasks[blocked]["status"], "open");
+        assert_eq!(tasks[blocked]["attempts"], 0);
+        assert!(
+            tasks[blocked]["blocked"]
+                .as_str()
+                .unwrap()
+                .starts_with("blocked by a failed: exit status 1"),
+            "{}",
+            tasks[blocked]
+        );
+    }
+    for done in ["d", "e"] {
+        assert_eq!(tasks[done]["status"], "done", "{}", tasks[done]);
+    }
+    assert!(report.contains("## Failures"), "{report}");
+    assert!(report.contains("Blocked: b, c"), "{report}");
+    assert!(
+        text(&out.stderr).contains("b blocked by a failed"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_timeout_is_killed_and_a_retry_succeeds() {
+    let env = Env::new();
+    let (worker, log) = logging_worker(
+        &env,
+        "case $CLAUDE_EDITOR_HOOK_RUN_TASK in\n  slow) sleep 300 ;;\n  flaky) [ \"$CLAUDE_EDITOR_HOOK_RUN_ATTEMPT\" != 1 ] ;;\nesac",
+    );
+    let file = write_tasks(
+        &env,
+        &json!([{"id": "slow", "title": "Slow"}, {"id": "flaky", "title": "Flaky"}]),
+    );
+    let out = run(
+        &env,
+        &[
+            "Go",
+            "-w",
+            "2",
+            "--tasks",
+            file.to_str().unwrap(),
+            "--exec",
+            worker.to_str().unwrap(),
+            "--timeout",
+            "1s",
+            "--retries",
+            "1",
+        ],
+    );
+    let report = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{report}\n{}",
+        text(&out.stderr)
+    );
+    let id = &run_ids(&env)[0];
+    let tasks = board_tasks(&env, id);
+    assert_eq!(tasks["flaky"]["status"], "done");
+    assert_eq!(tasks["flaky"]["attempts"], 2);
+    assert_eq!(tasks["slow"]["status"], "failed");
+    assert_eq!(tasks["slow"]["attempts"], 2);
+    assert_eq!(tasks["slow"]["reason"], "timed out after 1s");
+    assert!(report.contains("attempt 1 on w"), "{report}");
+    assert!(report.contains("retry — timed out after 1s"), "{report}");
+    assert!(report.contains("retry — exit status 1"), "{report}");
+    // The timed-out attempts were killed: their `sleep 300` never logged an end.
+    let log = read_log(&log);
+    assert_eq!(log.starts.iter().filter(|(t, _)| t == "slow").count(), 2);
+    assert!(log.spans.iter().all(|(t, _, _)| t != "slow"), "{log:?}");
+    assert!(
+        run_processes(&env, id).is_empty(),
+        "nothing of the run is left"
+    );
+}
+
+#[test]
+fn a_sigkilled_run_resumes_without_redoing_anything_done() {
+    let env = Env::new();
+    let (worker, log_path) = logging_worker(&env, "sleep 0.2");
+    // Two chains of 8.
+    let tasks: Vec<Value> = (0..16)
+        .map(|i| {
+            let deps: Vec<String> = if i >= 2 {
+                vec![format!("k{}", i - 2)]
+            } else {
+                vec![]
+            };
+            json!({"id": format!("k{i}"), "title": format!("step {i}"), "deps": deps})
+        })
+        .collect();
+    let file = write_tasks(&env, &Value::Array(tasks));
+    let mut child = spawn_run(
+        &env,
+        &[
+            "Go",
+            "-w",
+            "2",
+            "--tasks",
+            file.to_str().unwrap(),
+            "--exec",
+            worker.to_str().unwrap(),
+        ],
+    );
+    wait_until(RUN_WAIT, "4 tasks to end", || {
+        (read_log(&log_path).spans.len() >= 4).then_some(())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    let id = run_ids(&env).pop().unwrap();
+    let before = board_tasks(&env, &id);
+    let done_before: HashSet<String> = before
+        .iter()
+        .filter(|(_, t)| t["status"] == "done")
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(
+        done_before.len() >= 2 && done_before.len() < 16,
+        "{done_before:?}"
+    );
+    let logged_before = read_log(&log_path).starts.len();
+
+    let out = run(&env, &["--resume"]);
+    let report = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{report}\n{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains(&format!("resuming run {id}")));
+    let after = board_tasks(&env, &id);
+    assert!(after.values().all(|t| t["status"] == "done"), "{after:?}");
+    let log = read_log(&log_path);
+    let redone: Vec<&String> = log.starts[logged_before..]
+        .iter()
+        .map(|(t, _)| t)
+        .filter(|t| done_before.contains(*t))
+        .collect();
+    assert!(redone.is_empty(), "done tasks ran again: {redone:?}");
+    // Every task not done before the kill ran after it.
+    for t in after.keys().filter(|t| !done_before.contains(*t)) {
+        assert!(
+            log.starts[logged_before..].iter().any(|(s, _)| s == t),
+            "{t} never ran"
+        );
+    }
+    assert!(report.contains("16/16 done"), "{report}");
+    assert!(run_processes(&env, &id).is_empty());
+}
+
+#[test]
+fn ctrl_c_stops_every_worker_and_reopens_their_tasks() {
+    let env = Env::new();
+    // Each worker leaves a process in its group and one that escaped it (setsid).
+    let (worker, log) = logging_worker(&env, "setsid sleep 300 & sleep 300 & wait");
+    let file = write_tasks(
+        &env,
+        &json!([{"id": "a", "title": "A"}, {"id": "b", "title": "B"}, {"id": "c", "title": "C"}]),
+    );
+    let mut child = spawn_run(
+        &env,
+        &[
+            "Go",
+            "-w",
+            "2",
+            "--tasks",
+            file.to_str().unwrap(),
+            "--exec",
+            worker.to_str().unwrap(),
+        ],
+    );
+    wait_until(RUN_WAIT, "2 workers to start", || {
+        (read_log(&log).starts.len() >= 2).then_some(())
+    });
+    let id = run_ids(&env).pop().unwrap();
+    wait_until(SECS, "the escaped sleeps to start", || {
+        (run_processes(&env, &id).len() >= 6).then_some(())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = wait_child(&mut child, RUN_WAIT, "run to exit after Ctrl-C");
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(
+        run_processes(&env, &id),
+        Vec::<u32>::new(),
+        "worker processes left"
+    );
+    let tasks = board_tasks(&env, &id);
+    for t in ["a", "b", "c"] {
+        assert_eq!(tasks[t]["status"], "open", "{}", tasks[t]);
+    }
+    let reopened: Vec<_> = tasks
+        .values()
+        .filter(|t| t["reason"] == "the run was cancelled")
+        .collect();
+    assert_eq!(reopened.len(), 2, "{tasks:?}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_starts_nothing() {
+    let env = Env::new();
+    let fails_with = |args: &[&str], msg: &str| {
+        let out = run(&env, args);
+        let err = text(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(err.contains(msg), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    };
+    fails_with(&["", "--exec", "cat"], "the goal is empty");
+    fails_with(&["  ", "--exec", "cat"], "the goal is empty");
+    fails_with(
+        &["Go", "-w", "0", "--exec", "cat"],
+        "-w 0: a run needs at least one worker",
+    );
+    let cycle = write_tasks(
+        &env,
+        &json!([{"id": "a", "title": "A", "deps": ["b"]}, {"id": "b", "title": "B", "deps": ["a"]}]),
+    );
+    fails_with(
+        &["Go", "--tasks", cycle.to_str().unwrap(), "--exec", "cat"],
+        "dependency cycle: ",
+    );
+    let unknown = write_tasks(&env, &json!([{"id": "a", "title": "A", "deps": ["nope"]}]));
+    fails_with(
+        &["Go", "--tasks", unknown.to_str().unwrap(), "--exec", "cat"],
+        "task a depends on nope, which is not a task of the plan",
+    );
+    fs::write(env.dir.path().join("junk.json"), b"\x00\xffnot json").unwrap();
+    fails_with(
+        &[
+            "Go",
+            "--tasks",
+            env.dir.path().join("junk.json").to_str().unwrap(),
+            "--exec",
+            "cat",
+        ],
+        "is not a task list",
+    );
+    fails_with(&["--resume", "20000101-000000"], "no run 20000101-000000");
+    fails_with(&["--resume", "../../etc"], "invalid run id");
+    fails_with(&["--resume"], "there is no run to resume");
+    assert!(run_ids(&env).is_empty(), "no run was started");
+}
