@@ -545,3 +545,313 @@ fn bad_input_gets_a_clear_error_and_starts_nothing() {
     fails_with(&["--resume"], "there is no run to resume");
     assert!(run_ids(&env).is_empty(), "no run was started");
 }
+
+// ---- Headless Claude Code against the fake Messages API -------------------------------
+
+use crate::helper::claude::{ClaudeSandbox, require_claude};
+use crate::helper::fake_api::{RecordedRequest, Reply, RequestKind};
+
+/// `claude-editor-hook run ARGS…` in the sandbox's project, with exactly the sandbox's
+/// environment (its HOME, the fake API) and its Claude Code as the workers' program.
+fn claude_run(env: &Env, sandbox: &ClaudeSandbox, claude: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(HOOK);
+    cmd.arg("run")
+        .args(args)
+        .current_dir(sandbox.project_dir())
+        .env_clear()
+        .envs(sandbox.env())
+        .env("CLAUDE_AGENTS_DIR", &env.state)
+        .env("CLAUDE_EDITOR_HOOK_CLAUDE", claude);
+    output_with_timeout(&mut cmd, RUN_WAIT)
+}
+
+fn run_folder(env: &Env) -> PathBuf {
+    let runs = env.state.join("runs");
+    let mut ids: Vec<_> = fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    ids.sort();
+    ids.pop().expect("a run folder")
+}
+
+fn prompt_requests(sandbox: &ClaudeSandbox, starts: &str) -> Vec<RecordedRequest> {
+    sandbox
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.kind == RequestKind::Prompt && r.prompt.starts_with(starts))
+        .collect()
+}
+
+const PLAN: &str = r#"Here is the plan.
+```json
+{"tasks": [
+  {"id": "design", "title": "Design the API", "body": "Write the design.", "priority": 1},
+  {"id": "tests", "title": "Write the tests", "body": "Cover it.", "priority": 2},
+  {"id": "build", "title": "Build it", "body": "Implement.", "dependencies": ["design", "tests"]}
+]}
+```"#;
+
+fn is_planner(prompt: &str) -> bool {
+    prompt.starts_with("You are the planner of an automatic run")
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn claude_plans_a_goal_and_two_workers_run_it() {
+    let Some(claude) = require_claude("claude_plans_a_goal_and_two_workers_run_it") else {
+        return;
+    };
+    let env = Env::new();
+    let sandbox = ClaudeSandbox::new();
+    sandbox.api.set_reply(|p| {
+        if is_planner(p) {
+            Reply::Text(PLAN.into())
+        } else {
+            Reply::Text(crate::helper::fake_api::default_reply(p))
+        }
+    });
+    let out = claude_run(&env, &sandbox, &claude, &["Build an API", "-w", "2"]);
+    let report = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{report}\n{}",
+        text(&out.stderr)
+    );
+    let planner = prompt_requests(&sandbox, "You are the planner");
+    assert_eq!(planner.len(), 1);
+    assert!(planner[0].prompt.contains("Goal: Build an API"));
+    for (id, title) in [
+        ("design", "Design the API"),
+        ("tests", "Write the tests"),
+        ("build", "Build it"),
+    ] {
+        assert!(
+            report.contains(&format!("### {id} {title} — done")),
+            "{report}"
+        );
+        assert!(
+            report.contains(&format!("> FAKE-REPLY: Board task {id}: {title}")),
+            "{report}"
+        );
+    }
+    // The two independent tasks ran on the two workers, each in its own session.
+    let design = &prompt_requests(&sandbox, "Board task design")[0];
+    let tests = &prompt_requests(&sandbox, "Board task tests")[0];
+    assert_ne!(design.session_header, tests.session_header);
+    let meta: Value =
+        serde_json::from_slice(&fs::read(run_folder(&env).join("run.json")).unwrap()).unwrap();
+    let sessions: Vec<Option<String>> = meta["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["session"].as_str().map(str::to_owned))
+        .collect();
+    assert!(sessions.contains(&design.session_header), "{meta}");
+    assert!(sessions.contains(&tests.session_header), "{meta}");
+    // The dependent task's prompt carries the goal and both results.
+    let build = &prompt_requests(&sandbox, "Board task build")[0];
+    assert!(
+        build.prompt.contains("Team goal:\nBuild an API"),
+        "{}",
+        build.prompt
+    );
+    assert!(
+        build
+            .prompt
+            .contains("FAKE-REPLY: Board task design: Design the API")
+    );
+    assert!(
+        build
+            .prompt
+            .contains("FAKE-REPLY: Board task tests: Write the tests")
+    );
+    // Tokens, as Claude Code reported them: 10 in and 10 out per turn from the fake.
+    assert!(
+        report.contains("- Tokens: 30 input (0 cache read, 0 cache write), 30 output"),
+        "{report}"
+    );
+    assert!(run_folder(&env).join("planner-1.txt").exists());
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn an_invalid_plan_is_asked_for_again_with_the_error() {
+    let Some(claude) = require_claude("an_invalid_plan_is_asked_for_again_with_the_error") else {
+        return;
+    };
+    let env = Env::new();
+    let sandbox = ClaudeSandbox::new();
+    sandbox.api.set_reply(|p| {
+        if is_planner(p) {
+            Reply::Text(
+                r#"{"tasks": [{"id": "a", "title": "A", "dependencies": ["ghost"]}]}"#.into(),
+            )
+        } else if p.starts_with("That plan is invalid") {
+            Reply::Text(r#"[{"id": "a", "title": "A"}]"#.into())
+        } else {
+            Reply::Text(crate::helper::fake_api::default_reply(p))
+        }
+    });
+    let out = claude_run(&env, &sandbox, &claude, &["Do A", "-w", "1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let retry = &prompt_requests(&sandbox, "That plan is invalid")[0];
+    assert!(
+        retry
+            .prompt
+            .contains("task a depends on ghost, which is not a task of the plan"),
+        "{}",
+        retry.prompt
+    );
+    // The second ask resumes the planner's session: it sees its own first answer.
+    assert!(retry.body["messages"].to_string().contains("ghost"));
+    let folder = run_folder(&env);
+    assert!(
+        fs::read_to_string(folder.join("planner-1.txt"))
+            .unwrap()
+            .contains("ghost")
+    );
+    assert!(text(&out.stdout).contains("### a A — done"));
+
+    // Invalid twice: a clear error, and the answers are kept.
+    let env = Env::new();
+    sandbox
+        .api
+        .set_reply(|_| Reply::Text("I would rather not plan.".into()));
+    let out = claude_run(&env, &sandbox, &claude, &["Do B", "-w", "1"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the planner's plan was invalid twice"),
+        "{err}"
+    );
+    let folder = run_folder(&env);
+    assert!(
+        err.contains(&folder.join("planner-2.txt").display().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(folder.join("planner-2.txt")).unwrap(),
+        "I would rather not plan."
+    );
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn an_api_error_fails_one_task_and_blocks_only_its_dependents() {
+    let Some(claude) = require_claude("an_api_error_fails_one_task_and_blocks_only_its_dependents")
+    else {
+        return;
+    };
+    let env = Env::new();
+    let sandbox = ClaudeSandbox::new();
+    sandbox.api.set_reply(|p| {
+        if p.starts_with("Board task bad:") {
+            Reply::Error {
+                status: 529,
+                kind: "overloaded_error".into(),
+                message: "fake overload".into(),
+            }
+        } else {
+            Reply::Text(crate::helper::fake_api::default_reply(p))
+        }
+    });
+    let file = write_tasks(
+        &env,
+        &json!([
+            {"id": "bad", "title": "Bad"},
+            {"id": "after", "title": "After", "deps": ["bad"]},
+            {"id": "fine", "title": "Fine"},
+        ]),
+    );
+    let out = claude_run(
+        &env,
+        &sandbox,
+        &claude,
+        &["Go", "-w", "2", "--tasks", file.to_str().unwrap()],
+    );
+    let report = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{report}\n{}",
+        text(&out.stderr)
+    );
+    assert!(report.contains("### fine Fine — done"), "{report}");
+    assert!(report.contains("### bad Bad — failed"), "{report}");
+    assert!(report.contains("- attempt 1 on w"), "{report}");
+    assert!(report.contains("API error 529"), "{report}");
+    assert!(report.contains("fake overload"), "{report}");
+    assert!(report.contains("### after After — blocked"), "{report}");
+    assert!(report.contains("Blocked: after"), "{report}");
+    assert_eq!(
+        prompt_requests(&sandbox, "Board task bad").len(),
+        2,
+        "one retry"
+    );
+    assert!(prompt_requests(&sandbox, "Board task after").is_empty());
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn a_workers_second_task_continues_its_session() {
+    let Some(claude) = require_claude("a_workers_second_task_continues_its_session") else {
+        return;
+    };
+    let env = Env::new();
+    let sandbox = ClaudeSandbox::new();
+    let file = write_tasks(
+        &env,
+        &json!([
+            {"id": "first", "title": "Learn the codebase"},
+            {"id": "second", "title": "Use what you learnt", "deps": ["first"]},
+        ]),
+    );
+    let out = claude_run(
+        &env,
+        &sandbox,
+        &claude,
+        &["Go", "-w", "1", "--tasks", file.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let first = &prompt_requests(&sandbox, "Board task first")[0];
+    let second = &prompt_requests(&sandbox, "Board task second")[0];
+    assert_eq!(first.session_header, second.session_header);
+    let messages = second.body["messages"].to_string();
+    assert!(
+        messages.contains("Your task (first): Learn the codebase"),
+        "{messages}"
+    );
+    assert!(
+        messages.contains("FAKE-REPLY: Board task first: Learn the codebase"),
+        "{messages}"
+    );
+    assert!(second.n_role("assistant") >= 1, "{messages}");
+}
