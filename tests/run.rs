@@ -855,3 +855,58 @@ fn a_workers_second_task_continues_its_session() {
     );
     assert!(second.n_role("assistant") >= 1, "{messages}");
 }
+
+#[test]
+fn worktrees_give_every_worker_its_own_branch_and_the_report_its_diff_stat() {
+    let env = Env::new();
+    let repo = crate::worktree::repo(&env);
+    let script = write_script(
+        env.dir.path(),
+        "edit.sh",
+        "#!/bin/sh\ncat >/dev/null\necho \"by $CLAUDE_EDITOR_HOOK_RUN_WORKER\" > \"$CLAUDE_EDITOR_HOOK_RUN_TASK.txt\"\npwd\n",
+    );
+    let file = write_tasks(
+        &env,
+        &json!([{"id": "x", "title": "X"}, {"id": "y", "title": "Y"}]),
+    );
+    let out = output_with_timeout(
+        run_cmd(
+            &env,
+            &[
+                "Edit",
+                "-w",
+                "2",
+                "--worktrees",
+                "--tasks",
+                file.to_str().unwrap(),
+                "--exec",
+                script.to_str().unwrap(),
+            ],
+        )
+        .current_dir(&repo),
+        RUN_WAIT,
+    );
+    let report = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{report}\n{}",
+        text(&out.stderr)
+    );
+    let id = &run_ids(&env)[0];
+    assert!(report.contains("## Branches"), "{report}");
+    for w in ["w1", "w2"] {
+        assert!(
+            report.contains(&format!("- {w}: `agent/r{id}-{w}`")),
+            "{report}"
+        );
+    }
+    assert!(report.contains("x.txt | 1 +"), "{report}");
+    assert!(report.contains("y.txt | 1 +"), "{report}");
+    // The work is in the worktrees, not in the main checkout.
+    assert!(!repo.join("x.txt").exists() && !repo.join("y.txt").exists());
+    let tasks = board_tasks(&env, id);
+    let dir_of_x = tasks["x"]["result"].as_str().unwrap().trim().to_owned();
+    assert!(dir_of_x.contains(&format!("r{id}-w")), "{dir_of_x}");
+    assert!(Path::new(&dir_of_x).join("x.txt").exists());
+}

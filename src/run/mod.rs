@@ -368,8 +368,12 @@ fn branches(meta: &RunMeta) -> Vec<report::Branch> {
         .filter_map(|w| {
             let (path, branch) = (w.worktree.as_ref()?, w.branch.as_ref()?);
             let git = crate::worktree::Git::new(path);
+            // Committed and uncommitted work (new files too), as `diff NAME --stat`.
+            let tree = crate::worktree::diff::Snapshot::take(path)
+                .map(|s| s.tree)
+                .unwrap_or_else(|_| "HEAD".into());
             let stat = git
-                .run(["diff", "--stat", w.base.as_deref().unwrap_or("HEAD")])
+                .run(["diff", "--stat", w.base.as_deref().unwrap_or("HEAD"), &tree])
                 .unwrap_or_default();
             Some(report::Branch {
                 worker: w.name.clone(),
