@@ -910,3 +910,83 @@ fn worktrees_give_every_worker_its_own_branch_and_the_report_its_diff_stat() {
     assert!(dir_of_x.contains(&format!("r{id}-w")), "{dir_of_x}");
     assert!(Path::new(&dir_of_x).join("x.txt").exists());
 }
+
+#[test]
+fn persistent_agents_are_the_workers_with_agents() {
+    let env = Env::new();
+    let _a = env.agent(
+        "alpha",
+        &["--exec", "head -1; echo \"answered by $AGENT_NAME\""],
+    );
+    let _b = env.agent(
+        "beta",
+        &["--exec", "head -1; echo \"answered by $AGENT_NAME\""],
+    );
+    let file = write_tasks(
+        &env,
+        &json!([
+            {"id": "one", "title": "One"},
+            {"id": "two", "title": "Two"},
+            {"id": "three", "title": "Three", "deps": ["one", "two"]},
+        ]),
+    );
+    let out = run(
+        &env,
+        &[
+            "Go",
+            "--agents",
+            "alpha,beta",
+            "--tasks",
+            file.to_str().unwrap(),
+        ],
+    );
+    let report = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{report}\n{}",
+        text(&out.stderr)
+    );
+    let id = &run_ids(&env)[0];
+    let tasks = board_tasks(&env, id);
+    let workers: HashSet<&str> = tasks
+        .values()
+        .map(|t| t["worker"].as_str().unwrap())
+        .collect();
+    assert!(
+        workers.is_subset(&HashSet::from(["alpha", "beta"])),
+        "{workers:?}"
+    );
+    assert_eq!(
+        tasks["three"]["result"].as_str().unwrap().lines().next(),
+        Some("Board task three: Three")
+    );
+    assert!(
+        tasks["three"]["result"]
+            .as_str()
+            .unwrap()
+            .contains("answered by")
+    );
+    assert!(
+        report.contains("Workers: 2 × persistent agents"),
+        "{report}"
+    );
+    // Each ran as an ordinary task of the agent, with its done.json.
+    assert_eq!(env.done_files().len(), 3);
+
+    let out = run(
+        &env,
+        &[
+            "Go",
+            "--agents",
+            "alpha,ghost",
+            "--tasks",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text(&out.stderr).contains("agent ghost is not running"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -28,6 +28,15 @@ pub struct RunArgs {
     /// on stdout; default: headless Claude Code (`claude -p`).
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
+    /// Existing persistent agents as the workers (one each; -w is then their number):
+    /// each task is queued in an agent's inbox and runs in its window.
+    #[arg(
+        long,
+        value_name = "A,B,…",
+        value_delimiter = ',',
+        conflicts_with = "exec"
+    )]
+    pub agents: Vec<String>,
     /// An extra argument for `claude -p`, e.g. --claude-arg=--permission-mode=acceptEdits
     /// (repeatable).
     #[arg(long = "claude-arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -69,6 +78,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         tasks: args.tasks.clone(),
         no_plan: args.no_plan || args.tasks.is_some(),
         exec: args.exec.clone(),
+        agents: args.agents.clone(),
         claude_args: args.claude_args.clone(),
         timeout: args.timeout,
         retries: args.retries,

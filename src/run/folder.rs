@@ -36,6 +36,12 @@ pub enum DriverSpec {
     Claude { bin: String, args: Vec<String> },
     /// `sh -c CMD` with the prompt on stdin and the result on stdout.
     Exec { command: String },
+    /// Existing persistent agents, one worker each (`--agents a,b`); the planner is
+    /// Claude Code (`planner_bin`).
+    Agents {
+        names: Vec<String>,
+        planner_bin: String,
+    },
 }
 
 /// Where a run stands.

@@ -8,7 +8,7 @@
 //!   timeouts, blocking and the end of the run.
 //! - [`runner`]: the run's one event loop, which carries out the scheduler's effects.
 //! - [`workers`]: the drivers: headless Claude Code with one session per worker, or any
-//!   command (`--exec`).
+//!   command (`--exec`); [`agents`]: existing persistent agents (`--agents`).
 //! - [`progress`]: the terminal view, plain lines, or JSON lines.
 //! - [`report`]: the markdown report.
 //! - [`folder`]: the run folder (`runs/<id>/`), `--resume` and `--list`.
@@ -16,6 +16,7 @@
 //! A run is a board plus workers: the board is `boards/run-<id>/` in the durable state
 //! root, so every board verb and `@board` work on it while it runs and after.
 
+pub mod agents;
 pub mod folder;
 pub mod plan;
 pub mod progress;
@@ -51,6 +52,8 @@ pub struct Options {
     pub no_plan: bool,
     /// `--exec CMD`, else headless Claude Code.
     pub exec: Option<String>,
+    /// `--agents a,b`: existing persistent agents are the workers.
+    pub agents: Vec<String>,
     /// Extra arguments for `claude -p` (`--claude-arg`).
     pub claude_args: Vec<String>,
     pub timeout: Duration,
@@ -91,25 +94,49 @@ pub fn start(opts: &Options) -> Result<i32> {
     };
     let cwd = std::env::current_dir().context("failed to read the current directory")?;
     let project = std::fs::canonicalize(&cwd).unwrap_or(cwd);
-    let driver = match &opts.exec {
-        Some(cmd) if cmd.trim().is_empty() => bail!("--exec needs a command"),
-        Some(cmd) => DriverSpec::Exec {
+    let driver = match (&opts.exec, opts.agents.is_empty()) {
+        (Some(_), false) => bail!("--exec and --agents are two different workers: pick one"),
+        (Some(cmd), _) if cmd.trim().is_empty() => bail!("--exec needs a command"),
+        (Some(cmd), _) => DriverSpec::Exec {
             command: cmd.clone(),
         },
-        None => DriverSpec::Claude {
+        (None, false) => {
+            let mut seen = std::collections::HashSet::new();
+            for a in &opts.agents {
+                if !seen.insert(a) {
+                    bail!("--agents names {a} twice");
+                }
+            }
+            agents::check_agents(&opts.agents)?;
+            DriverSpec::Agents {
+                names: opts.agents.clone(),
+                planner_bin: claude_program(),
+            }
+        }
+        (None, true) => DriverSpec::Claude {
             bin: claude_program(),
             args: opts.claude_args.clone(),
         },
     };
     let is_claude = matches!(driver, DriverSpec::Claude { .. });
+    if opts.worktrees && matches!(driver, DriverSpec::Agents { .. }) {
+        bail!(
+            "--worktrees is for the run's own workers; give an agent its worktree with \
+             `agent-wrap NAME --worktree`"
+        );
+    }
 
     let folder = RunFolder::create()?;
     let _lock = folder.lock()?;
     crate::board::lease::set_own_lock(&folder.lock_path());
-    let mut workers = Vec::with_capacity(opts.workers);
-    for i in 1..=opts.workers {
+    let names: Vec<String> = match &driver {
+        DriverSpec::Agents { names, .. } => names.clone(),
+        _ => (1..=opts.workers).map(|i| format!("w{i}")).collect(),
+    };
+    let mut workers = Vec::with_capacity(names.len());
+    for name in names {
         workers.push(WorkerMeta {
-            name: format!("w{i}"),
+            name,
             session: is_claude.then(|| uuid::Uuid::new_v4().to_string()),
             session_started: false,
             worktree: None,
@@ -320,7 +347,15 @@ fn planner_turn(
         board: folder.board()?.dir().to_path_buf(),
         session,
     };
-    let running = workers::spawn(&meta.driver, &job, tx, |e| e)?;
+    // Agents do the tasks; the plan is one Claude Code turn, as without them.
+    let driver = match &meta.driver {
+        DriverSpec::Agents { planner_bin, .. } => DriverSpec::Claude {
+            bin: planner_bin.clone(),
+            args: Vec::new(),
+        },
+        d => d.clone(),
+    };
+    let running = workers::spawn(&driver, &job, tx, |e| e)?;
     let deadline = std::time::Instant::now() + Duration::from_millis(meta.timeout_ms);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());

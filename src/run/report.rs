@@ -73,6 +73,7 @@ pub fn render(
     let driver = match &meta.driver {
         DriverSpec::Claude { .. } => "Claude Code (`claude -p`)".to_owned(),
         DriverSpec::Exec { command } => format!("`{command}`"),
+        DriverSpec::Agents { .. } => "persistent agents".to_owned(),
     };
     let _ = writeln!(
         out,

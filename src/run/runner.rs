@@ -301,6 +301,7 @@ pub fn recover(folder: &RunFolder, board: &mut Board) -> Result<usize> {
     // Any board command may have reopened the dead run's claims already, so whatever
     // the claims say, nothing of the old run may go on running.
     super::workers::kill_all_leftovers(&folder.dir);
+    super::agents::cancel_leftovers(&folder.dir)?;
     let mut reopened = 0;
     for t in board.tasks()? {
         if t.status != Status::Claimed {

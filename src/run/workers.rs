@@ -3,6 +3,7 @@
 //!
 //! - `exec` (`--exec CMD`): `sh -c CMD`; stdout is the result, exit status 0 is success,
 //!   as `agent-wrap --exec` runs a command.
+//! - `agents` (`--agents a,b`): each task is queued to a persistent agent (src/run/agents.rs).
 //! - `claude` (the default): `claude -p --output-format stream-json --verbose`, with
 //!   `--session-id S` for a worker's first turn and `--resume S` for the next ones, so
 //!   a worker keeps one conversation across its tasks (docs/claude-code.md#print-mode,
@@ -85,17 +86,32 @@ pub struct Report {
 
 /// A running attempt.
 #[derive(Debug)]
-pub struct Running {
-    pgid: u32,
-    run_dir: PathBuf,
-    task: String,
+pub enum Running {
+    /// A process of ours.
+    Process {
+        pgid: u32,
+        run_dir: PathBuf,
+        task: String,
+    },
+    /// A task queued to a persistent agent (`--agents`).
+    Agent(super::agents::Delegated),
 }
 
 impl Running {
-    /// Kills the attempt: its process group, and every process marked with its task.
+    /// Kills the attempt: its process group and every process marked with its task, or
+    /// the agent's task.
     pub fn kill(&self) {
-        crate::process::signal_group(self.pgid, Signal::SIGKILL);
-        kill_leftovers(&self.run_dir, &self.task);
+        match self {
+            Running::Process {
+                pgid,
+                run_dir,
+                task,
+            } => {
+                crate::process::signal_group(*pgid, Signal::SIGKILL);
+                kill_leftovers(run_dir, task);
+            }
+            Running::Agent(d) => d.cancel(),
+        }
     }
 }
 
@@ -133,6 +149,9 @@ pub fn spawn<E: Send + 'static>(
     wrap: fn(WorkerEvent) -> E,
 ) -> Result<Running> {
     let mut command = match driver {
+        DriverSpec::Agents { .. } => {
+            return super::agents::delegate(job, tx, wrap).map(Running::Agent);
+        }
         DriverSpec::Exec { command } => {
             let mut c = Command::new("/bin/sh");
             c.arg("-c").arg(command);
@@ -189,6 +208,7 @@ pub fn spawn<E: Send + 'static>(
         .with_context(|| match driver {
             DriverSpec::Exec { command } => format!("failed to start `{command}`"),
             DriverSpec::Claude { bin, .. } => format!("failed to start {bin}"),
+            DriverSpec::Agents { .. } => unreachable!("agents are delegated to above"),
         })?;
     let pgid = child.id();
 
@@ -298,7 +318,7 @@ pub fn spawn<E: Send + 'static>(
         };
         let _ = tx.send(wrap(WorkerEvent::Ended { worker, report }));
     });
-    Ok(Running {
+    Ok(Running::Process {
         pgid,
         run_dir: job.run_dir.clone(),
         task: job.task.clone(),
