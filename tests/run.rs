@@ -990,3 +990,164 @@ fn persistent_agents_are_the_workers_with_agents() {
         text(&out.stderr)
     );
 }
+
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
+#[test]
+fn on_a_terminal_the_bars_show_each_worker_and_ctrl_c_cancels() {
+    use crate::helper::tmux::{TmuxServer, require_tmux};
+    if require_tmux("on_a_terminal_the_bars_show_each_worker_and_ctrl_c_cancels").is_none() {
+        return;
+    }
+    let env = Env::new();
+    let worker = write_script(
+        env.dir.path(),
+        "worker.sh",
+        "#!/bin/sh\ncat >/dev/null\necho \"working-on-$CLAUDE_EDITOR_HOOK_RUN_TASK\"\nexec sleep 300\n",
+    );
+    let file = write_tasks(
+        &env,
+        &json!([{"id": "a", "title": "Alpha"}, {"id": "b", "title": "Beta"}, {"id": "c", "title": "Gamma"}]),
+    );
+    let exit = env.dir.path().join("exit.txt");
+    let report = env.dir.path().join("report.txt");
+    let stty = env.dir.path().join("stty.txt");
+    // The shell ignores the terminal's SIGINT so it can record the run's exit status;
+    // the run installs its own handler.
+    let script = format!(
+        "trap '' INT; {HOOK} run Go -w 2 --tasks {} --exec {} >{}; rc=$?; stty -a >{}; echo \"exit=$rc\" >{}; sleep 300",
+        file.display(),
+        worker.display(),
+        report.display(),
+        stty.display(),
+        exit.display()
+    );
+    let mut tmux = TmuxServer::new();
+    let pane = tmux.new_session(
+        "run",
+        env.dir.path(),
+        &[("CLAUDE_AGENTS_DIR".into(), env.state.display().to_string())],
+        &["/bin/sh".into(), "-c".into(), script],
+    );
+    let screen = tmux
+        .wait_for_screen(
+            &pane,
+            |s| {
+                s.contains("0/3 done")
+                    && s.contains("│ working-on-a")
+                    && s.contains("│ working-on-b")
+            },
+            SECS,
+        )
+        .unwrap_or_else(|s| panic!("no bars on the terminal:\n{s}"));
+    assert!(screen.contains("w1  a Alpha"), "{screen}");
+    assert!(screen.contains("w2  b Beta"), "{screen}");
+    assert!(screen.contains("left"), "the estimate: {screen}");
+    tmux.send_keys(&pane, &["C-c"]);
+    wait_until(SECS, "the run to exit", || {
+        fs::read_to_string(&exit).ok().filter(|s| s.contains('='))
+    });
+    assert_eq!(fs::read_to_string(&exit).unwrap().trim(), "exit=130");
+    let screen = tmux.capture(&pane);
+    assert!(
+        screen.contains("back to open from w1: the run was cancelled"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("0/3 done"),
+        "the bars are cleared: {screen}"
+    );
+    let report = fs::read_to_string(&report).unwrap();
+    assert!(report.contains("**cancelled**"), "{report}");
+    let id = run_ids(&env).pop().unwrap();
+    assert!(run_processes(&env, &id).is_empty());
+}
+
+#[test]
+fn json_lines_and_a_plan_from_an_exec_planner() {
+    let env = Env::new();
+    // The same command plans (when asked for a plan) and works.
+    let agent = write_script(
+        env.dir.path(),
+        "agent.sh",
+        "#!/bin/sh\nprompt=$(cat)\ncase $prompt in\n  'You are the planner'*) echo '{\"tasks\": [{\"id\": \"p\", \"title\": \"P\"}, {\"id\": \"q\", \"title\": \"Q\", \"deps\": [\"p\"]}]}' ;;\n  *) echo \"did $CLAUDE_EDITOR_HOOK_RUN_TASK\" ;;\nesac\n",
+    );
+    let out = run(
+        &env,
+        &[
+            "Plan it",
+            "-w",
+            "2",
+            "--exec",
+            agent.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(events[0]["event"], "started");
+    assert_eq!(events[0]["tasks"], 2);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "started",
+            "task_started",
+            "task_done",
+            "task_started",
+            "task_done",
+            "finished"
+        ]
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["exit"], 0);
+    assert_eq!(last["done"], 2);
+    assert!(Path::new(last["report"].as_str().unwrap()).exists());
+    assert_eq!(events[1]["task"], "p", "q waits for p");
+}
+
+#[test]
+fn list_shows_an_interrupted_run_and_resume_refuses_a_live_one() {
+    let env = Env::new();
+    let (worker, log) = logging_worker(&env, "exec sleep 300");
+    let file = write_tasks(&env, &json!([{"id": "a", "title": "A"}]));
+    let mut child = spawn_run(
+        &env,
+        &[
+            "Go",
+            "-w",
+            "1",
+            "--tasks",
+            file.to_str().unwrap(),
+            "--exec",
+            worker.to_str().unwrap(),
+        ],
+    );
+    wait_until(RUN_WAIT, "the worker to start", || {
+        (!read_log(&log).starts.is_empty()).then_some(())
+    });
+    let id = run_ids(&env).pop().unwrap();
+    let out = run(&env, &["--resume", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("run {id} is running already (pid {})", child.id())),
+        "{}",
+        text(&out.stderr)
+    );
+    let listed = text(&run(&env, &["--list"]).stdout);
+    assert!(listed.contains(&format!("{id}  running")), "{listed}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    let listed = text(&run(&env, &["--list"]).stdout);
+    assert!(listed.contains(&format!("{id}  interrupted")), "{listed}");
+    assert!(listed.contains("0/1"), "{listed}");
+}

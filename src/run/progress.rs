@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::time::human_us;
@@ -102,11 +102,37 @@ impl Mode {
     }
 }
 
-/// The terminal view's bars.
+/// The terminal view: one indicatif bar whose template has the overall line and, below
+/// it, one line per worker (its message). One bar, so the lines are always drawn and
+/// cleared together.
 struct Bars {
-    multi: MultiProgress,
-    overall: ProgressBar,
-    workers: Vec<ProgressBar>,
+    bar: ProgressBar,
+    _echo: Option<NoControlEcho>,
+}
+
+/// Turns off the terminal's echo of control characters (`ECHOCTL`) while the bars are
+/// shown, and restores the mode when dropped: the `^C` a Ctrl-C echoes at the cursor
+/// would push the bars down a line, and the view would then leave one behind.
+struct NoControlEcho {
+    saved: nix::sys::termios::Termios,
+}
+
+impl NoControlEcho {
+    fn new() -> Option<Self> {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        let saved = tcgetattr(std::io::stderr()).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHOCTL);
+        tcsetattr(std::io::stderr(), SetArg::TCSANOW, &quiet).ok()?;
+        Some(Self { saved })
+    }
+}
+
+impl Drop for NoControlEcho {
+    fn drop(&mut self) {
+        use nix::sys::termios::{SetArg, tcsetattr};
+        let _ = tcsetattr(std::io::stderr(), SetArg::TCSANOW, &self.saved);
+    }
 }
 
 /// One worker's line: what it runs and since when.
@@ -132,28 +158,20 @@ pub struct Progress {
 impl Progress {
     pub fn new(mode: Mode, worker_names: Vec<String>, total: usize) -> Self {
         let bars = (mode == Mode::Terminal).then(|| {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-            let overall = multi.add(ProgressBar::new(total as u64));
-            overall.set_style(
+            let bar = ProgressBar::with_draw_target(
+                Some(total as u64),
+                ProgressDrawTarget::stderr_with_hz(4),
+            );
+            bar.set_style(
                 ProgressStyle::with_template(
-                    "{prefix} [{bar:30.cyan/blue}] {pos}/{len} done{msg} · {elapsed} · ~{eta} left",
+                    "run [{bar:30.cyan/blue}] {pos}/{len} done{prefix} · {elapsed} · ~{eta} left\n{msg}",
                 )
                 .expect("a valid template")
                 .progress_chars("=> "),
             );
-            overall.set_prefix("run");
-            let workers = worker_names
-                .iter()
-                .map(|_| {
-                    let b = multi.add(ProgressBar::new_spinner());
-                    b.set_style(ProgressStyle::with_template("  {msg}").expect("template"));
-                    b
-                })
-                .collect();
             Bars {
-                multi,
-                overall,
-                workers,
+                bar,
+                _echo: NoControlEcho::new(),
             }
         });
         Self {
@@ -232,7 +250,7 @@ impl Progress {
                         | RunEvent::TaskReopened { .. }
                 );
                 if keep && let Some(b) = &self.bars {
-                    let _ = b.multi.println(self.plain(event));
+                    b.bar.println(self.plain(event));
                 }
                 self.redraw_overall();
                 self.redraw_workers();
@@ -254,24 +272,20 @@ impl Progress {
     pub fn redraw(&mut self) {
         self.redraw_workers();
         if let Some(b) = &self.bars {
-            b.overall.tick();
+            b.bar.tick();
         }
     }
 
     /// Removes the bars (before the report is printed).
     pub fn finish(&mut self) {
         if let Some(b) = self.bars.take() {
-            for w in &b.workers {
-                w.finish_and_clear();
-            }
-            b.overall.finish_and_clear();
-            let _ = b.multi.clear();
+            b.bar.finish_and_clear();
         }
     }
 
     fn redraw_overall(&self) {
         if let Some(b) = &self.bars {
-            b.overall.set_position(self.done as u64);
+            b.bar.set_position(self.done as u64);
             let mut msg = String::new();
             if self.failed > 0 {
                 msg.push_str(&format!(" · {} failed", self.failed));
@@ -279,7 +293,7 @@ impl Progress {
             if self.blocked > 0 {
                 msg.push_str(&format!(" · {} blocked", self.blocked));
             }
-            b.overall.set_message(msg);
+            b.bar.set_prefix(msg);
         }
     }
 
@@ -287,13 +301,14 @@ impl Progress {
         let Some(b) = &self.bars else {
             return;
         };
+        let mut lines = Vec::with_capacity(self.slots.len());
         for (i, slot) in self.slots.iter().enumerate() {
             let name = &self.worker_names[i];
-            let text = match (&slot.task, slot.since) {
+            lines.push(match (&slot.task, slot.since) {
                 (Some((id, title)), Some(since)) => {
                     let title: String = title.chars().take(40).collect();
                     let mut s = format!(
-                        "{name}  {id} {title}  {}",
+                        "  {name}  {id} {title}  {}",
                         human_us(since.elapsed().as_micros() as u64)
                     );
                     if !slot.line.is_empty() {
@@ -301,10 +316,10 @@ impl Progress {
                     }
                     s
                 }
-                _ => format!("{name}  idle"),
-            };
-            b.workers[i].set_message(text);
+                _ => format!("  {name}  idle"),
+            });
         }
+        b.bar.set_message(lines.join("\n"));
     }
 
     fn elapsed(&self) -> String {
