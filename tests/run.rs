@@ -1087,8 +1087,9 @@ fn json_lines_and_a_plan_from_an_exec_planner() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect();
-    assert_eq!(events[0]["event"], "started");
-    assert_eq!(events[0]["tasks"], 2);
+    assert_eq!(events[0]["event"], "planning");
+    assert_eq!(events[1]["event"], "started");
+    assert_eq!(events[1]["tasks"], 2);
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| e["event"].as_str().unwrap())
@@ -1096,6 +1097,7 @@ fn json_lines_and_a_plan_from_an_exec_planner() {
     assert_eq!(
         kinds,
         [
+            "planning",
             "started",
             "task_started",
             "task_done",
@@ -1108,7 +1110,7 @@ fn json_lines_and_a_plan_from_an_exec_planner() {
     assert_eq!(last["exit"], 0);
     assert_eq!(last["done"], 2);
     assert!(Path::new(last["report"].as_str().unwrap()).exists());
-    assert_eq!(events[1]["task"], "p", "q waits for p");
+    assert_eq!(events[2]["task"], "p", "q waits for p");
 }
 
 #[test]
@@ -1150,4 +1152,45 @@ fn list_shows_an_interrupted_run_and_resume_refuses_a_live_one() {
     let listed = text(&run(&env, &["--list"]).stdout);
     assert!(listed.contains(&format!("{id}  interrupted")), "{listed}");
     assert!(listed.contains("0/1"), "{listed}");
+}
+
+#[test]
+fn ctrl_c_while_planning_then_resume_plans_again() {
+    let env = Env::new();
+    let gate = env.dir.path().join("gate");
+    let started = env.dir.path().join("planning");
+    let agent = write_script(
+        env.dir.path(),
+        "agent.sh",
+        &format!(
+            "#!/bin/sh\nprompt=$(cat)\ncase $prompt in\n  'You are the planner'*)\n    touch {started}\n    [ -e {gate} ] || exec sleep 300\n    echo '[{{\"id\": \"only\", \"title\": \"Only\"}}]' ;;\n  *) echo done ;;\nesac\n",
+            started = started.display(),
+            gate = gate.display()
+        ),
+    );
+    let mut child = spawn_run(
+        &env,
+        &["Plan it", "-w", "1", "--exec", agent.to_str().unwrap()],
+    );
+    wait_until(RUN_WAIT, "the planner to start", || {
+        started.exists().then_some(())
+    });
+    let id = run_ids(&env).pop().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = wait_child(&mut child, RUN_WAIT, "run to exit after Ctrl-C");
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        run_processes(&env, &id).is_empty(),
+        "the planner was killed"
+    );
+    let listed = text(&run(&env, &["--list"]).stdout);
+    assert!(listed.contains(&format!("{id}  cancelled")), "{listed}");
+    fs::write(&gate, "").unwrap();
+    let out = run(&env, &["--resume"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("### only Only — done"));
 }

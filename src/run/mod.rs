@@ -26,7 +26,6 @@ pub mod scheduler;
 pub mod workers;
 
 use std::path::PathBuf;
-use std::sync::mpsc::channel;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -128,6 +127,7 @@ pub fn start(opts: &Options) -> Result<i32> {
 
     let folder = RunFolder::create()?;
     let _lock = folder.lock()?;
+    let events = runner::Events::new()?;
     crate::board::lease::set_own_lock(&folder.lock_path());
     let names: Vec<String> = match &driver {
         DriverSpec::Agents { names, .. } => names.clone(),
@@ -174,8 +174,9 @@ pub fn start(opts: &Options) -> Result<i32> {
     let mut board = Board::create(&folder.board()?, &goal, None)?;
     let tasks = match tasks {
         Some(t) => t,
-        None => match run_planner(&folder, &meta, mode) {
-            Ok(t) => t,
+        None => match run_planner(&events, &folder, &meta, mode) {
+            Ok(Some(t)) => t,
+            Ok(None) => return cancelled_while_planning(&folder, &mut meta, mode),
             Err(e) => {
                 meta.state = RunState::Failed;
                 meta.exit = Some(1);
@@ -188,7 +189,28 @@ pub fn start(opts: &Options) -> Result<i32> {
     board.add_all(&tasks)?;
     meta.state = RunState::Running;
     folder.write_meta(&meta)?;
-    execute(&folder, &mut meta, &mut board, mode, false)
+    execute(&events, &folder, &mut meta, &mut board, mode, false)
+}
+
+/// Ctrl-C while the planner ran: nothing was planned, `--resume` plans again.
+fn cancelled_while_planning(folder: &RunFolder, meta: &mut RunMeta, mode: Mode) -> Result<i32> {
+    let code = scheduler::Exit::Cancelled.code();
+    meta.state = RunState::Cancelled;
+    meta.exit = Some(code);
+    meta.finished_at_us = Some(crate::time::now_us());
+    folder.write_meta(meta)?;
+    if mode == Mode::Json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "cancelled", "run": folder.id, "while": "planning"})
+        );
+    } else {
+        eprintln!(
+            "run {} cancelled while planning; `claude-editor-hook run --resume {}` plans again",
+            folder.id, folder.id
+        );
+    }
+    Ok(code)
 }
 
 /// `run --resume [RUN]`: continues a cancelled, crashed or finished run. Done tasks are
@@ -198,6 +220,7 @@ pub fn resume(id: Option<&str>, json: bool) -> Result<i32> {
     let folder = RunFolder::open(id)?;
     let _lock = folder.lock()?;
     crate::board::lease::set_own_lock(&folder.lock_path());
+    let events = runner::Events::new()?;
     let mut meta = folder.read_meta()?;
     let mode = Mode::detect(json);
     if mode != Mode::Json {
@@ -220,18 +243,21 @@ pub fn resume(id: Option<&str>, json: bool) -> Result<i32> {
     }
     if board.tasks()?.is_empty() {
         // The run died while planning: plan again.
-        let tasks = run_planner(&folder, &meta, mode)?;
+        let Some(tasks) = run_planner(&events, &folder, &meta, mode)? else {
+            return cancelled_while_planning(&folder, &mut meta, mode);
+        };
         board.add_all(&tasks)?;
     }
     meta.state = RunState::Running;
     meta.finished_at_us = None;
     meta.exit = None;
     folder.write_meta(&meta)?;
-    execute(&folder, &mut meta, &mut board, mode, true)
+    execute(&events, &folder, &mut meta, &mut board, mode, true)
 }
 
 /// Runs the tasks on the board, then writes and prints the report.
 fn execute(
+    events: &runner::Events,
     folder: &RunFolder,
     meta: &mut RunMeta,
     board: &mut Board,
@@ -253,7 +279,7 @@ fn execute(
     });
     progress.set_counts(counts.done, counts.failed, counts.blocked);
     let t0 = std::time::Instant::now();
-    let exit = runner::drive(folder, meta, board, &mut progress);
+    let exit = runner::drive(events, folder, meta, board, &mut progress);
     progress.finish();
     let exit = exit?;
     meta.state = runner::final_state(exit);
@@ -290,8 +316,13 @@ fn execute(
 }
 
 /// The planner turn, once more with the error if its plan is invalid. Its raw answers
-/// stay in the run folder (`planner-1.txt`, `planner-2.txt`).
-fn run_planner(folder: &RunFolder, meta: &RunMeta, mode: Mode) -> Result<Vec<NewTask>> {
+/// stay in the run folder (`planner-1.txt`, `planner-2.txt`). `None`: cancelled.
+fn run_planner(
+    events: &runner::Events,
+    folder: &RunFolder,
+    meta: &RunMeta,
+    mode: Mode,
+) -> Result<Option<Vec<NewTask>>> {
     let first = plan::planner_prompt(&meta.goal, meta.workers.len());
     let session =
         matches!(meta.driver, DriverSpec::Claude { .. }).then(|| uuid::Uuid::new_v4().to_string());
@@ -303,13 +334,20 @@ fn run_planner(folder: &RunFolder, meta: &RunMeta, mode: Mode) -> Result<Vec<New
             (_, Some(_)) => plan::retry_prompt(&error),
             (_, None) => format!("{first}\n\n{}", plan::retry_prompt(&error)),
         };
-        if mode == Mode::Plain {
-            eprintln!("planning (answer {n})…");
+        match mode {
+            Mode::Json => println!(
+                "{}",
+                serde_json::json!({"event": "planning", "run": folder.id, "answer": n})
+            ),
+            _ => eprintln!("planning the goal (answer {n})…"),
         }
-        let answer = planner_turn(folder, meta, n, prompt, session.clone().map(|s| (s, n > 1)))?;
+        let session = session.clone().map(|s| (s, n > 1));
+        let Some(answer) = planner_turn(events, folder, meta, n, prompt, session)? else {
+            return Ok(None);
+        };
         crate::state::atomic_write(&folder.planner_path(n), answer.as_bytes())?;
         match plan::parse_answer(&answer) {
-            Ok(tasks) => return Ok(tasks),
+            Ok(tasks) => return Ok(Some(tasks)),
             Err(e) => {
                 error = format!("{e:#}");
                 if mode != Mode::Json {
@@ -325,15 +363,16 @@ fn run_planner(folder: &RunFolder, meta: &RunMeta, mode: Mode) -> Result<Vec<New
     )
 }
 
-/// One planner turn through the run's driver, waited for here (the loop has not started).
+/// One planner turn through the run's driver, waited for on the run's channel (its loop
+/// has not started): `None` when a signal cancelled it.
 fn planner_turn(
+    events: &runner::Events,
     folder: &RunFolder,
     meta: &RunMeta,
     n: usize,
     prompt: String,
     session: Option<(String, bool)>,
-) -> Result<String> {
-    let (tx, rx) = channel();
+) -> Result<Option<String>> {
     let job = Job {
         run: meta.id.clone(),
         run_dir: folder.dir.clone(),
@@ -355,25 +394,39 @@ fn planner_turn(
         },
         d => d.clone(),
     };
-    let running = workers::spawn(&driver, &job, tx, |e| e)?;
-    let deadline = std::time::Instant::now() + Duration::from_millis(meta.timeout_ms);
+    let running = workers::spawn(&driver, &job, events.tx.clone(), runner::Event::Worker)?;
+    let mut deadline = std::time::Instant::now() + Duration::from_millis(meta.timeout_ms);
+    // How long a killed planner may take to be reaped.
+    let grace = Duration::from_secs(5);
+    let mut stop: Option<Result<Option<String>>> = None;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(WorkerEvent::Line { .. }) => continue,
-            Ok(WorkerEvent::Ended { report, .. }) => {
-                return match report.outcome {
-                    Outcome::Success(answer) => Ok(answer),
-                    Outcome::Failure(why) => bail!("the planner failed: {why}"),
+        match events.rx.recv_timeout(left) {
+            Ok(runner::Event::Worker(WorkerEvent::Ended { report, .. })) => {
+                return match (stop, report.outcome) {
+                    (Some(stopped), _) => stopped,
+                    (None, Outcome::Success(answer)) => Ok(Some(answer)),
+                    (None, Outcome::Failure(why)) => bail!("the planner failed: {why}"),
                 };
             }
-            Err(_) => {
+            Ok(runner::Event::Worker(WorkerEvent::Line { .. }))
+            | Ok(runner::Event::Signal(crate::signals::Signal::Resize)) => {}
+            Ok(runner::Event::Signal(_)) if stop.is_none() => {
                 running.kill();
-                bail!(
+                stop = Some(Ok(None));
+                deadline = std::time::Instant::now() + grace;
+            }
+            Ok(runner::Event::Signal(_)) => {}
+            Err(_) if stop.is_none() => {
+                running.kill();
+                stop = Some(Err(anyhow::anyhow!(
                     "the planner timed out after {}",
                     scheduler::human_ms(meta.timeout_ms)
-                );
+                )));
+                deadline = std::time::Instant::now() + grace;
             }
+            // Killed, and still no end: give up waiting for it.
+            Err(_) => return stop.expect("set above"),
         }
     }
 }

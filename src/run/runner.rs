@@ -11,7 +11,7 @@
 //! processes.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -31,6 +31,22 @@ pub enum Event {
     Signal(Signal),
 }
 
+/// The process's one event channel: the signal thread and every worker feed it; the
+/// planner turn and then the run's loop read it.
+pub struct Events {
+    pub tx: Sender<Event>,
+    pub rx: Receiver<Event>,
+}
+
+impl Events {
+    /// The channel, with signals forwarded to it (once per process).
+    pub fn new() -> Result<Self> {
+        let (tx, rx) = channel();
+        crate::signals::forward(tx.clone(), Event::Signal)?;
+        Ok(Self { tx, rx })
+    }
+}
+
 /// A worker's attempt in flight.
 struct Active {
     task: String,
@@ -42,13 +58,13 @@ struct Active {
 
 /// Runs the tasks of `board` until the run ends, and returns how it ended.
 pub fn drive(
+    events: &Events,
     folder: &RunFolder,
     meta: &mut RunMeta,
     board: &mut Board,
     progress: &mut Progress,
 ) -> Result<Exit> {
-    let (tx, rx) = channel::<Event>();
-    crate::signals::forward(tx.clone(), Event::Signal)?;
+    let (tx, rx) = (&events.tx, &events.rx);
     let tasks = board.tasks()?;
     let titles: HashMap<String, String> = tasks
         .iter()
