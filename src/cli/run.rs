@@ -15,9 +15,10 @@ use super::board::parse_duration;
 pub struct RunArgs {
     /// What the run should achieve (the planner's goal).
     pub goal: Option<String>,
-    /// How many workers run tasks at the same time.
-    #[arg(short = 'w', long = "workers", value_name = "N", default_value_t = 2)]
-    pub workers: usize,
+    /// How many workers run tasks at the same time (default 2; with --agents, their
+    /// number).
+    #[arg(short = 'w', long = "workers", value_name = "N")]
+    pub workers: Option<usize>,
     /// Skip the planner: take the tasks from --tasks.
     #[arg(long, requires = "tasks")]
     pub no_plan: bool,
@@ -61,6 +62,9 @@ pub struct RunArgs {
     pub list: bool,
 }
 
+/// Workers without `-w`.
+const DEFAULT_WORKERS: usize = 2;
+
 pub fn run(args: &RunArgs) -> Result<i32> {
     if args.list {
         return crate::run::list(args.json);
@@ -72,9 +76,18 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     if args.goal.is_none() && args.tasks.is_none() {
         bail!("a run needs a goal: claude-editor-hook run \"GOAL\" -w N (or --resume, --list)");
     }
+    let workers = match (args.workers, args.agents.len()) {
+        (Some(n), a) if a > 0 && n != a => bail!(
+            "-w {n} with --agents {}: the agents are the workers ({a})",
+            args.agents.join(",")
+        ),
+        (_, a) if a > 0 => a,
+        (Some(n), _) => n,
+        (None, _) => DEFAULT_WORKERS,
+    };
     crate::run::start(&crate::run::Options {
         goal: args.goal.clone(),
-        workers: args.workers,
+        workers,
         tasks: args.tasks.clone(),
         no_plan: args.no_plan || args.tasks.is_some(),
         exec: args.exec.clone(),

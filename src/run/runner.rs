@@ -113,7 +113,7 @@ pub fn drive(
                             roles: Vec::new(),
                             holder: holder.clone(),
                         };
-                        let claimed = board.claim_task(&task, &req)?;
+                        let claimed = board.claim_task(&task, &req);
                         progress.event(&RunEvent::TaskStarted {
                             task: task.clone(),
                             title: titles.get(&task).cloned().unwrap_or_default(),
@@ -128,10 +128,11 @@ pub fn drive(
                             process: None,
                         };
                         let started = match claimed {
-                            None => Err(anyhow::anyhow!(
+                            Err(e) => Err(e.context(format!("{name} could not claim {task}"))),
+                            Ok(None) => Err(anyhow::anyhow!(
                                 "the board did not let {name} claim {task}: it is not ready there"
                             )),
-                            Some(claimed) => {
+                            Ok(Some(claimed)) => {
                                 let w = &meta.workers[worker];
                                 let job = Job {
                                     run: meta.id.clone(),
@@ -180,66 +181,55 @@ pub fn drive(
                                 .is_none_or(|a| a.task == task && a.attempt == attempt)
                         );
                         let report = pending_reports.remove(&worker);
-                        board.set_worker(Some(&name))?;
+                        // A board the user changed by hand (a forced release, a cancel)
+                        // can refuse the write: that costs this task's record only.
+                        if let Err(e) = write_end(board, &name, &task, attempt, &end) {
+                            eprintln!(
+                                "run: could not record the end of {task} on the board: {e:#}"
+                            );
+                        }
                         let (outcome, reason, event) = match &end {
-                            End::Done(result) => {
-                                board.done(&task, result)?;
-                                (
-                                    "done",
-                                    None,
-                                    RunEvent::TaskDone {
-                                        task: task.clone(),
-                                        worker: name.clone(),
-                                        attempt,
-                                        duration_ms: elapsed.as_millis() as u64,
-                                    },
-                                )
-                            }
-                            End::Retry(why) => {
-                                board.release_because(
-                                    &task,
-                                    Some(&format!("attempt {attempt} failed: {why}")),
-                                    false,
-                                )?;
-                                (
-                                    "retry",
-                                    Some(why.clone()),
-                                    RunEvent::TaskRetry {
-                                        task: task.clone(),
-                                        worker: name.clone(),
-                                        attempt,
-                                        reason: why.clone(),
-                                    },
-                                )
-                            }
-                            End::Failed(why) => {
-                                board.fail(&task, why)?;
-                                (
-                                    "failed",
-                                    Some(why.clone()),
-                                    RunEvent::TaskFailed {
-                                        task: task.clone(),
-                                        worker: name.clone(),
-                                        attempt,
-                                        reason: why.clone(),
-                                    },
-                                )
-                            }
-                            End::GiveBack(why) => {
-                                board.release_because(&task, Some(why), false)?;
-                                (
-                                    "cancelled",
-                                    Some(why.clone()),
-                                    RunEvent::TaskReopened {
-                                        task: task.clone(),
-                                        worker: name.clone(),
-                                        attempt,
-                                        reason: why.clone(),
-                                    },
-                                )
-                            }
+                            End::Done(_) => (
+                                "done",
+                                None,
+                                RunEvent::TaskDone {
+                                    task: task.clone(),
+                                    worker: name.clone(),
+                                    attempt,
+                                    duration_ms: elapsed.as_millis() as u64,
+                                },
+                            ),
+                            End::Retry(why) => (
+                                "retry",
+                                Some(why.clone()),
+                                RunEvent::TaskRetry {
+                                    task: task.clone(),
+                                    worker: name.clone(),
+                                    attempt,
+                                    reason: why.clone(),
+                                },
+                            ),
+                            End::Failed(why) => (
+                                "failed",
+                                Some(why.clone()),
+                                RunEvent::TaskFailed {
+                                    task: task.clone(),
+                                    worker: name.clone(),
+                                    attempt,
+                                    reason: why.clone(),
+                                },
+                            ),
+                            End::GiveBack(why) => (
+                                "cancelled",
+                                Some(why.clone()),
+                                RunEvent::TaskReopened {
+                                    task: task.clone(),
+                                    worker: name.clone(),
+                                    attempt,
+                                    reason: why.clone(),
+                                },
+                            ),
                         };
-                        board.set_worker(None)?;
                         let (tokens, cost_usd) = match report {
                             Some(r) => {
                                 // The worker's session carries on into its next task,
@@ -307,6 +297,23 @@ pub fn drive(
             Some(Event::Signal(Signal::Resize)) => {}
             Some(Event::Signal(_)) => inputs.push(Input::Cancel),
         }
+    }
+}
+
+/// Records the end of `worker`'s attempt at `task` on the board.
+fn write_end(board: &mut Board, worker: &str, task: &str, attempt: u32, end: &End) -> Result<()> {
+    board.set_worker(Some(worker))?;
+    match end {
+        End::Done(result) => board.done(task, result).map(drop),
+        End::Retry(why) => board
+            .release_because(
+                task,
+                Some(&format!("attempt {attempt} failed: {why}")),
+                false,
+            )
+            .map(drop),
+        End::Failed(why) => board.fail(task, why).map(drop),
+        End::GiveBack(why) => board.release_because(task, Some(why), false).map(drop),
     }
 }
 
