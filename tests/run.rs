@@ -1194,3 +1194,67 @@ fn ctrl_c_while_planning_then_resume_plans_again() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("### only Only — done"));
 }
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn a_resumed_run_continues_its_workers_sessions() {
+    let Some(claude) = require_claude("a_resumed_run_continues_its_workers_sessions") else {
+        return;
+    };
+    let env = Env::new();
+    let sandbox = ClaudeSandbox::new();
+    let fail_second = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = fail_second.clone();
+    sandbox.api.set_reply(move |p| {
+        if p.starts_with("Board task second:") && flag.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::Error {
+                status: 529,
+                kind: "overloaded_error".into(),
+                message: "fake overload".into(),
+            }
+        } else {
+            Reply::Text(crate::helper::fake_api::default_reply(p))
+        }
+    });
+    let file = write_tasks(
+        &env,
+        &json!([
+            {"id": "first", "title": "Learn"},
+            {"id": "second", "title": "Use it", "deps": ["first"]},
+        ]),
+    );
+    let args = [
+        "Go",
+        "-w",
+        "1",
+        "--retries",
+        "0",
+        "--tasks",
+        file.to_str().unwrap(),
+    ];
+    let out = claude_run(&env, &sandbox, &claude, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    fail_second.store(false, std::sync::atomic::Ordering::SeqCst);
+    let out = claude_run(&env, &sandbox, &claude, &["--resume"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let first = prompt_requests(&sandbox, "Board task first");
+    assert_eq!(first.len(), 1, "the done task did not run again");
+    let second = prompt_requests(&sandbox, "Board task second");
+    let last = second.last().unwrap();
+    assert_eq!(last.session_header, first[0].session_header);
+    assert!(
+        last.body["messages"]
+            .to_string()
+            .contains("FAKE-REPLY: Board task first: Learn"),
+        "the resumed session holds the first task"
+    );
+}
