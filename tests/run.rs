@@ -240,8 +240,18 @@ fn a_dag_of_30_runs_on_4_workers_in_dependency_order() {
     }
     assert!(report.contains("30/30 done"), "{report}");
     let id = &run_ids(&env)[0];
-    let saved = fs::read_to_string(env.state.join("runs").join(id).join("report.md")).unwrap();
+    let folder = env.state.join("runs").join(id);
+    let saved = fs::read_to_string(folder.join("report.md")).unwrap();
     assert_eq!(saved, report, "report.md is what was printed");
+    // Private: the folders 0700, the files readable by nobody else.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for dir in [env.state.join("runs"), folder.clone(), folder.join("logs")] {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    }
+    for file in ["run.json", "attempts.jsonl", "report.md", "logs/l0t0.1.log"] {
+        assert_eq!(mode(&folder.join(file)) & 0o077, 0, "{file}");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -182,11 +182,11 @@ impl RunFolder {
                 format!("{base}-{n}")
             };
             let dir = root.join(&id);
-            match std::fs::create_dir(&dir) {
+            // Created exclusively (two runs in one second get two ids), and private.
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
                     ensure_private_dir(&dir)?;
-                    std::fs::create_dir(dir.join("logs"))
-                        .with_context(|| format!("failed to create {}/logs", dir.display()))?;
+                    ensure_private_dir(&dir.join("logs"))?;
                     return Ok(Self { id, dir });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

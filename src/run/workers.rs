@@ -16,6 +16,7 @@
 //! threads pass only the latest line on, for the progress display.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -173,6 +174,8 @@ pub fn spawn<E: Send + 'static>(
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&job.log)
         .with_context(|| format!("failed to open {}", job.log.display()))?;
     let host = std::process::id() as libc::pid_t;
