@@ -2449,4 +2449,12 @@ fn fact_print_mode_session() {
         "{body}"
     );
     assert_eq!(req.session_header.as_deref(), Some(id));
+
+    // A permission mode for unattended turns, written with `=` (docs/run.md).
+    let mode = [&base[..], &["--resume", id, "--permission-mode=acceptEdits"]].concat();
+    let out = print_with_stdin(&sandbox, &claude, &mode, "third prompt");
+    assert!(out.status.success(), "{out:?}");
+    let result = json_lines(&out).pop().expect("a result line");
+    assert_eq!(result["result"], "FAKE-REPLY: third prompt");
+    assert_eq!(result["session_id"], id);
 }
