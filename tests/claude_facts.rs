@@ -2451,7 +2451,11 @@ fn fact_print_mode_session() {
     assert_eq!(req.session_header.as_deref(), Some(id));
 
     // A permission mode for unattended turns, written with `=` (docs/run.md).
-    let mode = [&base[..], &["--resume", id, "--permission-mode=acceptEdits"]].concat();
+    let mode = [
+        &base[..],
+        &["--resume", id, "--permission-mode=acceptEdits"],
+    ]
+    .concat();
     let out = print_with_stdin(&sandbox, &claude, &mode, "third prompt");
     assert!(out.status.success(), "{out:?}");
     let result = json_lines(&out).pop().expect("a result line");
