@@ -188,7 +188,7 @@ fn layered_dag() -> (Value, HashMap<String, Vec<String>>) {
 #[test]
 fn a_dag_of_30_runs_on_4_workers_in_dependency_order() {
     let env = Env::new();
-    let (worker, log) = logging_worker(&env, "sleep 0.3");
+    let (worker, log) = logging_worker(&env, "sleep 0.5");
     let (tasks, deps) = layered_dag();
     let file = write_tasks(&env, &tasks);
     let out = run(
