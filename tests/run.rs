@@ -1162,6 +1162,14 @@ fn list_shows_an_interrupted_run_and_resume_refuses_a_live_one() {
     let listed = text(&run(&env, &["--list"]).stdout);
     assert!(listed.contains(&format!("{id}  interrupted")), "{listed}");
     assert!(listed.contains("0/1"), "{listed}");
+    // The worker's own child outlived the SIGKILLed run (only the direct child dies
+    // with it); a resume would kill it, this test does.
+    for pid in run_processes(&env, &id) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 #[test]
