@@ -27,16 +27,31 @@ pub fn run(as_json: bool) -> Result<i32> {
     let state = StateDir::from_env()?;
     let mut rows = Vec::new();
     for name in state.agent_names()? {
-        let queued = pending(&state, &name).map(|q| q.len()).unwrap_or(0);
         rows.push(match AgentInfo::load(&state, &name) {
             Ok(Some(info)) => {
                 let s = info.status.as_ref();
+                // An offline agent has no current task and no queue: its host failed
+                // what was queued when it stopped.
+                let queued = match info.host_pid {
+                    Some(_) => pending(&state, &name).map(|q| q.len()).unwrap_or(0),
+                    None => 0,
+                };
+                // An offline agent with an unreadable status file: nothing to show but
+                // the error (a live one repairs it, and its row shows what it can).
+                if info.host_pid.is_none()
+                    && let Some(why) = &info.status_error
+                {
+                    rows.push(json!({ "name": name, "status": "error", "error": why }));
+                    continue;
+                }
                 json!({
                     "name": name,
                     "status": info.state(),
                     "host_pid": info.host_pid,
-                    "task": s.and_then(|s| s.task.as_ref()),
+                    "task": info.task(),
                     "queued": queued,
+                    "status_error": info.status_error,
+                    "error": s.and_then(|s| s.error.as_deref()),
                     "last_active_us": s.map(|s| s.last_active_us),
                     "tmux": s.and_then(|s| s.tmux.as_ref()),
                     "driver": s.map(|s| s.driver.as_str()),
@@ -53,7 +68,14 @@ pub fn run(as_json: bool) -> Result<i32> {
     // Background tickets, per chief: still running, or finished and not yet delivered.
     let mut outbox = Vec::new();
     for chief in state.chiefs()? {
-        for entry in state.outbox(&chief)? {
+        let (entries, unreadable) = state.outbox(&chief)?;
+        for (_, e) in unreadable {
+            eprintln!(
+                "claude-editor-hook: outbox of chief {}: {e:#}",
+                chief.as_str()
+            );
+        }
+        for entry in entries {
             if entry.delivered_at_us.is_some() {
                 continue;
             }
@@ -85,10 +107,15 @@ pub fn run(as_json: bool) -> Result<i32> {
         "{:<16} {:<9} {:<40} {:>7} {:>6}  {:<8} BRANCH",
         "AGENT", "STATUS", "TASK", "AGE", "QUEUED", "WINDOW"
     );
-    for row in rows {
-        let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
-        if let Some(err) = row["error"].as_str() {
-            println!("{:<16} {:<9} {err}", text(&row["name"]), "error");
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    for row in &rows {
+        if row["status"] == "error" {
+            println!(
+                "{:<16} {:<9} {}",
+                text(&row["name"]),
+                "error",
+                text(&row["error"])
+            );
             continue;
         }
         let task = match &row["task"] {
@@ -121,6 +148,18 @@ pub fn run(as_json: bool) -> Result<i32> {
             age,
             row["queued"]
         );
+    }
+    for row in &rows {
+        if let Some(why) = row["status_error"].as_str() {
+            let pid = &row["host_pid"];
+            println!(
+                "@{}: alive (agent-wrap pid {pid}) but its status file is unreadable: {why}",
+                text(&row["name"])
+            );
+        }
+        if let Some(why) = row["error"].as_str().filter(|_| row["status"] != "error") {
+            println!("@{}: {why}", text(&row["name"]));
+        }
     }
     for t in &outbox {
         println!(

@@ -31,11 +31,16 @@ pub fn send(target: &str, prompt: &str, timeout: Option<u64>, background: bool) 
     if let Some(Cancel::Signal(sig)) = report.cancelled_by {
         return Ok(sig.exit_code());
     }
-    match (report.done.outcome, report.answer) {
+    match (report.done.outcome, report.answer_bytes) {
         (Outcome::Ok, Some(answer)) => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(answer.as_bytes())?;
-            out.flush()?;
+            super::write_stdout(&answer).with_context(|| {
+                let kept = coordinator.state().result_path(&report.task);
+                format!(
+                    "the answer of task {} was not printed (it is kept in {})",
+                    report.task,
+                    kept.display()
+                )
+            })?;
             Ok(0)
         }
         (outcome, _) => {
@@ -134,8 +139,9 @@ fn copy_from(path: &std::path::Path, offset: u64) -> Result<u64> {
 pub fn results(as_json: bool) -> Result<i32> {
     let state = StateDir::from_env()?;
     let chief = crate::state::chief_id();
-    let (ready, running) = crate::coordinator::results::ready(&state, &chief)?;
-    let ready = crate::coordinator::results::take(&state, &chief, ready)?;
+    let pending = crate::coordinator::results::ready(&state, &chief)?;
+    let (running, set_aside) = (pending.running, pending.set_aside);
+    let ready = crate::coordinator::results::take(&state, &chief, pending.ready)?;
     if as_json {
         let items: Vec<serde_json::Value> = ready
             .iter()
@@ -152,12 +158,14 @@ pub fn results(as_json: bool) -> Result<i32> {
             .collect();
         let doc = serde_json::json!({
             "version": 1, "chief": chief.as_str(), "results": items, "running": running,
+            "set_aside": set_aside,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else if ready.is_empty() {
+    } else if ready.is_empty() && set_aside.is_empty() {
         println!("no background results yet ({running} still running)");
     } else {
-        println!("{}", crate::coordinator::results::text(&ready, running));
+        let text = crate::coordinator::results::text(&ready, running, &set_aside);
+        println!("{text}");
     }
     Ok(0)
 }

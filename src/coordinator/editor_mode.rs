@@ -62,14 +62,22 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
                 Err(e) => return fail(&format!("{e:#}")),
             };
             let chief = chief_id();
-            let (ready, running) = results::ready(&state, &chief)?;
-            let ready = results::take(&state, &chief, ready)?;
-            if ready.is_empty() {
+            let pending = match results::ready(&state, &chief) {
+                Ok(p) => p,
+                Err(e) => return fail(&format!("{e:#}")),
+            };
+            let ready = match results::take(&state, &chief, pending.ready) {
+                Ok(r) => r,
+                Err(e) => return fail(&format!("{e:#}")),
+            };
+            if ready.is_empty() && pending.set_aside.is_empty() {
                 return fail(&format!(
-                    "no background results yet ({running} still running)"
+                    "no background results yet ({} still running)",
+                    pending.running
                 ));
             }
-            prompt_file::write(file, results::text(&ready, running).as_bytes())?;
+            let text = results::text(&ready, pending.running, &pending.set_aside);
+            prompt_file::write(file, text.as_bytes())?;
             return Ok(0);
         }
         Directive::Board(ask) => {
@@ -233,9 +241,14 @@ fn ticket(agent: &AgentName, id: &crate::state::TaskId) -> String {
 fn single_file(agent: &AgentName, report: Report, user_text: &[u8]) -> Vec<u8> {
     let elapsed_us = report.elapsed.as_micros() as u64;
     match (report.done.outcome, report.answer) {
-        (Outcome::Ok, Some(answer)) => {
-            prompt_file::answer(agent, &report.task, elapsed_us, &report.done, &answer)
-        }
+        (Outcome::Ok, Some(answer)) => prompt_file::answer(
+            agent,
+            &report.task,
+            elapsed_us,
+            &report.done,
+            &answer,
+            report.invalid_bytes,
+        ),
         (outcome, _) => {
             let why = report
                 .done

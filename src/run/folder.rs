@@ -151,7 +151,7 @@ pub struct RunFolder {
 
 /// `<durable root>/runs`.
 pub fn runs_root() -> Result<PathBuf> {
-    Ok(crate::board::location::durable_root()?.join(RUNS_DIR))
+    Ok(crate::state::durable_home()?.join(RUNS_DIR))
 }
 
 /// A run id is `YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`, … for runs started in the same
