@@ -11,6 +11,8 @@
 //!   event loops.
 //! - [`directive`]: what an `@NAME …` prompt means.
 //! - [`doctor`]: the setup checks of `claude-editor-hook doctor`.
+//! - [`run`]: fully automatic runs (`run "GOAL" -w N`): plan, a board of the run's own,
+//!   parallel workers, progress, the report, resuming.
 //! - [`worktree`]: an agent's own git worktree and branch (`diff`, `merge`, `sync`,
 //!   `forget`).
 //! - [`claude_code`]: Claude Code's own files we read (its session registry).
@@ -25,6 +27,7 @@ pub mod directive;
 pub mod doctor;
 pub mod doorbell;
 pub mod process;
+pub mod run;
 pub mod shell;
 pub mod signals;
 pub mod state;

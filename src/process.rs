@@ -114,8 +114,17 @@ pub fn signal_group(pgid: u32, signal: Signal) {
 /// here. Matching on the environment, not on a saved pid, rules out killing an unrelated
 /// process that reused a pid. Only processes of our own user are readable.
 pub fn kill_task_processes(agent: &str, task: &str) -> usize {
-    let name = format!("AGENT_NAME={agent}");
-    let id = format!("AGENT_TASK_ID={task}");
+    kill_marked(&[
+        &format!("AGENT_NAME={agent}"),
+        &format!("AGENT_TASK_ID={task}"),
+    ])
+}
+
+/// Kills every process (but this one) whose environment holds all of `vars`
+/// (`NAME=value` each), returning how many were signalled. What
+/// [`kill_task_processes`] does for an agent's task, for any marking (a run's workers
+/// are marked by `CLAUDE_EDITOR_HOOK_RUN` and `CLAUDE_EDITOR_HOOK_RUN_TASK`).
+pub fn kill_marked(vars: &[&str]) -> usize {
     let me = std::process::id();
     let Ok(proc_dir) = std::fs::read_dir("/proc") else {
         return 0;
@@ -135,13 +144,13 @@ pub fn kill_task_processes(agent: &str, task: &str) -> usize {
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        let mut vars = environ.split(|&b| b == 0);
-        let (mut has_name, mut has_id) = (false, false);
-        for var in vars.by_ref() {
-            has_name |= var == name.as_bytes();
-            has_id |= var == id.as_bytes();
+        let mut found = vec![false; vars.len()];
+        for var in environ.split(|&b| b == 0) {
+            for (i, v) in vars.iter().enumerate() {
+                found[i] |= var == v.as_bytes();
+            }
         }
-        if has_name && has_id {
+        if found.iter().all(|&f| f) {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             killed += 1;
         }

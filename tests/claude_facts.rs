@@ -2364,3 +2364,101 @@ fn fact_print_mode() {
         "{out:?}"
     );
 }
+
+/// `claude ARGS…` in print mode with `prompt` on its stdin, in the sandbox's project.
+fn print_with_stdin(
+    sandbox: &ClaudeSandbox,
+    claude: &Path,
+    args: &[&str],
+    prompt: &str,
+) -> std::process::Output {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("printf '%s' \"$PROMPT\" | \"$0\" \"$@\"")
+        .arg(claude)
+        .args(args)
+        .current_dir(sandbox.project_dir())
+        .env_clear()
+        .envs(sandbox.env())
+        .env("PROMPT", prompt);
+    output_with_timeout(&mut cmd, WAIT)
+}
+
+fn json_lines(out: &std::process::Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn fact_print_mode_session() {
+    let Some(claude) = require_claude("fact_print_mode_session") else {
+        return;
+    };
+    let sandbox = ClaudeSandbox::new();
+    sandbox.api.set_usage(Usage {
+        input_tokens: 11,
+        output_tokens: 7,
+        cache_creation_input_tokens: 5,
+        cache_read_input_tokens: 3,
+    });
+    let id = "0b6f2c1e-4a5d-4e8f-9c3b-2d1a0e9f8c7b";
+    let base = ["-p", "--output-format", "stream-json", "--verbose"];
+    let first = [&base[..], &["--session-id", id]].concat();
+    let out = print_with_stdin(&sandbox, &claude, &first, "first prompt from stdin");
+    assert!(out.status.success(), "{out:?}");
+    let lines = json_lines(&out);
+    let result = lines.last().expect("a result line");
+    assert_eq!(result["type"], "result", "{result}");
+    assert_eq!(result["result"], "FAKE-REPLY: first prompt from stdin");
+    assert_eq!(result["session_id"], id);
+    assert_eq!(result["usage"]["input_tokens"], 11, "{result}");
+    assert_eq!(result["usage"]["output_tokens"], 7, "{result}");
+    assert_eq!(
+        result["usage"]["cache_creation_input_tokens"], 5,
+        "{result}"
+    );
+    assert_eq!(result["usage"]["cache_read_input_tokens"], 3, "{result}");
+    assert!(result["total_cost_usd"].is_number(), "{result}");
+
+    let next = [&base[..], &["--resume", id]].concat();
+    let out = print_with_stdin(&sandbox, &claude, &next, "second prompt");
+    assert!(out.status.success(), "{out:?}");
+    let result = json_lines(&out).pop().expect("a result line");
+    assert_eq!(result["result"], "FAKE-REPLY: second prompt");
+    assert_eq!(
+        result["session_id"], id,
+        "print mode resumes under the same id"
+    );
+    let req = sandbox
+        .api
+        .wait_for_request(
+            |r| r.kind == RequestKind::Prompt && r.prompt == "second prompt",
+            WAIT,
+        )
+        .expect("the second prompt reached the API");
+    let body = req.body["messages"].to_string();
+    assert!(body.contains("first prompt from stdin"), "{body}");
+    assert!(
+        body.contains("FAKE-REPLY: first prompt from stdin"),
+        "{body}"
+    );
+    assert_eq!(req.session_header.as_deref(), Some(id));
+
+    // A permission mode for unattended turns, written with `=` (docs/run.md).
+    let mode = [
+        &base[..],
+        &["--resume", id, "--permission-mode=acceptEdits"],
+    ]
+    .concat();
+    let out = print_with_stdin(&sandbox, &claude, &mode, "third prompt");
+    assert!(out.status.success(), "{out:?}");
+    let result = json_lines(&out).pop().expect("a result line");
+    assert_eq!(result["result"], "FAKE-REPLY: third prompt");
+    assert_eq!(result["session_id"], id);
+}

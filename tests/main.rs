@@ -15,6 +15,7 @@ mod helper;
 mod passthrough;
 mod roundtrip;
 mod routes;
+mod run;
 mod up;
 mod verbs;
 mod view;

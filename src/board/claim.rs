@@ -101,6 +101,17 @@ impl Board {
     /// Claims the highest-priority ready task for `req`: open, every dependency done, the
     /// role matching. `Ok(None)` when none is ready now.
     pub fn claim(&mut self, req: &ClaimRequest) -> Result<Option<Claimed>> {
+        self.claim_where(req, None)
+    }
+
+    /// Claims task `id` for `req` if it is ready (open, every dependency done, the role
+    /// matching); `Ok(None)` when it is not. For a scheduler that picks the task itself
+    /// (`run`, src/run/), under the same exactly-once transaction as [`Board::claim`].
+    pub fn claim_task(&mut self, id: &str, req: &ClaimRequest) -> Result<Option<Claimed>> {
+        self.claim_where(req, Some(id))
+    }
+
+    fn claim_where(&mut self, req: &ClaimRequest, only: Option<&str>) -> Result<Option<Claimed>> {
         check_worker(&req.worker)?;
         let roles = roles_json(&req.roles);
         let board = self.path.to_string();
@@ -127,6 +138,7 @@ impl Board {
                  WHERE seq = (
                    SELECT seq FROM tasks
                    WHERE status = 'open' AND unmet = 0
+                     AND (?8 IS NULL OR id = ?8)
                      AND (json_array_length(?7) = 0 OR role IS NULL
                           OR role IN (SELECT value FROM json_each(?7)))
                    ORDER BY priority, seq LIMIT 1)
@@ -141,7 +153,8 @@ impl Board {
                     host_pid,
                     host_lock,
                     now as i64,
-                    roles
+                    roles,
+                    only
                 ],
                 |r| r.get(0),
             )

@@ -48,11 +48,16 @@ fn id_text(v: &Value, what: &str) -> Result<String> {
 pub fn read_tasks(path: &Path) -> Result<Vec<NewTask>> {
     let bytes =
         read_optional(path)?.with_context(|| format!("{} does not exist", path.display()))?;
-    let file: File = serde_json::from_slice(&bytes).with_context(|| {
+    parse_tasks(&bytes, &path.display().to_string())
+}
+
+/// Reads the tasks of a JSON text in either shape; `origin` names it in errors (a file,
+/// or the planner's answer).
+pub fn parse_tasks(bytes: &[u8], origin: &str) -> Result<Vec<NewTask>> {
+    let file: File = serde_json::from_slice(bytes).with_context(|| {
         format!(
-            "{} is not a task list: expected a JSON array of tasks or {{\"tasks\": [...]}}, each \
-             with a title or description",
-            path.display()
+            "{origin} is not a task list: expected a JSON array of tasks or {{\"tasks\": [...]}}, \
+             each with a title or description"
         )
     })?;
     let items = match file {
@@ -60,7 +65,7 @@ pub fn read_tasks(path: &Path) -> Result<Vec<NewTask>> {
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let at = || format!("task {} of {}", i + 1, path.display());
+        let at = || format!("task {} of {origin}", i + 1);
         let text = item
             .title
             .clone()

@@ -365,6 +365,12 @@ impl Board {
 
     /// `release ID`: gives a claimed task back to the queue (the attempt stays counted).
     pub fn release(&mut self, id: &str, force: bool) -> Result<Task> {
+        self.release_because(id, None, force)
+    }
+
+    /// `release` with the reason to record (default `released by W`): a run gives a task
+    /// back saying why (a retry after a failed attempt, a cancelled run).
+    pub fn release_because(&mut self, id: &str, why: Option<&str>, force: bool) -> Result<Task> {
         let worker = self.worker.clone();
         let path = self.path.clone();
         let tx = self.write()?;
@@ -379,7 +385,10 @@ impl Board {
         if !force {
             check_caller(&task, worker.as_deref())?;
         }
-        let reason = format!("released by {}", task.worker.as_deref().unwrap_or("?"));
+        let reason = match why {
+            Some(why) => why.to_owned(),
+            None => format!("released by {}", task.worker.as_deref().unwrap_or("?")),
+        };
         super::lease::reopen(&tx, &task, &reason)?;
         let task = load(&tx, id)?.expect("the task exists");
         tx.commit()?;

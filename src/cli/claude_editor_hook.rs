@@ -116,6 +116,11 @@ pub enum Command {
     /// The team board: a goal and tasks that workers and agents claim exactly once
     /// (docs/board.md).
     Board(super::board::BoardArgs),
+    /// Plan a goal into tasks and run them on N workers in parallel, with a report;
+    /// resumable after a crash (docs/run.md).
+    ///
+    /// Example: `claude-editor-hook run "Add a --verbose flag with tests" -w 3`
+    Run(super::run::RunArgs),
     /// Cancel a task, queued or running.
     Cancel {
         /// The task id.
@@ -274,6 +279,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
         ) => super::verbs::send(name, prompt, *timeout, *background),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
         (Some(Command::Board(args)), _) => super::board::run(args),
+        (Some(Command::Run(args)), _) => super::run::run(args),
         (
             Some(Command::Up {
                 agents,
