@@ -202,3 +202,38 @@ fn a_mistyped_command_is_named_with_the_nearest_one_and_completions_print() {
         assert!(text(&out.stdout).contains("agent-wrap"), "{shell}");
     }
 }
+
+#[test]
+fn uninstall_hooks_is_the_inverse_of_install_hooks() {
+    let env = Env::new();
+    let settings = env.dir.path().join("settings.json");
+    let original = serde_json::json!({
+        "model": "sonnet",
+        "hooks": { "Stop": [ { "hooks": [ { "type": "command", "command": "my-own-hook" } ] } ] }
+    });
+    std::fs::write(&settings, serde_json::to_vec_pretty(&original).unwrap()).unwrap();
+    let path = settings.display().to_string();
+    let out = verb(&env, &["install-hooks", &path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let installed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+    assert!(installed.to_string().contains("chief-hook"));
+
+    let out = verb(&env, &["uninstall-hooks", &path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("removed"),
+        "{}",
+        text(&out.stdout)
+    );
+    let after: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+    assert_eq!(after, original, "everything else stays as it was");
+
+    let again = verb(&env, &["uninstall-hooks", &path]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(text(&again.stdout).contains("has no chief hooks"));
+    let missing = verb(&env, &["uninstall-hooks", "/nonexistent/settings.json"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("does not exist"));
+}

@@ -104,12 +104,7 @@ pub fn install(path: &Path) -> Result<i32> {
         "{} chief-hook",
         crate::shell::quote(&exe.display().to_string())
     );
-    let mut settings: Value = match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not JSON settings", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
-        Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
-    };
+    let mut settings = read_settings(path)?.unwrap_or_else(|| json!({}));
     let hooks = settings
         .as_object_mut()
         .context("the settings file is not a JSON object")?
@@ -133,15 +128,7 @@ pub fn install(path: &Path) -> Result<i32> {
         }
         added += 1;
     }
-    let mode = std::fs::metadata(path)
-        .ok()
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
-    let mut bytes = serde_json::to_vec_pretty(&settings)?;
-    bytes.push(b'\n');
-    atomic_write_with(path, &bytes, Durability::Synced)?;
-    if let Some(mode) = mode {
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-    }
+    write_settings(path, &settings)?;
     if added == 0 {
         println!("{} already has the chief hooks", path.display());
     } else {
@@ -152,6 +139,76 @@ pub fn install(path: &Path) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// `uninstall-hooks FILE`: the inverse of [`install`]. Removes every hook whose command
+/// runs `chief-hook`, then the entries and events it leaves empty; everything else in
+/// the file stays as it was.
+pub fn uninstall(path: &Path) -> Result<i32> {
+    let Some(mut settings) = read_settings(path)? else {
+        anyhow::bail!("{} does not exist", path.display());
+    };
+    let mut removed = 0;
+    if let Some(hooks) = settings.get_mut("hooks").and_then(Value::as_object_mut) {
+        for entries in hooks.values_mut() {
+            let Some(list) = entries.as_array_mut() else {
+                continue;
+            };
+            for entry in list.iter_mut() {
+                if let Some(inner) = entry.get_mut("hooks").and_then(Value::as_array_mut) {
+                    let before = inner.len();
+                    inner.retain(|h| !is_chief_hook(h));
+                    removed += before - inner.len();
+                }
+            }
+            list.retain(|e| e["hooks"].as_array().is_none_or(|h| !h.is_empty()));
+        }
+        hooks.retain(|_, entries| entries.as_array().is_none_or(|l| !l.is_empty()));
+    }
+    if settings["hooks"].as_object().is_some_and(|h| h.is_empty())
+        && let Some(map) = settings.as_object_mut()
+    {
+        map.remove("hooks");
+    }
+    if removed == 0 {
+        println!("{} has no chief hooks", path.display());
+        return Ok(0);
+    }
+    write_settings(path, &settings)?;
+    println!("removed {removed} chief hook(s) from {}", path.display());
+    Ok(0)
+}
+
+/// Returns true if and only if `hook` runs our `chief-hook`.
+fn is_chief_hook(hook: &Value) -> bool {
+    hook["command"]
+        .as_str()
+        .is_some_and(|c| c.contains("claude-editor-hook") && c.trim_end().ends_with("chief-hook"))
+}
+
+/// A Claude Code settings file, `None` when it does not exist.
+fn read_settings(path: &Path) -> Result<Option<Value>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("{} is not JSON settings", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("failed to read {}", path.display())),
+    }
+}
+
+/// Replaces the settings file atomically, keeping its mode.
+fn write_settings(path: &Path, settings: &Value) -> Result<()> {
+    let mode = std::fs::metadata(path)
+        .ok()
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+    let mut bytes = serde_json::to_vec_pretty(settings)?;
+    bytes.push(b'\n');
+    atomic_write_with(path, &bytes, Durability::Synced)?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

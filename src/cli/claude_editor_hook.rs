@@ -99,6 +99,12 @@ pub enum Command {
         /// The settings file to change (created if missing).
         file: PathBuf,
     },
+    /// Remove the chief-side hooks from a Claude Code settings file: the inverse of
+    /// install-hooks; everything else in the file stays.
+    UninstallHooks {
+        /// The settings file to change.
+        file: PathBuf,
+    },
     /// The chief's hook command (run by Claude Code; does nothing unless
     /// CLAUDE_EDITOR_HOOK_CHIEF=1).
     #[command(hide = true)]
@@ -302,6 +308,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
             crate::coordinator::submit::run_helper(*pid, *chief, pane)
         }
         (Some(Command::InstallHooks { file }), _) => super::chief::install(file),
+        (Some(Command::UninstallHooks { file }), _) => super::chief::uninstall(file),
         (Some(Command::ChiefHook), _) => Ok(super::chief::hook()),
         (Some(Command::Results { json }), _) => super::verbs::results(*json),
         (Some(Command::Kill { name }), _) => super::verbs::kill(name),
