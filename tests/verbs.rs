@@ -237,3 +237,42 @@ fn uninstall_hooks_is_the_inverse_of_install_hooks() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("does not exist"));
 }
+
+#[test]
+fn prune_removes_old_and_surplus_finished_tasks_but_never_an_undelivered_result() {
+    let env = Env::new();
+    let _agent = env.agent("pr", &["--exec", "cat"]);
+    for i in 0..4 {
+        let out = verb(&env, &["send", "pr", &format!("task {i}")]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    // A background result nobody has collected.
+    let out = output_with_timeout(
+        env.cmd(HOOK)
+            .env("CLAUDE_EDITOR_HOOK_CHIEF_ID", "c1")
+            .args(["send", "pr", "kept for the chief", "--background"]),
+        SECS,
+    );
+    let ticket = text(&out.stdout);
+    let id = ticket.split_whitespace().nth(1).unwrap().to_owned();
+    let done = env.state.join("tasks").join(&id).join("done.json");
+    wait_until(SECS, "the background task", || done.exists().then_some(()));
+    let count = || fs::read_dir(env.state.join("tasks")).unwrap().count();
+    assert_eq!(count(), 5);
+
+    let out = verb(&env, &["prune", "--keep", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("removed 2 finished task(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(count(), 3, "the newest 2, and the undelivered result");
+    assert!(env.state.join("tasks").join(&id).is_dir());
+
+    let out = verb(&env, &["prune", "--older-than", "1ms", "--agent", "pr"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(count(), 1, "only the undelivered result is left");
+    let bad = verb(&env, &["prune", "--older-than", "soon"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

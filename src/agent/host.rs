@@ -28,12 +28,6 @@ use crate::watch::DirWatcher;
 /// How long a run gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// How long finished tasks are kept by default (`--keep-for`).
-pub const TASK_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// How many finished tasks of an agent are kept by default (`--keep-tasks`).
-pub const TASKS_KEPT: usize = 1000;
-
 /// How often a running host applies the retention, at most: pruning reads every task's
 /// envelope, so it is done at start and then after a task, no more than this often.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -42,23 +36,7 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// outcome when the disk is full: room for `done.json` and the status file.
 pub const RESERVE_BYTES: usize = 16 << 10;
 
-/// What a host keeps of finished tasks.
-#[derive(Clone, Copy, Debug)]
-pub struct Retention {
-    /// Finished tasks older than this are removed.
-    pub max_age: Duration,
-    /// Of the agent's finished tasks, only the newest this many are kept.
-    pub max_tasks: usize,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Self {
-            max_age: TASK_RETENTION,
-            max_tasks: TASKS_KEPT,
-        }
-    }
-}
+pub use crate::state::{Retention, TASK_RETENTION, TASKS_KEPT};
 
 /// What `agent-wrap` was asked to do.
 #[derive(Clone, Debug)]
@@ -443,38 +421,9 @@ impl<D: Driver> Host<D> {
         }
         self.pruned_at = Some(Instant::now());
         self.finished_since_prune = 0;
-        let retention = self.opts.retention;
-        let cutoff = now_us().saturating_sub(retention.max_age.as_micros() as u64);
-        let undelivered = undelivered_tasks(&self.state);
-        let mut finished = Vec::new();
-        let Ok(dir) = std::fs::read_dir(self.state.tasks_dir()) else {
-            return;
-        };
-        for entry in dir.flatten() {
-            let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| TaskId::parse(n).ok())
-            else {
-                continue;
-            };
-            if undelivered.contains(&id) {
-                continue;
-            }
-            let Ok(Some(done)) = read_json::<Done>(&self.state.done_path(&id)) else {
-                continue;
-            };
-            if task_agent(&self.state, &id).as_ref() == Some(&self.opts.name) {
-                finished.push((done.finished_at_us, id));
-            }
-        }
-        finished.sort_by_key(|f| std::cmp::Reverse(f.0));
-        for (i, (finished_at, id)) in finished.into_iter().enumerate() {
-            if (i >= retention.max_tasks || finished_at < cutoff)
-                && let Err(e) = std::fs::remove_dir_all(self.state.task_dir(&id))
-            {
-                warn(&format!("failed to remove old task {id}: {e}"));
-            }
+        let pruned = crate::state::prune(&self.state, Some(&self.opts.name), self.opts.retention);
+        for e in pruned.errors {
+            warn(&e);
         }
     }
 
@@ -962,32 +911,6 @@ fn watch_own_dirs(watcher: &mut DirWatcher, state: &StateDir, name: &AgentName) 
         watcher.watch(&dir)?;
     }
     Ok(())
-}
-
-/// The agent a task was queued for, read without keeping its prompt.
-fn task_agent(state: &StateDir, id: &TaskId) -> Option<AgentName> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        agent: AgentName,
-    }
-    let bytes = crate::state::read_optional(&state.task_path(id)).ok()??;
-    serde_json::from_slice::<Head>(&bytes).ok().map(|h| h.agent)
-}
-
-/// Tasks whose background result has not reached its chief yet: never pruned.
-fn undelivered_tasks(state: &StateDir) -> std::collections::HashSet<TaskId> {
-    let mut ids = std::collections::HashSet::new();
-    for chief in state.chiefs().unwrap_or_default() {
-        if let Ok((entries, _)) = state.outbox(&chief) {
-            ids.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| e.delivered_at_us.is_none())
-                    .map(|e| e.task_id),
-            );
-        }
-    }
-    ids
 }
 
 /// Writes the answer to `result.txt`, stored once: when it is byte for byte what

@@ -132,6 +132,11 @@ pub enum Command {
         /// The task id.
         task: String,
     },
+    /// Remove finished tasks: those older than --older-than, and beyond the newest
+    /// --keep of each agent. Background results not yet delivered are kept.
+    ///
+    /// Example: `claude-editor-hook prune --older-than 2d`
+    Prune(super::prune::PruneArgs),
     /// Stop agent NAME's agent-wrap (its running task ends with the reason).
     Kill {
         /// The agent.
@@ -312,6 +317,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
         (Some(Command::ChiefHook), _) => Ok(super::chief::hook()),
         (Some(Command::Results { json }), _) => super::verbs::results(*json),
         (Some(Command::Kill { name }), _) => super::verbs::kill(name),
+        (Some(Command::Prune(args)), _) => super::prune::run(args),
         (Some(Command::Tail { name, follow }), _) => super::verbs::tail(name, *follow),
         (Some(Command::Diff { name, stat }), _) => super::worktree::diff(name, *stat),
         (Some(Command::Merge { name, squash, into }), _) => {

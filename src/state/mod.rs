@@ -10,6 +10,7 @@ mod legacy;
 mod lock;
 mod name;
 mod outbox;
+mod retention;
 mod status;
 mod task;
 
@@ -26,6 +27,7 @@ pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
 pub use lock::{HostLock, lock_holder};
 pub use name::{AgentName, RESERVED_NAMES};
 pub use outbox::{ChiefId, OutboxEntry, chief_id};
+pub use retention::{Pruned, Retention, TASK_RETENTION, TASKS_KEPT, prune};
 pub use status::{
     AgentInfo, AgentState, AgentStatus, AgentWorktree, RecentTask, TaskRef, TmuxLocation,
 };
