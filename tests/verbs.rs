@@ -276,3 +276,49 @@ fn prune_removes_old_and_surplus_finished_tasks_but_never_an_undelivered_result(
     let bad = verb(&env, &["prune", "--older-than", "soon"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn forget_refuses_a_live_agent_and_undelivered_results_unless_forced() {
+    let env = Env::new();
+    let mut agent = env.agent("fg", &["--exec", "cat"]);
+    let live = verb(&env, &["forget", "fg"]);
+    assert_eq!(live.status.code(), Some(1));
+    assert!(
+        text(&live.stderr).contains("is running"),
+        "{}",
+        text(&live.stderr)
+    );
+    let out = output_with_timeout(
+        env.cmd(HOOK)
+            .env("CLAUDE_EDITOR_HOOK_CHIEF_ID", "c1")
+            .args(["send", "fg", "for later", "--background"]),
+        SECS,
+    );
+    let id = text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let done = env.state.join("tasks").join(&id).join("done.json");
+    wait_until(SECS, "the background task", || done.exists().then_some(()));
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    agent.wait_exit(SECS);
+
+    let refused = verb(&env, &["forget", "fg"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("not yet delivered") && err.contains(&id),
+        "{err}"
+    );
+    assert!(env.state.join("agents/fg").is_dir());
+    let forced = verb(&env, &["forget", "fg", "--force"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced.stderr));
+    assert!(!env.state.join("agents/fg").exists());
+    let status = verb(&env, &["status"]);
+    assert!(
+        !text(&status.stdout).contains("fg "),
+        "{}",
+        text(&status.stdout)
+    );
+}

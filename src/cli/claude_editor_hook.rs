@@ -211,8 +211,9 @@ pub enum Command {
         /// Also remove the agent's worktree and its branch.
         #[arg(long)]
         worktree: bool,
-        /// Remove the worktree even if work would be lost.
-        #[arg(long, requires = "worktree")]
+        /// Forget it even with background results not yet delivered, and remove the
+        /// worktree even if work would be lost.
+        #[arg(long)]
         force: bool,
     },
     /// Compact a hosted Claude Code agent's conversation, between its tasks.

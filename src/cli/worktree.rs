@@ -150,6 +150,23 @@ pub fn forget(name: &str, with_worktree: bool, force: bool) -> Result<i32> {
     if info.is_none() && rec.is_none() {
         bail!("no agent @{name} here (`claude-editor-hook status` lists them)");
     }
+    // Background results of this agent that no chief has had yet would be orphaned.
+    let undelivered: Vec<String> = state
+        .chiefs()?
+        .iter()
+        .filter_map(|c| state.outbox(c).ok())
+        .flat_map(|(entries, _)| entries)
+        .filter(|e| e.agent == name && e.delivered_at_us.is_none())
+        .map(|e| e.task_id.to_string())
+        .collect();
+    if !undelivered.is_empty() && !force {
+        bail!(
+            "agent @{name} has {} background result(s) not yet delivered (task {}); \
+             `claude-editor-hook results` fetches them, or pass --force",
+            undelivered.len(),
+            undelivered.join(", ")
+        );
+    }
     let mut kept = None;
     match (&rec, with_worktree) {
         (Some(rec), true) => {
@@ -173,9 +190,15 @@ pub fn forget(name: &str, with_worktree: bool, force: bool) -> Result<i32> {
         (None, false) => {}
     }
     if info.is_some() {
-        let dir = state.agent_dir(&name);
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| anyhow::anyhow!("failed to remove {}: {e}", dir.display()))?;
+        let mut dirs = vec![state.agent_dir(&name), state.runtime_agent_dir(&name)];
+        dirs.dedup();
+        for dir in dirs {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => bail!("failed to remove {}: {e}", dir.display()),
+            }
+        }
         println!("forgot agent @{name}");
     }
     if let Some(rec) = kept {
