@@ -141,3 +141,70 @@ fn a_busy_role_gets_one_more_agent_when_the_config_allows_it() {
     drop(std::fs::File::create(&gate).unwrap());
     assert!(wait_child(&mut first, SECS, "the first task").success());
 }
+
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
+#[test]
+fn down_stops_the_team_and_records_the_task_in_flight() {
+    let test = "down_stops_the_team_and_records_the_task_in_flight";
+    if require_tmux(test).is_none() {
+        return;
+    }
+    let env = Env::new();
+    let tmux = TmuxServer::new();
+    let config_home = env.dir.path().join("config");
+    std::fs::create_dir_all(config_home.join("claude-editor-hook")).unwrap();
+    let config = "[[agent]]\nname = \"slow\"\ndriver = \"exec\"\ncommand = 'sleep 600'\n\n\
+                  [[agent]]\nname = \"quick\"\ndriver = \"exec\"\ncommand = 'cat'\n";
+    std::fs::write(config_home.join("claude-editor-hook/config.toml"), config).unwrap();
+    let with = |cmd: &mut Command| {
+        cmd.env("XDG_CONFIG_HOME", &config_home);
+    };
+    let mut up = env.cmd(HOOK);
+    with(&mut up);
+    up.args(["up", "--no-chief", "--no-attach", "--tmux-socket"])
+        .arg(tmux.socket());
+    let out = output_with_timeout(&mut up, SECS);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    env.wait_status("slow", "idle", |_| true);
+    env.wait_status("quick", "idle", |_| true);
+    // A background task in flight: nobody waits on it, so only `down` ends it.
+    let out = output_with_timeout(
+        env.cmd(HOOK)
+            .args(["send", "slow", "a long job", "--background"]),
+        SECS,
+    );
+    let id = text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    env.wait_status("slow", "working", |_| true);
+
+    let mut down = env.cmd(HOOK);
+    with(&mut down);
+    down.args(["down", "--tmux-socket"]).arg(tmux.socket());
+    let out = output_with_timeout(&mut down, SECS);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&format!("stopped @slow (task {id} cancelled)"))
+            && said.contains("stopped @quick"),
+        "{said}"
+    );
+    let done: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.state.join("tasks").join(&id).join("done.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(done["outcome"], "cancelled");
+    assert!(done["reason"].as_str().unwrap().contains("down"), "{done}");
+    env.wait_status("slow", "offline", |_| true);
+    let has = tmux.try_run(&["has-session", "-t", "=Claude"]);
+    assert!(!has.status.success(), "the session is closed");
+    // Nothing left to stop: says so.
+    let mut again = env.cmd(HOOK);
+    with(&mut again);
+    again.args(["down", "--tmux-socket"]).arg(tmux.socket());
+    let out = output_with_timeout(&mut again, SECS);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("no team is running"));
+}

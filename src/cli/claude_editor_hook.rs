@@ -93,6 +93,13 @@ pub enum Command {
         #[arg(long)]
         no_chief: bool,
     },
+    /// Stop the team `up` started: tasks in flight end (recorded as cancelled, saying
+    /// why), each agent stops, and the tmux session closes.
+    Down {
+        /// Use the tmux server at this socket.
+        #[arg(long)]
+        tmux_socket: Option<PathBuf>,
+    },
     /// Add the chief-side hooks to a Claude Code settings file (JSON), so finished
     /// background results reach the chief at its next turn.
     InstallHooks {
@@ -312,6 +319,11 @@ pub fn editor_hook_main() -> std::process::ExitCode {
         }),
         (Some(Command::SubmitAfter { pid, chief, pane }), _) => {
             crate::coordinator::submit::run_helper(*pid, *chief, pane)
+        }
+        (Some(Command::Down { tmux_socket }), _) => {
+            crate::team::down::down(&crate::team::down::DownOptions {
+                tmux_socket: tmux_socket.clone(),
+            })
         }
         (Some(Command::InstallHooks { file }), _) => super::chief::install(file),
         (Some(Command::UninstallHooks { file }), _) => super::chief::uninstall(file),
