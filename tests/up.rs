@@ -208,3 +208,84 @@ fn down_stops_the_team_and_records_the_task_in_flight() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("no team is running"));
 }
+
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
+#[test]
+fn a_named_config_must_exist_and_up_says_which_one_it_used() {
+    let test = "a_named_config_must_exist_and_up_says_which_one_it_used";
+    if require_tmux(test).is_none() {
+        return;
+    }
+    let env = Env::new();
+    let tmux = TmuxServer::new();
+    let config_home = env.dir.path().join("config");
+    let file = config_home.join("claude-editor-hook/config.toml");
+    let run = |args: &[&str]| {
+        let mut cmd = env.cmd(HOOK);
+        cmd.env("XDG_CONFIG_HOME", &config_home).args(args);
+        output_with_timeout(&mut cmd, SECS)
+    };
+    // A typo is an error, and nothing starts.
+    let socket = tmux.socket().display().to_string();
+    let out = run(&[
+        "up",
+        "--no-attach",
+        "--no-chief",
+        "--tmux-socket",
+        &socket,
+        "--config",
+        "/typo.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("/typo.toml does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !tmux
+            .try_run(&["has-session", "-t", "=Claude"])
+            .status
+            .success()
+    );
+
+    let path = run(&["config", "path"]);
+    assert!(
+        text(&path.stdout).starts_with("defaults ("),
+        "{}",
+        text(&path.stdout)
+    );
+    let init = run(&["config", "init"]);
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("[[agent]]")
+    );
+    assert_eq!(
+        text(&run(&["config", "path"]).stdout).trim(),
+        file.display().to_string()
+    );
+    let again = run(&["config", "init"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("exists already"));
+
+    // The team's cwd: where the agents work.
+    let project = env.dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let config = format!(
+        "cwd = \"{}\"\n[[agent]]\nname = \"where\"\ndriver = \"exec\"\ncommand = 'pwd'\n",
+        project.display()
+    );
+    std::fs::write(&file, config).unwrap();
+    let out = run(&["up", "--no-attach", "--no-chief", "--tmux-socket", &socket]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("config: {}", file.display())),
+        "{}",
+        text(&out.stdout)
+    );
+    env.wait_status("where", "idle", |_| true);
+    let answer = output_with_timeout(env.cmd(HOOK).args(["send", "where", "where are you"]), SECS);
+    assert_eq!(text(&answer.stdout).trim(), project.display().to_string());
+}

@@ -42,6 +42,18 @@ pub struct EditorHookCli {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Print the config file `up` reads (or that it uses the default team, and where a
+    /// file would go).
+    Path,
+    /// Write a commented config with the default team (never over an existing file).
+    Init {
+        /// Where (default: $XDG_CONFIG_HOME/claude-editor-hook/config.toml).
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum Command {
     /// One line per agent: name, status, task, age, queue and tmux window.
     Status {
@@ -92,6 +104,11 @@ pub enum Command {
         /// Start the agents only, no chief.
         #[arg(long)]
         no_chief: bool,
+    },
+    /// The team config: which file `up` reads, and a commented one to start from.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
     },
     /// Stop the team `up` started: tasks in flight end (recorded as cancelled, saying
     /// why), each agent stops, and the tmux session closes.
@@ -320,6 +337,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
         (Some(Command::SubmitAfter { pid, chief, pane }), _) => {
             crate::coordinator::submit::run_helper(*pid, *chief, pane)
         }
+        (Some(Command::Config { action }), _) => config_verb(action),
         (Some(Command::Down { tmux_socket }), _) => {
             crate::team::down::down(&crate::team::down::DownOptions {
                 tmux_socket: tmux_socket.clone(),
@@ -394,6 +412,24 @@ fn usage_error(e: clap::Error) -> std::process::ExitCode {
         }
     }
     e.exit()
+}
+
+/// `config path` and `config init`.
+fn config_verb(action: &ConfigAction) -> anyhow::Result<i32> {
+    match action {
+        ConfigAction::Path => {
+            let (_, source) = crate::team::config::Config::load_from(None)?;
+            println!("{source}");
+        }
+        ConfigAction::Init { path } => {
+            let written = crate::team::config::init(path.as_deref())?;
+            println!(
+                "wrote {}; `claude-editor-hook up` reads it",
+                written.display()
+            );
+        }
+    }
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub const CLAUDE_ENV: &str = "CLAUDE_EDITOR_HOOK_CLAUDE";
 pub struct Config {
     /// The Claude Code program (default: `claude` from PATH; `up --claude` overrides).
     pub claude: Option<String>,
+    /// The team's working directory: the chief's, and every agent's without its own
+    /// `cwd` (default: where `up` runs).
+    pub cwd: Option<String>,
     #[serde(default)]
     pub chief: ChiefConfig,
     #[serde(default, rename = "agent")]
@@ -99,6 +102,52 @@ pub struct AgentConfig {
     pub board: Option<String>,
 }
 
+/// Where a [`Config`] came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    /// The default team: there is no config file (at this path, the default one).
+    Defaults(Option<PathBuf>),
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::File(p) => write!(f, "{}", p.display()),
+            ConfigSource::Defaults(Some(p)) => {
+                write!(
+                    f,
+                    "defaults (planning, coding, testing: {} does not exist)",
+                    p.display()
+                )
+            }
+            ConfigSource::Defaults(None) => write!(f, "defaults (planning, coding, testing)"),
+        }
+    }
+}
+
+/// The commented sample `config init` writes: the default team, every setting shown.
+pub const SAMPLE: &str = include_str!("../../lib/config.sample.toml");
+
+/// `config init [PATH]`: writes [`SAMPLE`] to `path` (default: the default file), never
+/// over an existing file.
+pub fn init(path: Option<&Path>) -> Result<PathBuf> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => Config::default_path()
+            .context("cannot place the config: set XDG_CONFIG_HOME or HOME")?,
+    };
+    if std::fs::symlink_metadata(&path).is_ok() {
+        bail!("{} exists already; nothing was written", path.display());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    crate::state::atomic_create(&path, SAMPLE.as_bytes())?;
+    Ok(path)
+}
+
 fn claude_driver() -> String {
     "claude".into()
 }
@@ -130,23 +179,43 @@ impl Config {
     /// Reads `path`, or `$CLAUDE_EDITOR_HOOK_CONFIG` (set by `up --config` for the
     /// chief), or the default file, or falls back to the default team.
     pub fn load(path: Option<&Path>) -> Result<Self> {
-        let from_env = std::env::var_os(CONFIG_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        let default = from_env.or_else(Self::default_path);
-        let path = path.map(Path::to_path_buf).or(default);
-        match path.as_deref().map(std::fs::read_to_string) {
-            Some(Ok(text)) => {
-                let path = path.as_deref().unwrap_or(Path::new(""));
+        Ok(Self::load_from(path)?.0)
+    }
+
+    /// [`Config::load`], with where the config came from. A file that was named (by
+    /// `--config` or `$CLAUDE_EDITOR_HOOK_CONFIG`) must exist: a typo must not start the
+    /// default team. Only the default file may be missing.
+    pub fn load_from(path: Option<&Path>) -> Result<(Self, ConfigSource)> {
+        let named = path.map(Path::to_path_buf).or_else(|| {
+            std::env::var_os(CONFIG_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        let (path, explicit) = match named {
+            Some(p) => (Some(p), true),
+            None => (Self::default_path(), false),
+        };
+        let Some(path) = path else {
+            return Ok((Self::default_team(), ConfigSource::Defaults(None)));
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
                 let config: Config = toml::from_str(&text)
                     .with_context(|| format!("invalid config {}", path.display()))?;
                 config.check()?;
-                Ok(config)
+                Ok((config, ConfigSource::File(path)))
             }
-            Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).context("failed to read the config file")
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                Ok((Self::default_team(), ConfigSource::Defaults(Some(path))))
             }
-            _ => Ok(Self::default_team()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "config file {} does not exist (`claude-editor-hook config init {}` writes a commented one)",
+                path.display(),
+                path.display()
+            ),
+            Err(e) => {
+                Err(e).with_context(|| format!("failed to read the config file {}", path.display()))
+            }
         }
     }
 
@@ -167,6 +236,7 @@ impl Config {
             .collect();
         Self {
             claude: None,
+            cwd: None,
             chief: ChiefConfig::default(),
             agents,
             spawn: Default::default(),
@@ -194,6 +264,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sample_is_the_default_team() {
+        let c: Config = toml::from_str(SAMPLE).unwrap();
+        c.check().unwrap();
+        let names: Vec<_> = c.agents.iter().map(|a| a.name.to_string()).collect();
+        let defaults: Vec<_> = Config::default_team()
+            .agents
+            .iter()
+            .map(|a| a.name.to_string())
+            .collect();
+        assert_eq!(names, defaults);
+    }
 
     #[test]
     fn parses_the_documented_example_and_defaults() {

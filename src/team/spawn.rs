@@ -49,7 +49,7 @@ pub fn spawn_for_role(state: &StateDir, role: &str) -> Result<Option<AgentName>>
     let mut agent = template.clone();
     agent.name = name.clone();
     let exe = std::env::current_exe()?;
-    let here = std::env::current_dir()?;
+    let here = super::up::team_dir(&config)?;
     start_agent_window(
         &tmux,
         &session,

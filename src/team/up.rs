@@ -52,9 +52,24 @@ fn expand_home(dir: &str) -> PathBuf {
     }
 }
 
+/// The team's working directory: the config's `cwd`, else where `up` runs.
+pub(crate) fn team_dir(config: &Config) -> Result<PathBuf> {
+    match config.cwd.as_deref() {
+        Some(dir) => {
+            let dir = expand_home(dir);
+            if !dir.is_dir() {
+                bail!("the config's cwd {} is not a directory", dir.display());
+            }
+            Ok(dir)
+        }
+        None => Ok(std::env::current_dir()?),
+    }
+}
+
 /// Runs `up`; returns the exit status.
 pub fn up(opts: &UpOptions) -> Result<i32> {
-    let config = Config::load(opts.config.as_deref())?;
+    let (config, source) = Config::load_from(opts.config.as_deref())?;
+    println!("config: {source}");
     let state = StateDir::from_env()?;
     let agents: Vec<&AgentConfig> = match &opts.agents {
         None => config.agents.iter().collect(),
@@ -85,7 +100,7 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
         );
     }
     let wrap = exe.with_file_name("agent-wrap");
-    let here = std::env::current_dir()?;
+    let here = team_dir(&config)?;
     let tmux = Tmux {
         socket: opts.tmux_socket.as_deref(),
     };
