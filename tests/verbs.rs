@@ -322,3 +322,35 @@ fn forget_refuses_a_live_agent_and_undelivered_results_unless_forced() {
         text(&status.stdout)
     );
 }
+
+#[test]
+fn cancel_agent_ends_its_queue_and_its_running_task() {
+    let env = Env::new();
+    let _agent = env.agent("ca", &["--exec", "sleep 60; cat"]);
+    let mut tickets = Vec::new();
+    for prompt in ["one", "two", "three"] {
+        let out = verb(&env, &["send", "ca", prompt, "--background"]);
+        tickets.push(
+            text(&out.stdout)
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    env.wait_status("ca", "working", |s| s["task"]["id"] == tickets[0].as_str());
+    let out = verb(&env, &["cancel", "--agent", "ca"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for id in &tickets {
+        assert!(
+            text(&out.stdout).contains(&format!("task {id}: cancelled")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    env.wait_status("ca", "idle", |s| s["task"].is_null());
+    let none = verb(&env, &["cancel", "--agent", "ca"]);
+    assert!(text(&none.stdout).contains("has no task queued or running"));
+    let neither = verb(&env, &["cancel"]);
+    assert_eq!(neither.status.code(), Some(2));
+}

@@ -151,10 +151,16 @@ pub enum Command {
     ///
     /// Example: `claude-editor-hook run "Add a --verbose flag with tests" -w 3`
     Run(super::run::RunArgs),
-    /// Cancel a task, queued or running.
+    /// Cancel a task, queued or running; or, with --agent, everything of one agent.
+    ///
+    /// Example: `claude-editor-hook cancel --agent coding`
     Cancel {
         /// The task id.
-        task: String,
+        #[arg(required_unless_present = "agent", conflicts_with = "agent")]
+        task: Option<String>,
+        /// Cancel every task of this agent: its queue, then the one it works on.
+        #[arg(long, value_name = "NAME")]
+        agent: Option<String>,
     },
     /// Remove finished tasks: those older than --older-than, and beyond the newest
     /// --keep of each agent. Background results not yet delivered are kept.
@@ -313,7 +319,9 @@ pub fn editor_hook_main() -> std::process::ExitCode {
             }),
             _,
         ) => super::verbs::send(name, prompt, *timeout, *background),
-        (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
+        (Some(Command::Cancel { task, agent }), _) => {
+            super::verbs::cancel(task.as_deref(), agent.as_deref())
+        }
         (Some(Command::Board(args)), _) => super::board::run(args),
         (Some(Command::Run(args)), _) => super::run::run(args),
         (

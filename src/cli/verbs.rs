@@ -55,10 +55,29 @@ pub fn send(target: &str, prompt: &str, timeout: Option<u64>, background: bool) 
 }
 
 /// `cancel TASK`.
-pub fn cancel(task: &str) -> Result<i32> {
+pub fn cancel(task: Option<&str>, agent: Option<&str>) -> Result<i32> {
     let state = StateDir::from_env()?;
-    let id = TaskId::parse(task)?;
-    let done = cancel::cancel_task(&state, &id, "cancelled with `claude-editor-hook cancel`")?;
+    let reason = "cancelled with `claude-editor-hook cancel`";
+    if let Some(agent) = agent {
+        let agent = AgentName::parse(agent)?;
+        let ended = cancel::cancel_agent(&state, &agent, reason)?;
+        if ended.is_empty() {
+            println!("agent @{agent} has no task queued or running");
+        }
+        let mut failed = false;
+        for (id, done) in ended {
+            match done {
+                Ok(done) => println!("task {id}: {}", done.outcome),
+                Err(e) => {
+                    failed = true;
+                    eprintln!("claude-editor-hook: task {id}: {e:#}");
+                }
+            }
+        }
+        return Ok(i32::from(failed));
+    }
+    let id = TaskId::parse(task.unwrap_or_default())?;
+    let done = cancel::cancel_task(&state, &id, reason)?;
     println!("task {id}: {}", done.outcome);
     Ok(0)
 }

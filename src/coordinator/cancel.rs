@@ -61,3 +61,29 @@ pub fn cancel_task(state: &StateDir, id: &TaskId, reason: &str) -> Result<Done> 
         }
     }
 }
+
+/// Cancels everything of `agent`: its queued tasks first, oldest first (so it cannot
+/// take the next one meanwhile), then the one it is working on. Returns each task with
+/// how its cancel went.
+pub fn cancel_agent(
+    state: &StateDir,
+    agent: &crate::state::AgentName,
+    reason: &str,
+) -> Result<Vec<(TaskId, Result<Done>)>> {
+    let mut ids: Vec<TaskId> = pending(state, agent)?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let current = read_json::<crate::state::InboxEntry>(&state.current_path(agent))
+        .ok()
+        .flatten()
+        .map(|e| e.task_id);
+    ids.extend(current);
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            let done = cancel_task(state, &id, reason);
+            (id, done)
+        })
+        .collect())
+}
