@@ -11,6 +11,7 @@
 //!   event loops.
 //! - [`directive`]: what an `@NAME …` prompt means.
 //! - [`doctor`]: the setup checks of `claude-editor-hook doctor`.
+//! - [`mcp`]: `claude-editor-hook mcp`, the coordination tools as an MCP server.
 //! - [`worktree`]: an agent's own git worktree and branch (`diff`, `merge`, `sync`,
 //!   `forget`).
 //! - [`claude_code`]: Claude Code's own files we read (its session registry).
@@ -24,6 +25,7 @@ pub mod coordinator;
 pub mod directive;
 pub mod doctor;
 pub mod doorbell;
+pub mod mcp;
 pub mod process;
 pub mod shell;
 pub mod signals;

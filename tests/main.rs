@@ -11,6 +11,7 @@ mod e2e_chief;
 mod fixture;
 mod harness_smoke;
 mod helper;
+mod mcp;
 mod passthrough;
 mod roundtrip;
 mod routes;

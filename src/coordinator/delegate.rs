@@ -364,6 +364,7 @@ impl Coordinator {
                 let mut task = TaskEnvelope::new(id, agent.clone(), prompt);
                 task.background = background;
                 task.command = command;
+                task.wait_chain = self.wait_chain.borrow().clone();
                 write_json(&self.state.task_path(&task.id), &task)?;
                 return Ok(task);
             }

@@ -1,6 +1,8 @@
 //! The team as a whole: its configuration ([`config`]) and `claude-editor-hook up`
-//! ([`up`]), which starts the chief and the agents in one tmux session.
+//! ([`up`]), which starts the chief and the agents in one tmux session, and its
+//! [`status`].
 
 pub mod config;
 pub mod spawn;
+pub mod status;
 pub mod up;

@@ -1,0 +1,60 @@
+//! `claude-editor-hook mcp`: coordination as tools. A stdio MCP server (on `rmcp`, the
+//! official Rust SDK) that Claude Code starts for a chief or a hosted agent; its tools
+//! carry the CLI verbs' names and call the same library functions (docs/mcp.md).
+//!
+//! - [`tools`]: the tools, their argument types (whose JSON schemas the client sees),
+//!   and how each result becomes text plus structured content, or a tool error with
+//!   the CLI's one-line reason.
+//! - [`inflight`]: the delegations this server waits on, so that the caller going away
+//!   (stdin closed, or a signal) cancels them.
+//!
+//! The server owns no state of its own: every call opens what it needs (the state
+//! directory, the board) and lets go, so bad input costs only that call. Blocking work
+//! (SQLite, a coordinator's wait) runs on tokio's blocking threads; the protocol runs on
+//! one current-thread runtime, which starts in a few milliseconds.
+
+pub mod inflight;
+pub mod tools;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rmcp::ServiceExt;
+
+pub use tools::Team;
+
+/// How long the caller's exit waits for its delegations to be cancelled: the
+/// coordinator's own grace for the agent to confirm, and a little more.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the server on stdin/stdout until the client goes away or a signal ends it;
+/// returns the exit status.
+pub fn serve() -> Result<i32> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the MCP server's runtime")?;
+    let team = Team::new(crate::coordinator::caller::Caller::from_env());
+    let inflight = team.inflight();
+    let code = rt.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let service = team
+            .serve(rmcp::transport::stdio())
+            .await
+            .context("the MCP client did not initialize")?;
+        let why = tokio::select! {
+            _ = service.waiting() => "the calling Claude Code went away (its MCP connection closed)",
+            _ = term.recv() => "the MCP server received SIGTERM",
+            _ = int.recv() => "the MCP server received SIGINT",
+            _ = hup.recv() => "the MCP server received SIGHUP",
+        };
+        inflight.cancel_all(why, SHUTDOWN_GRACE).await;
+        anyhow::Ok(0)
+    });
+    // A delegation thread still inside a coordinator's wait must not keep the process.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    code
+}
