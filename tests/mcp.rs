@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request,
@@ -696,4 +697,246 @@ fn a_two_agent_cycle_is_refused_with_the_chain() {
         .expect("a task for @b");
     assert_eq!(to_b["wait_chain"], json!(["a"]));
     assert_eq!(tasks.len(), 2, "the refused delegation queued nothing");
+}
+
+// ---- with the real Claude Code, offline against the fake Messages API ----
+
+use crate::e2e_agent::{HostedAgent, host_agent_with_claude_args};
+use crate::helper::claude::require_claude;
+use crate::helper::fake_api::Reply;
+use crate::helper::wait::output_with_timeout;
+
+/// The arguments that give a Claude Code the team's tools, as `up` passes them.
+fn team_args() -> Vec<String> {
+    ceh::mcp::claude_args(Path::new(HOOK))
+}
+
+/// Hosts agent `name` (Claude Code under agent-wrap) with the team's tools.
+fn hosted_with_tools(test: &str, env: &Env, name: &str) -> Option<HostedAgent> {
+    let args = team_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    host_agent_with_claude_args(test, env, name, &args)
+}
+
+/// Runs a one-turn print-mode Claude Code with the team's tools on `agent`'s sandbox
+/// (its HOME and fake API), as a chief; returns its stdout.
+fn chief_turn(env: &Env, agent: &HostedAgent, claude: &Path, prompt: &str) -> String {
+    let mut cmd = agent.sandbox.command(claude);
+    cmd.env("CLAUDE_AGENTS_DIR", &env.state)
+        .env("CLAUDE_EDITOR_HOOK_BOARD", board_dir(env))
+        .arg("-p")
+        .args(team_args())
+        .arg(prompt);
+    let out = output_with_timeout(&mut cmd, Duration::from_secs(120));
+    assert!(out.status.success(), "the chief's turn failed: {out:?}");
+    text(&out.stdout)
+}
+
+/// A tool result as the model saw it: the structured content's JSON (or, from a
+/// client that gives the text instead, `{"text": ...}`).
+fn tool_json(result: &str) -> Value {
+    serde_json::from_str(result).unwrap_or_else(|_| json!({ "text": result }))
+}
+
+/// A tool call of the team's server, as the model makes it.
+fn team_tool(tool: &str, input: Value) -> Reply {
+    Reply::ToolUse {
+        name: format!("mcp__team__{tool}"),
+        input,
+    }
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn a_chief_delegating_through_the_tool_gets_the_hosted_agents_answer() {
+    let test = "a_chief_delegating_through_the_tool_gets_the_hosted_agents_answer";
+    let env = Env::new();
+    let Some(agent) = hosted_with_tools(test, &env, "helper") else {
+        return;
+    };
+    let claude = require_claude(test).unwrap();
+    // The chief's model delegates; the agent's model answers; the chief's model then
+    // says what the tool returned.
+    agent.sandbox.api.set_reply(|prompt| {
+        if prompt.starts_with("CHIEF:") {
+            team_tool(
+                "delegate",
+                json!({"target": "helper", "prompt": "AGENT: what is six times seven?"}),
+            )
+        } else if prompt.contains("AGENT: what is six times seven?") {
+            Reply::Text("forty-two, says the helper".into())
+        } else {
+            Reply::Text(crate::helper::fake_api::default_reply(prompt))
+        }
+    });
+    let out = chief_turn(&env, &agent, &claude, "CHIEF: ask the helper");
+    // Claude Code hands the model the structured content when there is one
+    // (docs/claude-code.md#mcp-tool-result): the answer is its `answer`.
+    let result = tool_json(out.trim().trim_start_matches("FAKE-TOOL-DONE: "));
+    assert_eq!(
+        result["answer"], "forty-two, says the helper",
+        "the chief's answer: {out}"
+    );
+    assert_eq!(result["agent"], "helper");
+    let results: Vec<String> = agent
+        .sandbox
+        .api
+        .requests()
+        .iter()
+        .flat_map(|r| r.tool_results.clone())
+        .collect();
+    assert!(
+        results
+            .iter()
+            .any(|r| r.contains("forty-two, says the helper")),
+        "the tool_result carried the agent's answer: {results:?}"
+    );
+    // The agent really did the task, sent by the chief's server.
+    let done = env.wait_status("helper", "idle", |s| s["recent"][0]["outcome"] == "ok");
+    assert!(
+        done["recent"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("six times seven")
+    );
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn an_agent_drains_a_task_with_board_claim_and_board_done_and_cannot_ask_itself() {
+    let test = "an_agent_drains_a_task_with_board_claim_and_board_done_and_cannot_ask_itself";
+    let env = Env::new();
+    let board = board_dir(&env);
+    let cli = |args: &[&str]| {
+        let out = env
+            .cmd(HOOK)
+            .env("CLAUDE_EDITOR_HOOK_BOARD", &board)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    cli(&["board", "init", "build the thing"]);
+    let id = cli(&["board", "add", "write the parser"]).trim().to_owned();
+    // The hosted agent's server finds the board as every tool does: from the
+    // environment its Claude Code inherited.
+    let Some(agent) = hosted_with_board(test, &env, "worker", &board) else {
+        return;
+    };
+    let id_for_reply = id.clone();
+    agent.sandbox.api.set_reply(|prompt| {
+        if prompt.contains("drain the board") {
+            team_tool("board_claim", json!({}))
+        } else if prompt.contains("ask yourself") {
+            team_tool("delegate", json!({"target": "worker", "prompt": "loop"}))
+        } else {
+            Reply::Text(crate::helper::fake_api::default_reply(prompt))
+        }
+    });
+    agent.sandbox.api.set_tool_reply(move |result| {
+        let claimed = tool_json(result);
+        if claimed["claimed"]["task"]["id"] == id_for_reply.as_str()
+            || result.starts_with(&format!("claimed {id_for_reply} for worker"))
+        {
+            team_tool(
+                "board_done",
+                json!({"id": id_for_reply, "result": "parser written"}),
+            )
+        } else {
+            Reply::Text(crate::helper::fake_api::tool_done_reply(result))
+        }
+    });
+    let out = env
+        .cmd(HOOK)
+        .args(["send", "worker", "drain the board"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let done = tool_json(text(&out.stdout).trim_start_matches("FAKE-TOOL-DONE: "));
+    assert_eq!(done["status"], "done", "board_done's result: {done}");
+    let shown: Value = serde_json::from_str(&cli(&["board", "show", &id, "--json"])).unwrap();
+    assert_eq!(shown["status"], "done", "{shown}");
+    assert_eq!(
+        shown["worker"], "worker",
+        "the claim defaulted to the agent"
+    );
+    assert_eq!(shown["result"], "parser written");
+
+    // Asking itself is refused, and the refusal is the tool's result.
+    let out = env
+        .cmd(HOOK)
+        .args(["send", "worker", "ask yourself"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("refused: @worker cannot delegate to itself"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// [`hosted_with_tools`] with `CLAUDE_EDITOR_HOOK_BOARD` in the agent's environment.
+fn hosted_with_board(test: &str, env: &Env, name: &str, board: &Path) -> Option<HostedAgent> {
+    let mut args = team_args();
+    // The hosted Claude Code gets agent-wrap's environment; the board rides along in
+    // the server's own config instead, so the test does not depend on the tmux env.
+    args[0] = format!(
+        "--mcp-config={}",
+        json!({"mcpServers": {"team": {"type": "stdio", "command": HOOK, "args": ["mcp"],
+            "env": {"CLAUDE_EDITOR_HOOK_BOARD": board}}}})
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    host_agent_with_claude_args(test, env, name, &args)
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn board_add_from_one_claude_code_is_claimable_by_another() {
+    let test = "board_add_from_one_claude_code_is_claimable_by_another";
+    let Some(claude) = require_claude(test) else {
+        return;
+    };
+    let env = Env::new();
+    let sandbox = crate::helper::claude::ClaudeSandbox::new();
+    let board = board_dir(&env);
+    let turn = |prompt: &str| {
+        let mut cmd = sandbox.command(&claude);
+        cmd.env("CLAUDE_AGENTS_DIR", &env.state)
+            .env("CLAUDE_EDITOR_HOOK_BOARD", &board)
+            .arg("-p")
+            .args(team_args())
+            .arg(prompt);
+        let out = output_with_timeout(&mut cmd, Duration::from_secs(120));
+        assert!(out.status.success(), "{out:?}");
+        text(&out.stdout)
+    };
+    sandbox.api.set_reply(|prompt| match prompt {
+        p if p.contains("plan") => team_tool("board_init", json!({"goal": "ship"})),
+        p if p.contains("add") => team_tool(
+            "board_add",
+            json!({"title": "review the diff", "priority": 1}),
+        ),
+        p if p.contains("take") => team_tool("board_claim", json!({"worker": "second"})),
+        p => Reply::Text(crate::helper::fake_api::default_reply(p)),
+    });
+    let seen = |out: String| tool_json(out.trim().trim_start_matches("FAKE-TOOL-DONE: "));
+    assert_eq!(seen(turn("plan"))["goal"], "ship", "board_init");
+    assert_eq!(seen(turn("add a task"))["id"], "t1");
+    let claimed = seen(turn("take a task"));
+    assert_eq!(
+        claimed["claimed"]["task"]["id"], "t1",
+        "the second instance claimed what the first added: {claimed}"
+    );
+    assert_eq!(claimed["claimed"]["task"]["worker"], "second");
 }

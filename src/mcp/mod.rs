@@ -23,6 +23,31 @@ use rmcp::ServiceExt;
 
 pub use tools::Team;
 
+/// The name the team's server is registered under: its tools reach the model as
+/// `mcp__team__<tool>` (docs/claude-code.md#mcp-config-flag).
+pub const SERVER_NAME: &str = "team";
+
+/// The `--mcp-config` JSON that gives one Claude Code the team's tools: `exe mcp` as
+/// the stdio server [`SERVER_NAME`]. The server inherits the Claude Code's environment,
+/// which is how it learns who called it (docs/claude-code.md#mcp-server-env).
+pub fn server_config(exe: &std::path::Path) -> String {
+    serde_json::json!({
+        "mcpServers": { SERVER_NAME: { "type": "stdio", "command": exe, "args": ["mcp"] } }
+    })
+    .to_string()
+}
+
+/// The Claude Code arguments `up` adds for the team's tools: the server, and permission
+/// to call its tools without a prompt (they only coordinate the team: delegate, results,
+/// status and the board). `=` keeps a list option from swallowing what follows
+/// (docs/claude-code.md#print-mode).
+pub fn claude_args(exe: &std::path::Path) -> Vec<String> {
+    vec![
+        format!("--mcp-config={}", server_config(exe)),
+        format!("--allowedTools=mcp__{SERVER_NAME}"),
+    ]
+}
+
 /// How long the caller's exit waits for its delegations to be cancelled: the
 /// coordinator's own grace for the agent to confirm, and a little more.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
