@@ -19,20 +19,7 @@ use crate::fixture::*;
 use crate::helper::wait::wait_until;
 
 /// Every tool, by the CLI verb it is.
-pub const TOOLS: [&str; 12] = [
-    "delegate",
-    "results",
-    "team_status",
-    "board_init",
-    "board_add",
-    "board_claim",
-    "board_done",
-    "board_fail",
-    "board_status",
-    "board_report",
-    "board_note",
-    "board_notes",
-];
+pub const TOOLS: [&str; 12] = ceh::mcp::TOOL_NAMES;
 
 /// A client that records the progress notifications it gets.
 #[derive(Clone, Default)]

@@ -7,6 +7,7 @@
 //!   the CLI's one-line reason.
 //! - [`inflight`]: the delegations this server waits on, so that the caller going away
 //!   (stdin closed, or a signal) cancels them.
+//! - [`probe`]: `doctor`'s check that the server starts and lists its tools.
 //!
 //! The server owns no state of its own: every call opens what it needs (the state
 //! directory, the board) and lets go, so bad input costs only that call. Blocking work
@@ -14,6 +15,7 @@
 //! one current-thread runtime, which starts in a few milliseconds.
 
 pub mod inflight;
+pub mod probe;
 pub mod tools;
 
 use std::time::Duration;
@@ -22,6 +24,22 @@ use anyhow::{Context, Result};
 use rmcp::ServiceExt;
 
 pub use tools::Team;
+
+/// Every tool, named after its CLI verb.
+pub const TOOL_NAMES: [&str; 12] = [
+    "delegate",
+    "results",
+    "team_status",
+    "board_init",
+    "board_add",
+    "board_claim",
+    "board_done",
+    "board_fail",
+    "board_status",
+    "board_report",
+    "board_note",
+    "board_notes",
+];
 
 /// The name the team's server is registered under: its tools reach the model as
 /// `mcp__team__<tool>` (docs/claude-code.md#mcp-config-flag).
