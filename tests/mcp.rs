@@ -927,3 +927,104 @@ fn board_add_from_one_claude_code_is_claimable_by_another() {
     );
     assert_eq!(claimed["claimed"]["task"]["worker"], "second");
 }
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn a_two_claude_agent_cycle_is_refused_and_the_refusal_is_the_tool_result() {
+    let test = "a_two_claude_agent_cycle_is_refused_and_the_refusal_is_the_tool_result";
+    let env = Env::new();
+    let Some(a) = hosted_with_tools(test, &env, "alpha") else {
+        return;
+    };
+    let Some(b) = hosted_with_tools(test, &env, "beta") else {
+        return;
+    };
+    // alpha asks beta; beta asks alpha back, who is waiting on beta: refused.
+    a.sandbox.api.set_reply(|prompt| {
+        if prompt.contains("start the chain") {
+            team_tool(
+                "delegate",
+                json!({"target": "beta", "prompt": "ask alpha back"}),
+            )
+        } else {
+            Reply::Text(crate::helper::fake_api::default_reply(prompt))
+        }
+    });
+    b.sandbox.api.set_reply(|prompt| {
+        if prompt.contains("ask alpha back") {
+            team_tool("delegate", json!({"target": "alpha", "prompt": "loop"}))
+        } else {
+            Reply::Text(crate::helper::fake_api::default_reply(prompt))
+        }
+    });
+    let out = env
+        .cmd(HOOK)
+        .args(["send", "alpha", "start the chain", "--timeout", "120"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let refused = b
+        .sandbox
+        .api
+        .wait_for_request(|r| !r.tool_results.is_empty(), Duration::from_secs(5))
+        .expect("beta's tool result");
+    assert!(
+        refused.tool_results[0]
+            .contains("refused: a delegation cycle (@alpha waits on @beta waits on @alpha)"),
+        "{:?}",
+        refused.tool_results
+    );
+    // alpha got beta's answer (which reported the refusal) as its own tool result.
+    let answer = tool_json(text(&out.stdout).trim_start_matches("FAKE-TOOL-DONE: "));
+    assert_eq!(answer["agent"], "beta", "{answer}");
+    assert!(
+        answer["answer"]
+            .as_str()
+            .unwrap()
+            .contains("refused: a delegation cycle"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn garbage_and_binary_on_stdin_cost_only_themselves() {
+    // Beside the SDK's client: bytes no client would send, then a proper handshake.
+    use std::io::{BufRead, BufReader, Write};
+    let env = Env::new();
+    let mut child = env
+        .cmd(HOOK)
+        .arg("mcp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"not json\n\xff\xfe\x00binary\n{\"jsonrpc\":\"2.0\"}\n")
+        .unwrap();
+    stdin.write_all(&vec![b'x'; 1 << 20]).unwrap();
+    stdin.write_all(b"\n").unwrap();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"}}});
+    writeln!(stdin, "{init}").unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let answer: Value = loop {
+        let line = lines.next().expect("an answer").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["id"] == 1 {
+            break v;
+        }
+    };
+    assert_eq!(
+        answer["result"]["serverInfo"]["name"], "claude-editor-hook",
+        "{answer}"
+    );
+    drop(stdin);
+    let status = wait_child(&mut child, SECS, "the server to exit after stdin closed");
+    assert!(status.success(), "{status:?}");
+}
