@@ -8,7 +8,11 @@
 //! 2. a `board_status` round trip on a board of 20 tasks, p50 and p99;
 //! 3. a `delegate` round trip to an instant demo agent (`--demo --demo-delay-ms 0`), p50
 //!    and p99, and the same minus the agent's own time (`finished_at_us -
-//!    started_at_us` from its `done.json`): the server's and the protocol's overhead.
+//!    started_at_us` from its `done.json`): the server's and the protocol's overhead;
+//!    beside it, in the same conditions, the same delegation in-process
+//!    (`Coordinator::delegate`, what `send` runs), so the difference is what MCP adds.
+//!    Both with the state directory on tmpfs (`/dev/shm`, where `$XDG_RUNTIME_DIR` is)
+//!    and on disk (the temp dir).
 //!
 //! Figures go to docs/performance.md.
 
@@ -116,23 +120,35 @@ fn main() {
     let starts = arg("--starts", 30);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
+    println!("MCP server (release build: `cargo bench --bench mcp`)");
+    server(&root, calls, starts);
+    if Path::new("/dev/shm").is_dir() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        println!("state directory on tmpfs ({})", shm.path().display());
+        delegations(shm.path(), calls);
+    }
+    println!("state directory on disk ({})", root.display());
+    delegations(&root, calls);
+}
+
+/// Start-up and `board_status`.
+fn server(root: &Path, calls: usize, starts: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    println!("MCP server (release build: `cargo bench --bench mcp`)");
     rt.block_on(async {
         let mut start = Vec::new();
         for _ in 0..starts {
             let t = Instant::now();
-            let s = connect(&root).await;
+            let s = connect(root).await;
             start.push(t.elapsed());
             s.cancel().await.unwrap();
         }
         line("start: spawn to the initialize answer", start);
 
-        let s = connect(&root).await;
+        let s = connect(root).await;
         call(&s, "board_init", serde_json::json!({"goal": "bench"})).await;
         for i in 0..20 {
             call(
@@ -150,8 +166,42 @@ fn main() {
         }
         line("board_status round trip", status);
 
-        let _agent = start_demo(&root);
-        let state = StateDir::open(&root.join("state")).unwrap();
+        s.cancel().await.unwrap();
+    });
+}
+
+/// `delegate` through the server, and the same delegation in-process.
+fn delegations(root: &Path, calls: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _agent = start_demo(root);
+    let state = StateDir::open(&root.join("state")).unwrap();
+    let work_of = |id: &TaskId| {
+        let done: Done = read_json(&state.done_path(id)).unwrap().unwrap();
+        Duration::from_micros(
+            done.finished_at_us
+                .saturating_sub(done.started_at_us.unwrap_or(done.finished_at_us)),
+        )
+    };
+    let coordinator = ceh::coordinator::Coordinator::new(state.clone());
+    let agent = AgentName::parse("quick").unwrap();
+    let mut direct = Vec::new();
+    for i in 0..calls {
+        let t = Instant::now();
+        let report = coordinator
+            .delegate(&agent, format!("ping {i}"), None, None)
+            .unwrap();
+        direct.push(t.elapsed().saturating_sub(work_of(&report.task)));
+    }
+    line(
+        "in-process Coordinator::delegate overhead (the baseline)",
+        direct,
+    );
+    rt.block_on(async {
+        let s = connect(root).await;
         let (mut total, mut over) = (Vec::new(), Vec::new());
         for i in 0..calls {
             let t = Instant::now();
@@ -166,15 +216,8 @@ fn main() {
                 .as_str()
                 .unwrap()
                 .to_owned();
-            let done: Done = read_json(&state.done_path(&TaskId::parse(&id).unwrap()))
-                .unwrap()
-                .unwrap();
-            let work = Duration::from_micros(
-                done.finished_at_us
-                    .saturating_sub(done.started_at_us.unwrap_or(done.finished_at_us)),
-            );
             total.push(took);
-            over.push(took.saturating_sub(work));
+            over.push(took.saturating_sub(work_of(&TaskId::parse(&id).unwrap())));
         }
         line("delegate round trip to an instant demo agent", total);
         line("delegate overhead over the agent's own time", over);

@@ -281,16 +281,23 @@ impl Team {
         let entry = self.inflight.add(tx.clone());
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
         let caller = self.caller.clone();
+        let token = ctx.meta.get_progress_token();
+        // Only a caller that asked for progress gets the watches that feed it.
+        let wants_progress = token.is_some();
         let mut handle = tokio::task::spawn_blocking(move || {
             let _entry = entry;
             let mut forward = Forward {
                 tx: progress_tx,
                 last: None,
             };
-            send(&coordinator, &caller, &req, Some(&mut forward))
+            let observer: Option<&mut dyn Observer> = if wants_progress {
+                Some(&mut forward)
+            } else {
+                None
+            };
+            send(&coordinator, &caller, &req, observer)
         });
         let cancel = CancelOnDrop(tx);
-        let token = ctx.meta.get_progress_token();
         let mut step = 0.0;
         let mut cancelled = false;
         let outcome = loop {
