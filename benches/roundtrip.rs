@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ceh::coordinator::Coordinator;
-use ceh::state::{AgentName, AgentState, AgentStatus, Done, StateDir, read_json};
+use ceh::state::{AgentName, AgentState, AgentStatus, Done, StateDir, StateRoots, read_json};
 
 const HOOK: &str = env!("CARGO_BIN_EXE_claude-editor-hook");
 const WRAP: &str = env!("CARGO_BIN_EXE_agent-wrap");
@@ -41,12 +41,49 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn start_agent(state: &StateDir, name: &str, args: &[&str]) -> Killed {
-    let child = Command::new(WRAP)
-        .arg(name)
-        .args(args)
-        .arg("--quiet")
-        .env("CLAUDE_AGENTS_DIR", state.root())
+/// Where the state lives: one directory (`$CLAUDE_AGENTS_DIR`), or the default split of a
+/// runtime part (`$XDG_RUNTIME_DIR`) and a durable part (`$XDG_STATE_HOME`).
+#[derive(Clone)]
+enum Layout {
+    Single(PathBuf),
+    Split {
+        runtime: PathBuf,
+        state_home: PathBuf,
+    },
+}
+
+impl Layout {
+    fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        match self {
+            Layout::Single(dir) => cmd.env("CLAUDE_AGENTS_DIR", dir),
+            Layout::Split {
+                runtime,
+                state_home,
+            } => cmd
+                .env_remove("CLAUDE_AGENTS_DIR")
+                .env("XDG_RUNTIME_DIR", runtime)
+                .env("XDG_STATE_HOME", state_home),
+        }
+    }
+
+    fn open(&self) -> StateDir {
+        match self {
+            Layout::Single(dir) => StateDir::open(dir).unwrap(),
+            Layout::Split {
+                runtime,
+                state_home,
+            } => StateDir::open_roots(&StateRoots {
+                durable: state_home.join(ceh::state::APP_DIR),
+                runtime: runtime.join("claude-agents"),
+            })
+            .unwrap(),
+        }
+    }
+}
+
+fn start_agent(layout: &Layout, state: &StateDir, name: &str, args: &[&str]) -> Killed {
+    let child = layout
+        .apply(Command::new(WRAP).arg(name).args(args).arg("--quiet"))
         .stdin(Stdio::null())
         .spawn()
         .expect("start agent-wrap");
@@ -107,15 +144,14 @@ fn in_process(state: &StateDir, n: u64) -> Vec<f64> {
         .collect()
 }
 
-fn per_process(state: &StateDir, dir: &Path, n: u64) -> Vec<f64> {
+fn per_process(layout: &Layout, state: &StateDir, dir: &Path, n: u64) -> Vec<f64> {
     (0..n)
         .map(|i| {
             let file = dir.join(format!("claude-prompt-{i}.md"));
             std::fs::write(&file, format!("@fast benchmark prompt {i}")).unwrap();
             let t0 = Instant::now();
-            let status = Command::new(HOOK)
-                .arg(&file)
-                .env("CLAUDE_AGENTS_DIR", state.root())
+            let status = layout
+                .apply(Command::new(HOOK).arg(&file))
                 .stdin(Stdio::null())
                 .status()
                 .unwrap();
@@ -136,16 +172,15 @@ fn per_process(state: &StateDir, dir: &Path, n: u64) -> Vec<f64> {
         .collect()
 }
 
-fn measure(label: &str, base: &Path, n: u64) {
-    let tmp = tempfile::tempdir_in(base).unwrap();
-    let state = StateDir::open(&tmp.path().join("state")).unwrap();
-    let _fast = start_agent(&state, "fast", &["--demo", "--demo-delay-ms", "0"]);
+fn measure(label: &str, layout: &Layout, files: &Path, n: u64) {
+    let state = layout.open();
+    let _fast = start_agent(layout, &state, "fast", &["--demo", "--demo-delay-ms", "0"]);
     in_process(&state, 20); // warm-up
     let (p50, p99, max) = percentiles(in_process(&state, n));
     println!(
         "| {label} | in-process `Coordinator::delegate` | {n} | {p50:.2} | {p99:.2} | {max:.2} |"
     );
-    let (p50, p99, max) = percentiles(per_process(&state, tmp.path(), n));
+    let (p50, p99, max) = percentiles(per_process(layout, &state, files, n));
     println!(
         "| {label} | `claude-editor-hook FILE` process | {n} | {p50:.2} | {p99:.2} | {max:.2} |"
     );
@@ -156,22 +191,43 @@ fn main() {
     let window = Duration::from_secs(arg("--window-secs", 10));
     println!("| state dir | coordinator | delegations | overhead p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|");
-    if Path::new("/dev/shm").is_dir() {
-        measure("tmpfs (/dev/shm)", Path::new("/dev/shm"), n);
+    let shm = Path::new("/dev/shm")
+        .is_dir()
+        .then(|| tempfile::tempdir_in("/dev/shm").unwrap());
+    let disk = tempfile::tempdir().unwrap();
+    if let Some(shm) = &shm {
+        let layout = Layout::Single(shm.path().join("state"));
+        measure("tmpfs (/dev/shm)", &layout, shm.path(), n);
     }
-    measure("disk (std::env::temp_dir)", &std::env::temp_dir(), n);
+    let layout = Layout::Single(disk.path().join("state"));
+    measure("disk (std::env::temp_dir)", &layout, disk.path(), n);
+    if let Some(shm) = &shm {
+        // The default: runtime files on tmpfs, everything that must survive a reboot on
+        // disk.
+        let layout = Layout::Split {
+            runtime: shm.path().join("run"),
+            state_home: disk.path().join("state-home"),
+        };
+        std::fs::create_dir_all(shm.path().join("run")).unwrap();
+        measure(
+            "default split (runtime tmpfs, durable disk)",
+            &layout,
+            disk.path(),
+            n,
+        );
+    }
 
     // CPU over one window: an idle host, a waiting coordinator and the busy host.
     let tmp = tempfile::tempdir().unwrap();
-    let state = StateDir::open(&tmp.path().join("state")).unwrap();
-    let idle = start_agent(&state, "idle", &["--demo"]);
-    let busy = start_agent(&state, "busy", &["--exec", "exec sleep 3600"]);
+    let layout = Layout::Single(tmp.path().join("state"));
+    let state = layout.open();
+    let idle = start_agent(&layout, &state, "idle", &["--demo"]);
+    let busy = start_agent(&layout, &state, "busy", &["--exec", "exec sleep 3600"]);
     let file = tmp.path().join("claude-prompt-wait.md");
     std::fs::write(&file, "@busy wait for me").unwrap();
     let waiting = Killed(
-        Command::new(HOOK)
-            .arg(&file)
-            .env("CLAUDE_AGENTS_DIR", state.root())
+        layout
+            .apply(Command::new(HOOK).arg(&file))
             .stdin(Stdio::null())
             .spawn()
             .unwrap(),

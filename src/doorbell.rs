@@ -1,6 +1,6 @@
 //! The task doorbell: how an agent wakes the coordinator waiting on a task.
 //!
-//! The coordinator creates `tasks/<id>/wake`, a FIFO, and keeps it open for reading;
+//! The coordinator creates `doorbells/<task id>` in the runtime state, a FIFO, and keeps it open for reading;
 //! whoever writes `done.json` rings it by writing one byte. A FIFO is used instead of a
 //! file watch because closing an inotify descriptor blocks for an RCU grace period
 //! (10–25 ms measured here) and Claude Code waits for the coordinator to exit; a pipe
@@ -19,14 +19,17 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::Mode;
 
-/// A listening doorbell. Dropping it stops the listener thread.
+/// A listening doorbell. Dropping it stops the listener thread and removes the FIFO.
 pub struct Doorbell {
     stop: OwnedFd,
+    path: std::path::PathBuf,
 }
 
 impl Drop for Doorbell {
     fn drop(&mut self) {
         stop_listener(&self.stop);
+        // Nobody rings a doorbell nobody listens to; unlinking never blocks.
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -78,7 +81,10 @@ impl Doorbell {
                 }
             })
             .context("failed to start the doorbell listener")?;
-        Ok(Self { stop: stop_tx })
+        Ok(Self {
+            stop: stop_tx,
+            path: path.to_path_buf(),
+        })
     }
 }
 

@@ -85,6 +85,19 @@ pub fn is_alive(pid: u32) -> bool {
     )
 }
 
+/// Returns true if and only if process `pid` is stopped (state `T` or `t` in
+/// `/proc/<pid>/stat`: SIGSTOP, Ctrl-Z, or a tracer).
+pub fn is_stopped(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The command name in parentheses may hold spaces and parentheses: the state is the
+    // first field after the last `)`.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "T" || state == "t")
+}
+
 /// Sends `signal` to the process group led by `pgid`. A group that is gone is fine.
 pub fn signal_group(pgid: u32, signal: Signal) {
     if let Ok(pgid) = i32::try_from(pgid) {

@@ -996,6 +996,20 @@ fn an_interrupted_human_turn_frees_the_agent_for_the_next_task() {
     agent.tmux.send_keys(&agent.pane, &["Escape"]);
     let (mut hook, file) = env.spawn_hook(b"@mine a task after that");
     env.wait_status("mine", "user", |_| true);
+    // The probe that found the draft left it with exit 0 and the file untouched: no
+    // "quit unexpectedly" notice in the agent's window (docs/claude-code.md#editor-exit-notices).
+    let notice = agent.tmux.wait_for_screen(
+        &agent.pane,
+        |s| s.contains("quit unexpectedly"),
+        Duration::from_secs(4),
+    );
+    assert!(notice.is_err(), "{}", notice.unwrap_or_default());
+    assert!(
+        agent
+            .tmux
+            .capture(&agent.pane)
+            .contains("my own long question")
+    );
     agent.tmux.send_keys(&agent.pane, &["Escape"]);
     agent.tmux.send_keys(&agent.pane, &["Escape"]);
     assert!(wait_child(&mut hook, CLAUDE_WAIT, "the held task").success());

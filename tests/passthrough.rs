@@ -108,3 +108,61 @@ fn a_bad_option_or_setting_is_reported_on_top_of_the_prompt() {
         );
     }
 }
+
+#[test]
+fn an_editor_setting_with_arguments_or_shell_syntax_runs_as_git_runs_it() {
+    let env = Env::new();
+    let editor = write_script(
+        env.dir.path(),
+        "argeditor",
+        r#"printf ' ARGS:%s' "$*" >> "$2""#,
+    );
+    // `code --wait` style: the program, its options, then the file.
+    let file = env.prompt_file(b"text");
+    let mut cmd = env.cmd(HOOK);
+    cmd.env("EDITOR", format!("{} --wait", editor.display()))
+        .arg(&file);
+    let out = output_with_timeout(&mut cmd, SECS);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let expected = format!("text ARGS:--wait {}", file.display());
+    assert_eq!(text(&fs::read(&file).unwrap()), expected);
+
+    // Shell syntax: `sh -c '…' sh`, the file as its $1.
+    let file = env.prompt_file(b"text");
+    let mut cmd = env.cmd(HOOK);
+    cmd.env(
+        "CLAUDE_EDITOR_HOOK_EDITOR",
+        r#"sh -c 'printf " SHELL" >> "$1"' sh"#,
+    )
+    .arg(&file);
+    let out = output_with_timeout(&mut cmd, SECS);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(fs::read(&file).unwrap(), b"text SHELL");
+}
+
+#[test]
+fn a_known_name_in_another_case_gets_a_hint_instead_of_the_editor() {
+    let env = Env::new();
+    let _agent = env.agent("planning", &["--exec", "cat", "--role", "review"]);
+    let editor = write_script(env.dir.path(), "ed", r#"printf ' EDITED' >> "$1""#);
+    for (prompt, lower) in [
+        (&b"@Planning hi"[..], "@planning"),
+        (b"@REVIEW check", "@review"),
+    ] {
+        let file = env.prompt_file(prompt);
+        let mut cmd = env.cmd(HOOK);
+        cmd.env("EDITOR", &editor).arg(&file);
+        let out = output_with_timeout(&mut cmd, SECS);
+        assert_eq!(out.status.code(), Some(0));
+        let (head, body) = head_and_body(&fs::read(&file).unwrap());
+        assert!(head.contains(&format!("write {lower}")), "{head}");
+        assert_eq!(body, prompt, "the prompt is kept");
+    }
+    // A capitalised word that names nobody is an ordinary prompt: the editor opens.
+    let file = env.prompt_file(b"@Override explain");
+    let mut cmd = env.cmd(HOOK);
+    cmd.env("EDITOR", &editor).arg(&file);
+    let out = output_with_timeout(&mut cmd, SECS);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(fs::read(&file).unwrap(), b"@Override explain EDITED");
+}

@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use super::output::OutputSink;
 use super::run::{Context, Driver, Report, RunEnd, RunStatus};
 use super::timer::Timers;
-use crate::process::{is_alive, kill_task_processes};
+use crate::process::kill_task_processes;
 use crate::signals::{self, Signal};
 use crate::state::MAX_FILE_BYTES;
 use crate::state::{
@@ -28,8 +28,37 @@ use crate::watch::DirWatcher;
 /// How long a run gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// Finished tasks of this agent older than this are removed when its host starts.
+/// How long finished tasks are kept by default (`--keep-for`).
 pub const TASK_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How many finished tasks of an agent are kept by default (`--keep-tasks`).
+pub const TASKS_KEPT: usize = 1000;
+
+/// How often a running host applies the retention, at most: pruning reads every task's
+/// envelope, so it is done at start and then after a task, no more than this often.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// The space a host keeps in reserve (`agents/<name>/reserve`), freed to record an
+/// outcome when the disk is full: room for `done.json` and the status file.
+pub const RESERVE_BYTES: usize = 16 << 10;
+
+/// What a host keeps of finished tasks.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Finished tasks older than this are removed.
+    pub max_age: Duration,
+    /// Of the agent's finished tasks, only the newest this many are kept.
+    pub max_tasks: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_age: TASK_RETENTION,
+            max_tasks: TASKS_KEPT,
+        }
+    }
+}
 
 /// What `agent-wrap` was asked to do.
 #[derive(Clone, Debug)]
@@ -44,6 +73,8 @@ pub struct HostOptions {
     pub worktree: Option<crate::state::AgentWorktree>,
     /// Drain this board when idle (`--board`; empty: the project's board). Issue 11.
     pub board: Option<String>,
+    /// What is kept of finished tasks.
+    pub retention: Retention,
 }
 
 enum HostEvent<E> {
@@ -53,6 +84,8 @@ enum HostEvent<E> {
     /// The drained board changed (src/board/drain.rs): only a chance to claim, never a
     /// driver event, so board traffic cannot disturb a delivery.
     Board,
+    /// The process that asked for a foreground task exited (its pidfd).
+    RequesterExited(TaskId),
 }
 
 /// The host's own timers.
@@ -70,6 +103,9 @@ struct Running {
     stopping: Option<(Outcome, String)>,
     /// Issue 15: the worktree as the task found it, to count the files it changed.
     snapshot: Option<crate::worktree::diff::Snapshot>,
+    /// Watches the requester of a foreground task: nobody is left to read the answer
+    /// when it dies, however it dies (a SIGKILL, the OOM killer).
+    _requester: Option<crate::process::ExitWatch>,
 }
 
 struct Host<D: Driver> {
@@ -86,13 +122,22 @@ struct Host<D: Driver> {
     stop_signal: Option<Signal>,
     /// The board this agent drains when idle (src/board/drain.rs).
     drainer: Option<crate::board::Drainer>,
+    /// The loop's own channel, for watches started per task.
+    tx: Sender<HostEvent<D::Event>>,
+    /// The host lock, re-taken if its file is removed (see [`Host::check_health`]).
+    lock: HostLock,
+    /// What this host last wrote to `status.json`.
+    saved: Option<AgentStatus>,
+    /// When finished tasks were last pruned, and how many have finished since.
+    pruned_at: Option<Instant>,
+    finished_since_prune: usize,
 }
 
 /// Runs the host until a signal stops it. Returns the exit status.
 pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Result<i32> {
     let name = opts.name.clone();
     state.create_agent_dirs(&name)?;
-    let _lock = match HostLock::acquire(&state.lock_path(&name))? {
+    let lock = match HostLock::acquire(&state.lock_path(&name))? {
         Ok(lock) => lock,
         Err(pid) => {
             let place = AgentStatus::load(state, &name)
@@ -108,7 +153,7 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
     let (tx, rx) = channel();
     signals::forward(tx.clone(), HostEvent::Signal)?;
     let mut watcher = DirWatcher::new(tx.clone(), || HostEvent::Changed)?;
-    watcher.watch(&state.inbox_dir(&name))?;
+    watch_own_dirs(&mut watcher, state, &name)?;
     // Board draining: a board change, lease end or claimer's exit wakes the loop.
     let drainer = match &opts.board {
         Some(spec) => {
@@ -119,6 +164,7 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
         None => None,
     };
     let (driver_tx, driver_rx) = channel();
+    let host_tx = tx.clone();
     std::thread::spawn(move || {
         for event in driver_rx {
             if tx.send(HostEvent::Driver(event)).is_err() {
@@ -139,6 +185,7 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
     status.tmux = crate::tmux::here();
     status.worktree = opts.worktree.clone(); // issue 15
     status.save(state)?;
+    let status_written = status.clone();
 
     let mut host = Host {
         state: state.clone(),
@@ -151,7 +198,13 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
         running: None,
         stop_signal: None,
         drainer,
+        tx: host_tx,
+        lock,
+        saved: Some(status_written),
+        pruned_at: None,
+        finished_since_prune: 0,
     };
+    host.keep_reserve();
     host.recover_interrupted_task();
     let tx = host.driver_tx.clone();
     let session_id = host.status.claude_session_id.clone();
@@ -162,7 +215,7 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
     };
     let reports = host.driver.open(&cx, tx)?;
     host.handle(reports);
-    host.prune_old_tasks();
+    host.prune();
     if host.driver.resting_state() == AgentState::Idle {
         host.set_state(AgentState::Idle)?;
     }
@@ -197,7 +250,18 @@ impl<D: Driver> Host<D> {
                     self.fire_timers();
                     Ok(())
                 }
-                Ok(HostEvent::Changed) => self.check_cancel(),
+                Ok(HostEvent::Changed) => self.check_cancel().and_then(|()| {
+                    self.check_health().map_err(|e| {
+                        // The agent cannot be reached any more: say why, and stop.
+                        warn(&format!("{e:#}; stopping"));
+                        self.on_stop_signal(Signal::Terminate);
+                        e
+                    })
+                }),
+                Ok(HostEvent::RequesterExited(id)) => {
+                    self.requester_exited(&id);
+                    Ok(())
+                }
                 // The loop's top claims from the board when the agent is free.
                 Ok(HostEvent::Board) => Ok(()),
                 Ok(HostEvent::Signal(Signal::Resize)) => {
@@ -322,7 +386,15 @@ impl<D: Driver> Host<D> {
     fn set_state(&mut self, state: AgentState) -> Result<()> {
         self.status.status = state;
         self.status.last_active_us = now_us();
-        self.status.save(&self.state)
+        self.save_status()
+    }
+
+    /// Writes `status.json`, remembering what was written: the self-repair tells our
+    /// own writes from someone else's by it.
+    fn save_status(&mut self) -> Result<()> {
+        self.status.save(&self.state)?;
+        self.saved = Some(self.status.clone());
+        Ok(())
     }
 
     /// A previous host of this agent died while working: that task is over, and what
@@ -357,10 +429,24 @@ impl<D: Driver> Host<D> {
         self.end_claimed(&entry.task_id, Outcome::Failed, reason);
     }
 
-    /// Removes this agent's finished tasks older than [`TASK_RETENTION`], so the state
-    /// directory does not grow without bound. Problems are reported, never fatal.
-    fn prune_old_tasks(&self) {
-        let cutoff = now_us().saturating_sub(TASK_RETENTION.as_micros() as u64);
+    /// Applies the retention to this agent's finished tasks: removes those older than
+    /// its age and those beyond its count, newest kept, never one whose background
+    /// result has not reached its chief. At start, then after a task at most every
+    /// [`PRUNE_EVERY`] (or sooner when a tenth of the kept count has finished since).
+    /// Problems are reported, never fatal.
+    fn prune(&mut self) {
+        // By time, and by count: a tenth of the kept number over, the count is applied
+        // at once, so a busy agent never holds much more than it should.
+        let over = self.finished_since_prune > self.opts.retention.max_tasks / 10;
+        if !over && self.pruned_at.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.pruned_at = Some(Instant::now());
+        self.finished_since_prune = 0;
+        let retention = self.opts.retention;
+        let cutoff = now_us().saturating_sub(retention.max_age.as_micros() as u64);
+        let undelivered = undelivered_tasks(&self.state);
+        let mut finished = Vec::new();
         let Ok(dir) = std::fs::read_dir(self.state.tasks_dir()) else {
             return;
         };
@@ -372,17 +458,145 @@ impl<D: Driver> Host<D> {
             else {
                 continue;
             };
-            let mine = matches!(read_json::<TaskEnvelope>(&self.state.task_path(&id)),
-                Ok(Some(t)) if t.agent == self.opts.name);
-            let old = matches!(read_json::<Done>(&self.state.done_path(&id)),
-                Ok(Some(d)) if d.finished_at_us < cutoff);
-            if mine
-                && old
-                && let Err(e) = std::fs::remove_dir_all(entry.path())
+            if undelivered.contains(&id) {
+                continue;
+            }
+            let Ok(Some(done)) = read_json::<Done>(&self.state.done_path(&id)) else {
+                continue;
+            };
+            if task_agent(&self.state, &id).as_ref() == Some(&self.opts.name) {
+                finished.push((done.finished_at_us, id));
+            }
+        }
+        finished.sort_by_key(|f| std::cmp::Reverse(f.0));
+        for (i, (finished_at, id)) in finished.into_iter().enumerate() {
+            if (i >= retention.max_tasks || finished_at < cutoff)
+                && let Err(e) = std::fs::remove_dir_all(self.state.task_dir(&id))
             {
                 warn(&format!("failed to remove old task {id}: {e}"));
             }
         }
+    }
+
+    /// Keeps [`RESERVE_BYTES`] of disk in reserve, unless it is there already. Written
+    /// with real bytes, not as a sparse file, so that freeing it frees blocks.
+    fn keep_reserve(&self) {
+        let path = self.state.reserve_path(&self.opts.name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
+            return;
+        }
+        if let Err(e) = atomic_write(&path, &[0u8; RESERVE_BYTES]) {
+            warn(&format!("could not keep disk space in reserve: {e:#}"));
+        }
+    }
+
+    /// Runs `write`; if it fails (a full disk, say), frees the reserve and runs it once
+    /// more. The reserve is taken again after the task.
+    fn with_reserve<T>(&self, write: impl Fn() -> Result<T>) -> Result<T> {
+        write().or_else(|first| {
+            match std::fs::remove_file(self.state.reserve_path(&self.opts.name)) {
+                Ok(()) => write(),
+                Err(_) => Err(first),
+            }
+        })
+    }
+
+    /// The requester of task `id` exited. A foreground task is cancelled: nobody is
+    /// left to read its answer. One sent to the background meanwhile goes on.
+    fn requester_exited(&mut self, id: &TaskId) {
+        let Some(r) = &self.running else { return };
+        if r.task.id != *id || r.stopping.is_some() {
+            return;
+        }
+        let now = read_json::<TaskEnvelope>(&self.state.task_path(id));
+        if matches!(now, Ok(Some(ref t)) if t.background) {
+            return;
+        }
+        let why = format!(
+            "the requester (pid {}) exited; nobody is waiting for the answer",
+            r.task.requester.pid
+        );
+        self.stop_run(Outcome::Cancelled, why);
+    }
+
+    /// Self-repair, on every change of the agent's directories: re-creates them if they
+    /// were removed (and watches them again), re-takes the lock if its file was
+    /// replaced, and rewrites a status file that is missing, unreadable or not ours. An
+    /// error means the agent can no longer be reached (another host took its name, or
+    /// the directories cannot be re-created): the caller stops.
+    fn check_health(&mut self) -> Result<()> {
+        // A removal still going on (`rm -rf` walking the tree) may take away what was
+        // just re-created, before it is watched again: each pass ends by looking again.
+        // A removal after the new watches exist is an event of its own.
+        let mut last = None;
+        for _ in 0..20 {
+            match self.repair_pass() {
+                Ok(true) => return Ok(()),
+                Ok(false) => last = None,
+                Err(e) if e.is::<Replaced>() => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        let name = &self.opts.name;
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("it keeps being removed")))
+            .with_context(|| format!("the state of @{name} was removed and cannot be re-created"))
+    }
+
+    /// One pass of [`Host::check_health`]; true when everything was found intact at its
+    /// end.
+    fn repair_pass(&mut self) -> Result<bool> {
+        let name = self.opts.name.clone();
+        if !self.dirs_intact() {
+            self.state.repair()?;
+            self.state.create_agent_dirs(&name)?;
+            watch_own_dirs(&mut self.watcher, &self.state, &name)?;
+            if let Some(r) = &self.running {
+                let _ = self.watcher.watch(&self.state.task_dir(&r.task.id));
+            }
+            let cx = Context {
+                state: &self.state,
+                agent: &name,
+                session_id: self.status.claude_session_id.as_deref(),
+            };
+            self.driver.repaired(&cx);
+            self.keep_reserve();
+            self.say("re-created the agent's state directories, which had been removed");
+        }
+        let lock_path = self.state.lock_path(&name);
+        if !self.lock.is_at(&lock_path) {
+            match HostLock::acquire(&lock_path)? {
+                Ok(lock) => self.lock = lock,
+                Err(pid) => return Err(Replaced(pid).into()),
+            }
+        }
+        match AgentStatus::load(&self.state, &name) {
+            Ok(Some(found)) if Some(&found) == self.saved.as_ref() => {}
+            Ok(found) => {
+                if found.is_some() {
+                    self.say("status.json was changed by someone else: rewritten");
+                }
+                self.save_status()?;
+            }
+            Err(e) => {
+                self.say(&format!("repaired an unreadable status.json ({e:#})"));
+                self.save_status()?;
+            }
+        }
+        Ok(self.dirs_intact() && self.lock.is_at(&lock_path))
+    }
+
+    /// Returns true if and only if the agent's directories and `tasks/` all exist.
+    fn dirs_intact(&self) -> bool {
+        let name = &self.opts.name;
+        [
+            self.state.agent_dir(name),
+            self.state.inbox_dir(name),
+            self.state.runtime_agent_dir(name),
+            self.state.events_dir(name),
+            self.state.tasks_dir(),
+        ]
+        .iter()
+        .all(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()))
     }
 
     /// Claims inbox entries until one starts running or the inbox is empty. Whatever
@@ -437,7 +651,7 @@ impl<D: Driver> Host<D> {
         if let Some(cancel) = read_json::<CancelRequest>(&self.state.cancel_path(&task.id))? {
             return Ok(Some(cancel.reason));
         }
-        if !task.background && !is_alive(task.requester.pid) {
+        if !task.background && !task.requester.is_alive() {
             return Ok(Some(format!(
                 "the requester (pid {}) is gone; nobody is waiting for the answer",
                 task.requester.pid
@@ -462,6 +676,7 @@ impl<D: Driver> Host<D> {
     }
 
     fn start(&mut self, task: TaskEnvelope, claimed_at_us: u64) -> Result<()> {
+        self.state.ensure_task_dir(&task.id)?;
         let sink = OutputSink::create(&self.state.output_path(&task.id), self.opts.echo)?;
         // Issue 15: a worktree agent's tree before the task, to say what the task changed.
         let snapshot = crate::worktree::diff::task_snapshot(self.opts.worktree.as_ref());
@@ -479,12 +694,26 @@ impl<D: Driver> Host<D> {
             id: task.id.clone(),
             title: task.title.clone(),
         });
+        let requester = match task.background {
+            true => None,
+            false => {
+                let id = task.id.clone();
+                let pid = task.requester.pid as i32;
+                let watch = crate::process::notify_exit(pid, self.tx.clone(), move || {
+                    HostEvent::RequesterExited(id)
+                });
+                watch
+                    .inspect_err(|e| warn(&format!("{e:#}; a dead requester will not be noticed")))
+                    .ok()
+            }
+        };
         self.running = Some(Running {
             task,
             claimed_at_us,
             started_at_us,
             stopping: None,
             snapshot,
+            _requester: requester,
         });
         if let Err(e) = self.watcher.watch(&task_dir) {
             warn(&format!(
@@ -510,6 +739,13 @@ impl<D: Driver> Host<D> {
             return Ok(());
         }
         let id = r.task.id.clone();
+        if !self.state.check_task_dir(&id).unwrap_or(false) {
+            // Its directory was removed, or replaced: nothing can be recorded for it and
+            // nobody can be told, so the work is for nobody.
+            let why = "its task directory was removed".to_owned();
+            self.stop_run(Outcome::Cancelled, why);
+            return Ok(());
+        }
         if self.state.done_path(&id).exists() {
             // The coordinator decided the outcome itself (it gave up on us): stop working
             // for nobody.
@@ -567,7 +803,14 @@ impl<D: Driver> Host<D> {
         }
         let mut result_bytes = None;
         if outcome == Outcome::Ok {
-            match atomic_write(&self.state.result_path(&r.task.id), &end.answer) {
+            let result_path = self.state.result_path(&r.task.id);
+            let output_path = self.state.output_path(&r.task.id);
+            let id = &r.task.id;
+            let save = || {
+                self.state.ensure_task_dir(id)?;
+                save_answer(&result_path, &output_path, &end.answer)
+            };
+            match self.with_reserve(save) {
                 Ok(()) => result_bytes = Some(end.answer.len() as u64),
                 Err(e) => {
                     outcome = Outcome::Failed;
@@ -607,10 +850,23 @@ impl<D: Driver> Host<D> {
 
     /// Finishes a task: its outcome, the log line, the recent list, and the agent free.
     fn after_task(&mut self, id: &TaskId, title: &str, done: Done) {
-        let done = self.write_done(done.clone()).unwrap_or_else(|e| {
-            warn(&format!("failed to record the end of task {id}: {e:#}"));
-            done
-        });
+        let done = match self.with_reserve(|| self.write_done(done.clone())) {
+            Ok(done) => {
+                self.status.error = None;
+                done
+            }
+            Err(e) => {
+                // Never idle in silence: the coordinator waiting on the task (its
+                // backstop) and `status` show this.
+                let why = format!(
+                    "agent @{} could not record the end of task {id} ({}): {e:#}",
+                    self.opts.name, done.outcome
+                );
+                warn(&why);
+                self.status.error = Some(why);
+                done
+            }
+        };
         let _ = std::fs::remove_file(self.state.current_path(&self.opts.name));
         // Board draining: the answer marks the board task done, a failure failed.
         if let Some(d) = &self.drainer
@@ -638,9 +894,18 @@ impl<D: Driver> Host<D> {
             finished_at_us: done.finished_at_us,
         });
         self.status.task = None;
-        if let Err(e) = self.set_state(self.driver.resting_state()) {
+        self.status.status = self.driver.resting_state();
+        self.status.last_active_us = now_us();
+        let saved = self.with_reserve(|| self.status.save(&self.state));
+        if saved.is_ok() {
+            self.saved = Some(self.status.clone());
+        }
+        if let Err(e) = saved {
             warn(&format!("{e:#}"));
         }
+        self.keep_reserve();
+        self.finished_since_prune += 1;
+        self.prune();
     }
 
     /// Fails what is still queued, marks the agent offline and returns `code`.
@@ -664,6 +929,85 @@ impl<D: Driver> Host<D> {
         crate::agent::output::Echo::flush(Duration::from_millis(200));
         Ok(code)
     }
+}
+
+/// Another host took the agent's name after this one's lock file was removed.
+#[derive(Debug)]
+struct Replaced(i32);
+
+impl std::fmt::Display for Replaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the agent is now hosted by agent-wrap pid {} (this host's lock file was removed)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Replaced {}
+
+/// Watches what the host reacts to: its inbox (tasks) and both halves of its agent
+/// directory (a removed or replaced status file, inbox or lock: see
+/// [`Host::check_health`]). Watching again after a repair replaces the old watches.
+fn watch_own_dirs(watcher: &mut DirWatcher, state: &StateDir, name: &AgentName) -> Result<()> {
+    let mut dirs = vec![
+        state.inbox_dir(name),
+        state.agent_dir(name),
+        state.runtime_agent_dir(name),
+    ];
+    dirs.dedup();
+    for dir in dirs {
+        watcher.unwatch(&dir);
+        watcher.watch(&dir)?;
+    }
+    Ok(())
+}
+
+/// The agent a task was queued for, read without keeping its prompt.
+fn task_agent(state: &StateDir, id: &TaskId) -> Option<AgentName> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        agent: AgentName,
+    }
+    let bytes = crate::state::read_optional(&state.task_path(id)).ok()??;
+    serde_json::from_slice::<Head>(&bytes).ok().map(|h| h.agent)
+}
+
+/// Tasks whose background result has not reached its chief yet: never pruned.
+fn undelivered_tasks(state: &StateDir) -> std::collections::HashSet<TaskId> {
+    let mut ids = std::collections::HashSet::new();
+    for chief in state.chiefs().unwrap_or_default() {
+        if let Ok((entries, _)) = state.outbox(&chief) {
+            ids.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| e.delivered_at_us.is_none())
+                    .map(|e| e.task_id),
+            );
+        }
+    }
+    ids
+}
+
+/// Writes the answer to `result.txt`, stored once: when it is byte for byte what
+/// `output.log` holds (a command that wrote only its answer), `result.txt` is a hard
+/// link to it rather than a second copy.
+fn save_answer(result: &std::path::Path, output: &std::path::Path, answer: &[u8]) -> Result<()> {
+    let same = std::fs::symlink_metadata(output)
+        .is_ok_and(|m| m.is_file() && m.len() == answer.len() as u64)
+        && crate::state::read_optional(output)
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some(answer);
+    if same && !answer.is_empty() {
+        let _ = std::fs::remove_file(result);
+        if std::fs::hard_link(output, result).is_ok() {
+            return Ok(());
+        }
+    }
+    atomic_write(result, answer)
 }
 
 /// Reports a problem on stderr without ever panicking (the terminal may be gone).

@@ -85,6 +85,10 @@ pub trait Driver {
     /// The agent's window was resized.
     fn resize(&mut self) {}
 
+    /// The host re-created the agent's directories after someone removed them: watch
+    /// what the driver watches there again.
+    fn repaired(&mut self, _cx: &Context<'_>) {}
+
     /// The host is stopping: end what [`Driver::open`] started.
     fn close(&mut self) {}
 

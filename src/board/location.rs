@@ -11,7 +11,6 @@
 //! git), as `<basename>-<16 hex digits of a hash of the full path>`, so every terminal in
 //! the same repository shares one board without configuration.
 
-use std::ffi::OsString;
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -19,15 +18,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::state::{AgentName, STATE_DIR_ENV, ensure_private_dir};
+use crate::state::{AgentName, ensure_private_dir};
 
 /// The folder of boards inside the durable root.
 pub const BOARDS_DIR: &str = "boards";
 /// The database file inside a board's directory.
 pub const DB_FILE: &str = "board.db";
-/// Our folder under `$XDG_STATE_HOME`.
-const APP_DIR: &str = "claude-editor-hook";
-
 /// A board's location: its directory and database file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BoardPath {
@@ -192,19 +188,11 @@ impl std::fmt::Display for BoardPath {
     }
 }
 
+/// `boards/` in the durable state home ([`crate::state::durable_home`]):
 /// `$CLAUDE_AGENTS_DIR/boards`, else `$XDG_STATE_HOME/claude-editor-hook/boards`, else
 /// `~/.local/state/claude-editor-hook/boards`.
 pub fn boards_root() -> Result<PathBuf> {
-    let non_empty = |v: Option<OsString>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(dir) = non_empty(std::env::var_os(STATE_DIR_ENV)) {
-        return Ok(dir.join(BOARDS_DIR));
-    }
-    if let Some(dir) = non_empty(std::env::var_os("XDG_STATE_HOME")) {
-        return Ok(dir.join(APP_DIR).join(BOARDS_DIR));
-    }
-    let home = non_empty(std::env::var_os("HOME"))
-        .context("cannot place the board: set XDG_STATE_HOME or HOME")?;
-    Ok(home.join(".local/state").join(APP_DIR).join(BOARDS_DIR))
+    Ok(crate::state::durable_home()?.join(BOARDS_DIR))
 }
 
 /// The nearest ancestor of `dir` (itself included) holding `.git` (a directory, or the

@@ -446,7 +446,7 @@ fn read_text(path: &std::path::Path) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))
 }
 
-/// `30m`, `90s`, `500ms`, `2h`, or plain seconds.
+/// `30m`, `90s`, `500ms`, `2h`, `7d`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -461,7 +461,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration {s:?}: the unit is ms, s, m or h")),
+        "d" => n * 86400.0,
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: the unit is ms, s, m, h or d"
+            ));
+        }
     };
     if !(secs > 0.0 && secs < 1e9) {
         return Err(format!("invalid duration {s:?}: it must be positive"));

@@ -58,12 +58,12 @@ fn respond(input: &[u8]) -> Result<Option<Value>> {
         return Ok(None);
     }
     let state = StateDir::from_env()?;
-    let (ready, running) = results::ready(&state, &chief)?;
-    let ready = results::take(&state, &chief, ready)?;
-    if ready.is_empty() {
+    let pending = results::ready(&state, &chief)?;
+    let ready = results::take(&state, &chief, pending.ready)?;
+    if ready.is_empty() && pending.set_aside.is_empty() {
         return Ok(None);
     }
-    let text = results::text(&ready, running);
+    let text = results::text(&ready, pending.running, &pending.set_aside);
     Ok(Some(match name {
         "Stop" => json!({
             "decision": "block",

@@ -38,9 +38,15 @@ pub fn send(target: &str, prompt: &str, timeout: Option<u64>, background: bool) 
     match sent {
         Sent::Background(task) => println!("{}", Sent::ticket_text(&task)),
         Sent::Finished { report, .. } => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(report.answer.unwrap_or_default().as_bytes())?;
-            out.flush()?;
+            let answer = report.answer_bytes.unwrap_or_default();
+            super::write_stdout(&answer).with_context(|| {
+                let kept = coordinator.state().result_path(&report.task);
+                format!(
+                    "the answer of task {} was not printed (it is kept in {})",
+                    report.task,
+                    kept.display()
+                )
+            })?;
         }
     }
     Ok(0)

@@ -22,11 +22,12 @@ fn refuse_if_busy(state: &StateDir, name: &AgentName, verb: &str) -> Result<()> 
     let Some(info) = AgentInfo::load(state, name)? else {
         return Ok(());
     };
-    if info.state() == AgentState::Working {
+    // A task with its done.json is over even while the status file, written just
+    // after it, still says working.
+    let finished = info.task().is_some_and(|t| state.done_path(&t.id).exists());
+    if info.state() == AgentState::Working && !finished {
         let task = info
-            .status
-            .as_ref()
-            .and_then(|s| s.task.as_ref())
+            .task()
             .map(|t| format!(" on task {}", t.id))
             .unwrap_or_default();
         bail!(

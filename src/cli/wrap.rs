@@ -21,6 +21,8 @@ use crate::state::{AgentName, StateDir};
 #[command(name = "agent-wrap", version)]
 pub struct WrapCli {
     /// The agent's name: 1-32 of a-z, 0-9, '_' and '-'.
+    // Hyphen values: a name like `-x` gets the naming rule's error, not clap's.
+    #[arg(allow_hyphen_values = true)]
     pub name: String,
 
     /// Run each task as `sh -c CMD` with the prompt on stdin; stdout is the answer and a
@@ -64,6 +66,15 @@ pub struct WrapCli {
     #[arg(long, value_name = "BOARD", num_args = 0..=1, default_missing_value = "")]
     pub board: Option<String>,
 
+    /// Remove finished tasks older than this (e.g. 7d, 12h, 30m; applied at start and
+    /// after tasks). Background results not yet delivered are always kept.
+    #[arg(long, value_name = "AGE", default_value = "7d", env = "AGENT_WRAP_KEEP_FOR", value_parser = super::board::parse_duration)]
+    pub keep_for: Duration,
+
+    /// Keep at most this many finished tasks of this agent, the newest.
+    #[arg(long, value_name = "N", default_value_t = crate::agent::host::TASKS_KEPT, env = "AGENT_WRAP_KEEP_TASKS")]
+    pub keep_tasks: usize,
+
     /// The Claude Code program to host.
     #[arg(long, value_name = "PATH", default_value = "claude", conflicts_with_all = ["exec", "demo"])]
     pub claude: std::path::PathBuf,
@@ -95,7 +106,7 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
     // These mean something else in a prompt (`@any`, `@results`, `@board`).
     if AgentName::is_reserved(name.as_str()) {
         anyhow::bail!(
-            "agent name {name:?} is reserved (it has a meaning in prompts); pick another"
+            "agent name '{name}' is reserved (it has a meaning in prompts); pick another"
         );
     }
     let state = StateDir::from_env()?;
@@ -132,6 +143,10 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
         echo: echo && !cli.quiet,
         worktree: worktree.clone(),
         board: cli.board.clone(),
+        retention: crate::agent::host::Retention {
+            max_age: cli.keep_for,
+            max_tasks: cli.keep_tasks,
+        },
     };
     match (cli.exec.clone(), cli.demo) {
         (Some(cmd), _) => run_host(&state, opts(true), Exec::new(cmd)),

@@ -41,6 +41,7 @@ pub fn cancel_task(state: &StateDir, id: &TaskId, reason: &str) -> Result<Done> 
         state.record_done(&done)?;
         return read_json(&state.done_path(id))?.context("done.json vanished");
     }
+    state.ensure_task_dir(id)?;
     write_json(&state.cancel_path(id), &CancelRequest::new(reason))?;
     // The agent answers within its stop grace; a short bounded wait for its record.
     let (tx, rx) = std::sync::mpsc::channel();

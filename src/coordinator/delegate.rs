@@ -18,15 +18,22 @@ use crate::doorbell::Doorbell;
 use crate::process::notify_exit;
 use crate::signals::Signal;
 use crate::state::{
-    AgentCommand, AgentInfo, AgentName, AgentState, CancelRequest, ChiefId, Done, FinishedBy,
-    OutboxEntry, Outcome, StateDir, TaskEnvelope, TaskId, enqueue, lock_holder, pending, read_json,
-    read_optional, withdraw, write_json,
+    AgentCommand, AgentInfo, AgentName, AgentState, AgentStatus, CancelRequest, ChiefId, Done,
+    FinishedBy, InboxEntry, OutboxEntry, Outcome, StateDir, TaskEnvelope, TaskId, enqueue,
+    lock_holder, pending, read_json, read_optional, withdraw, write_json,
 };
 use crate::watch::DirWatcher;
 
 /// How long a cancelled agent gets to acknowledge before the coordinator records the
 /// cancel itself.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
+
+/// The second line behind the doorbell and the host's pidfd: this often the wait looks
+/// at the task itself (its `done.json`, its directory, whether the agent still has it),
+/// so a lost FIFO, a removed directory or an agent that could not record the outcome
+/// ends the wait within about this long instead of never (docs/protocol.md,
+/// "Backstops").
+pub const BACKSTOP: Duration = Duration::from_secs(1);
 
 /// How long an agent spawned for a busy role may take to start its host.
 pub const SPAWN_READY: Duration = Duration::from_secs(60);
@@ -72,8 +79,12 @@ pub trait Observer {
 pub struct Report {
     pub task: TaskId,
     pub done: Done,
-    /// The answer, when the outcome is `ok`.
+    /// The answer, when the outcome is `ok`, as text: invalid UTF-8 shown as U+FFFD.
     pub answer: Option<String>,
+    /// The answer byte for byte, as the agent gave it (`send` prints this).
+    pub answer_bytes: Option<Vec<u8>>,
+    /// How many bytes of the answer are not UTF-8 (each shown as U+FFFD in `answer`).
+    pub invalid_bytes: usize,
     pub elapsed: Duration,
     /// Set when the user or a signal cancelled: the editor exits non-zero.
     pub cancelled_by: Option<Cancel>,
@@ -101,6 +112,10 @@ pub fn preflight(state: &StateDir, agent: &AgentName) -> Result<i32> {
     };
     match info.host_pid {
         Some(pid) => Ok(pid),
+        None if info.status_error.is_some() => bail!(
+            "agent @{agent} is offline: no agent-wrap is running for it, and {}; start it with `agent-wrap {agent}`",
+            info.status_error.unwrap_or_default()
+        ),
         None => {
             let seen = info
                 .status
@@ -182,15 +197,23 @@ impl Coordinator {
         let done = wait
             .done()?
             .with_context(|| format!("the done.json of task {} disappeared", task.id))?;
-        let answer = match done.outcome {
-            Outcome::Ok => read_optional(&self.state.result_path(&task.id))?
-                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        let answer_bytes = match done.outcome {
+            Outcome::Ok => read_optional(&self.state.result_path(&task.id))?,
             _ => None,
+        };
+        let (answer, invalid_bytes) = match &answer_bytes {
+            Some(bytes) => {
+                let (text, invalid) = super::prompt_file::lossy(bytes);
+                (Some(text), invalid)
+            }
+            None => (None, 0),
         };
         Ok(Report {
             task: task.id.clone(),
             done,
             answer,
+            answer_bytes,
+            invalid_bytes,
             elapsed: started.elapsed(),
             cancelled_by,
         })
@@ -238,7 +261,10 @@ impl Coordinator {
             Some(pid) => Some(self.watch_host(agent, pid)?),
             None => None,
         };
-        wait.entry = Some(enqueue(&self.state, agent, id)?);
+        wait.entry = Some(enqueue(&self.state, agent, id).inspect_err(|_| {
+            // Nothing was queued: leave nothing behind.
+            let _ = std::fs::remove_dir_all(self.state.task_dir(id));
+        })?);
 
         let deadline = timeout.map(|t| wait.started + t);
         loop {
@@ -264,7 +290,11 @@ impl Coordinator {
             let now = Instant::now();
             let refresh = observer.as_ref().and_then(|o| o.refresh()).map(|r| now + r);
             let start = start_deadline.filter(|_| wait.host_pid.is_none());
-            let wake = [deadline, refresh, start].into_iter().flatten().min();
+            let backstop = Some(now + BACKSTOP);
+            let wake = [deadline, refresh, start, backstop]
+                .into_iter()
+                .flatten()
+                .min();
             let event = match wake {
                 None => self.rx.recv().ok(),
                 Some(at) => match self.rx.recv_timeout(at.saturating_duration_since(now)) {
@@ -300,6 +330,10 @@ impl Coordinator {
                     return Ok(Some(Cancel::Signal(sig)));
                 }
             }
+            if let Some(why) = wait.lost()? {
+                wait.finish(Outcome::Failed, &why)?;
+                return Ok(None);
+            }
         }
     }
 
@@ -313,8 +347,16 @@ impl Coordinator {
     ) -> Result<TaskEnvelope> {
         self.host_of(agent)?;
         let task = self.create_task_with(agent, prompt, true, None)?;
-        self.state.add_to_outbox(chief, &OutboxEntry::new(&task))?;
-        enqueue(&self.state, agent, &task.id)?;
+        let queued = self
+            .state
+            .add_to_outbox(chief, &OutboxEntry::new(&task))
+            .and_then(|()| enqueue(&self.state, agent, &task.id));
+        if let Err(e) = queued {
+            // Nothing was queued: leave nothing behind.
+            let _ = std::fs::remove_file(self.state.outbox_entry_path(chief, &task.id));
+            let _ = std::fs::remove_dir_all(self.state.task_dir(&task.id));
+            return Err(e);
+        }
         Ok(task)
     }
 
@@ -365,7 +407,11 @@ impl Coordinator {
                 task.background = background;
                 task.command = command;
                 task.wait_chain = self.wait_chain.borrow().clone();
-                write_json(&self.state.task_path(&task.id), &task)?;
+                if let Err(e) = write_json(&self.state.task_path(&task.id), &task) {
+                    // A full disk, say: leave nothing behind.
+                    let _ = std::fs::remove_dir_all(self.state.task_dir(&task.id));
+                    return Err(e);
+                }
                 return Ok(task);
             }
         }
@@ -394,11 +440,50 @@ impl Wait<'_> {
         read_json(&self.c.state.done_path(&self.task.id))
     }
 
-    /// Records an outcome unless the agent already did.
+    /// Records an outcome unless the agent already did. Without a task directory there
+    /// is nowhere to record it: the error is the reason.
     fn finish(&self, outcome: Outcome, reason: &str) -> Result<()> {
+        if !self.c.state.check_task_dir(&self.task.id)? {
+            bail!("{reason}");
+        }
         let done = Done::unsuccessful(self.task, outcome, reason, FinishedBy::Coordinator);
         self.c.state.record_done(&done)?;
         Ok(())
+    }
+
+    /// Why the task can never finish, when it cannot: its directory is gone, or it is
+    /// neither queued nor the agent's current task and has no outcome (the agent could
+    /// not record one, or its inbox was removed). The backstop's question; `None` while
+    /// the task may still end normally.
+    fn lost(&self) -> Result<Option<String>> {
+        let (state, id, agent) = (&self.c.state, &self.task.id, &self.task.agent);
+        if !state.check_task_dir(id)? {
+            return Ok(Some(format!(
+                "the task's directory {} was removed while @{agent} had the task, so its \
+                 outcome cannot be recorded",
+                state.task_dir(id).display()
+            )));
+        }
+        if self.host_pid.is_none() || self.entry.as_ref().is_none_or(|e| e.exists()) {
+            return Ok(None); // still starting, or still queued
+        }
+        let current = read_json::<InboxEntry>(&state.current_path(agent));
+        if matches!(current, Ok(Some(ref c)) if c.task_id == *id) {
+            return Ok(None);
+        }
+        // The agent writes done.json before it lets go of the task: look again, now that
+        // it has let go.
+        if self.done()?.is_some() {
+            return Ok(None);
+        }
+        let detail = match AgentStatus::load(state, agent) {
+            Ok(Some(s)) => s.error.map(|e| format!(" ({e})")).unwrap_or_default(),
+            _ => String::new(),
+        };
+        Ok(Some(format!(
+            "agent @{agent} no longer has the task and recorded no outcome{detail}; \
+             its queue may have been removed"
+        )))
     }
 
     /// Sends the task to the background: marked `background` (so the agent runs it after
@@ -471,6 +556,7 @@ impl Wait<'_> {
         if !self.withdraw()? {
             // A new host may have claimed it already: it must not work for nobody.
             let why = "agent-wrap died; the coordinator gave up on the task";
+            self.c.state.ensure_task_dir(&self.task.id)?;
             write_json(
                 &self.c.state.cancel_path(&self.task.id),
                 &CancelRequest::new(why),
@@ -492,6 +578,7 @@ impl Wait<'_> {
         if self.withdraw()? {
             return self.finish(Outcome::Cancelled, reason);
         }
+        self.c.state.ensure_task_dir(&self.task.id)?;
         write_json(
             &self.c.state.cancel_path(&self.task.id),
             &CancelRequest::new(reason),

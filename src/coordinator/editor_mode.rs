@@ -47,7 +47,12 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
         Ok(0)
     };
     let (route, prompt, background) = match parsed.directive {
-        Directive::Edit => match passthrough::exec_editor(file)? {},
+        Directive::Edit => {
+            if let Some(hint) = case_hint(&content) {
+                return fail(&hint);
+            }
+            match passthrough::exec_editor(file)? {}
+        }
         Directive::Invalid(why) => return fail(&why),
         Directive::EmptyPrompt { route } => {
             let targets: Vec<String> = route.targets().iter().map(|t| format!("@{t}")).collect();
@@ -62,14 +67,22 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
                 Err(e) => return fail(&format!("{e:#}")),
             };
             let chief = chief_id();
-            let (ready, running) = results::ready(&state, &chief)?;
-            let ready = results::take(&state, &chief, ready)?;
-            if ready.is_empty() {
+            let pending = match results::ready(&state, &chief) {
+                Ok(p) => p,
+                Err(e) => return fail(&format!("{e:#}")),
+            };
+            let ready = match results::take(&state, &chief, pending.ready) {
+                Ok(r) => r,
+                Err(e) => return fail(&format!("{e:#}")),
+            };
+            if ready.is_empty() && pending.set_aside.is_empty() {
                 return fail(&format!(
-                    "no background results yet ({running} still running)"
+                    "no background results yet ({} still running)",
+                    pending.running
                 ));
             }
-            prompt_file::write(file, results::text(&ready, running).as_bytes())?;
+            let text = results::text(&ready, pending.running, &pending.set_aside);
+            prompt_file::write(file, text.as_bytes())?;
             return Ok(0);
         }
         Directive::Board(ask) => {
@@ -221,6 +234,29 @@ pub fn run_editor_mode(file: &Path, opts: &EditorOptions) -> Result<i32> {
     Ok(0)
 }
 
+/// `@Planning …` is no directive (names are lower-case), but when `@planning` names an
+/// agent, a role or `any`, the user surely meant it: a hint in the prompt box beats an
+/// editor opening out of the blue. Anything else (`@Override`, `@src/…`) edits as usual.
+fn case_hint(content: &[u8]) -> Option<String> {
+    let rest = content.strip_prefix(b"@")?;
+    let word_len = rest
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-'))
+        .unwrap_or(rest.len());
+    let word = std::str::from_utf8(&rest[..word_len]).ok()?;
+    if !word.bytes().any(|c| c.is_ascii_uppercase()) {
+        return None;
+    }
+    let lower = AgentName::parse(&word.to_ascii_lowercase()).ok()?;
+    let known = AgentName::is_reserved(lower.as_str()) || {
+        let state = StateDir::from_env().ok()?;
+        route::resolve(&state, &lower).is_ok()
+    };
+    known.then(|| {
+        format!("agent names are lower-case: write @{lower}, not @{word}; nothing was sent")
+    })
+}
+
 /// The line a background task leaves in the prompt box.
 fn ticket(agent: &AgentName, id: &crate::state::TaskId) -> String {
     format!(
@@ -233,9 +269,14 @@ fn ticket(agent: &AgentName, id: &crate::state::TaskId) -> String {
 fn single_file(agent: &AgentName, report: Report, user_text: &[u8]) -> Vec<u8> {
     let elapsed_us = report.elapsed.as_micros() as u64;
     match (report.done.outcome, report.answer) {
-        (Outcome::Ok, Some(answer)) => {
-            prompt_file::answer(agent, &report.task, elapsed_us, &report.done, &answer)
-        }
+        (Outcome::Ok, Some(answer)) => prompt_file::answer(
+            agent,
+            &report.task,
+            elapsed_us,
+            &report.done,
+            &answer,
+            report.invalid_bytes,
+        ),
         (outcome, _) => {
             let why = report
                 .done

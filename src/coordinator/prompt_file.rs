@@ -23,6 +23,7 @@ pub fn answer(
     elapsed_us: u64,
     done: &Done,
     answer: &str,
+    invalid_bytes: usize,
 ) -> Vec<u8> {
     let human = if done.human_input {
         " · with human input"
@@ -35,10 +36,29 @@ pub fn answer(
         _ => String::new(),
     };
     format!(
-        "[@{agent} · task {task} · {}{human}{changes}]\n{answer}",
-        human_us(elapsed_us)
+        "[@{agent} · task {task} · {}{human}{changes}{}]\n{answer}",
+        human_us(elapsed_us),
+        invalid_note(invalid_bytes)
     )
     .into_bytes()
+}
+
+/// The header's note on an answer that was not all UTF-8: the prompt box needs text, so
+/// invalid bytes show as U+FFFD, and the header says how many (the stored result keeps
+/// them).
+fn invalid_note(invalid_bytes: usize) -> String {
+    match invalid_bytes {
+        0 => String::new(),
+        1 => " · 1 byte not UTF-8, shown as \u{FFFD}".to_owned(),
+        n => format!(" · {n} bytes not UTF-8, shown as \u{FFFD}"),
+    }
+}
+
+/// `bytes` as text, each invalid UTF-8 sequence as U+FFFD, and how many bytes were not
+/// UTF-8.
+pub fn lossy(bytes: &[u8]) -> (String, usize) {
+    let invalid = bytes.utf8_chunks().map(|c| c.invalid().len()).sum();
+    (String::from_utf8_lossy(bytes).into_owned(), invalid)
 }
 
 /// A one-line reason above what the user wrote, which is kept byte for byte.
@@ -80,7 +100,7 @@ mod tests {
             AgentName::parse("planning").unwrap(),
             TaskId::parse("t-1").unwrap(),
         );
-        let out = answer(&agent, &task, 3_200_000, &done, "/not a command");
+        let out = answer(&agent, &task, 3_200_000, &done, "/not a command", 0);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "[@planning · task t-1 · 3.2s]\n/not a command"
@@ -89,7 +109,7 @@ mod tests {
             branch: "agent/planning".into(),
             files: 4,
         });
-        let out = answer(&agent, &task, 3_200_000, &done, "x");
+        let out = answer(&agent, &task, 3_200_000, &done, "x", 0);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "[@planning · task t-1 · 3.2s · 4 files changed on agent/planning]\nx"

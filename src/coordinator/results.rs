@@ -3,7 +3,10 @@
 
 use anyhow::Result;
 
-use crate::state::{ChiefId, Done, OutboxEntry, Outcome, StateDir, read_json, read_optional};
+use crate::state::{
+    ChiefId, Done, FinishedBy, OutboxEntry, Outcome, StateDir, read_json, read_optional,
+    set_aside_line,
+};
 use crate::time::human_us;
 
 /// A finished background task, not delivered yet.
@@ -13,40 +16,88 @@ pub struct Ready {
     pub answer: Option<String>,
 }
 
-/// The chief's finished, undelivered results, and how many of its tasks still run.
-pub fn ready(state: &StateDir, chief: &ChiefId) -> Result<(Vec<Ready>, usize)> {
-    let mut ready = Vec::new();
-    let mut running = 0;
-    for entry in state.outbox(chief)? {
+/// What a chief's outbox holds now.
+pub struct Pending {
+    /// Finished, undelivered results.
+    pub ready: Vec<Ready>,
+    /// How many of its tasks still run.
+    pub running: usize,
+    /// Entries that could not be read and were set aside, one line each: reported once,
+    /// with the results.
+    pub set_aside: Vec<String>,
+}
+
+/// The chief's outbox. Every bad entry costs only itself: an unreadable outbox entry is
+/// set aside and reported; a result whose `done.json` or answer cannot be read is set
+/// aside and delivered as failed, saying why.
+pub fn ready(state: &StateDir, chief: &ChiefId) -> Result<Pending> {
+    let (entries, bad) = state.outbox(chief)?;
+    let set_aside = bad
+        .iter()
+        .map(|(path, e)| set_aside_line(path, e))
+        .collect();
+    let mut pending = Pending {
+        ready: Vec::new(),
+        running: 0,
+        set_aside,
+    };
+    for entry in entries {
         if entry.delivered_at_us.is_some() || state.delivery_claimed(chief, &entry) {
             continue;
         }
-        let Some(done) = read_json::<Done>(&state.done_path(&entry.task_id))? else {
-            running += 1;
-            continue;
+        let done_path = state.done_path(&entry.task_id);
+        let done = match read_json::<Done>(&done_path) {
+            Ok(Some(done)) => done,
+            Ok(None) => {
+                pending.running += 1;
+                continue;
+            }
+            Err(e) => unreadable(&entry, set_aside_line(&done_path, &e)),
         };
-        let answer = match done.outcome {
-            Outcome::Ok => read_optional(&state.result_path(&entry.task_id))?
-                .map(|b| String::from_utf8_lossy(&b).into_owned()),
-            _ => None,
+        let result_path = state.result_path(&entry.task_id);
+        let (done, answer) = match done.outcome {
+            Outcome::Ok => match read_optional(&result_path) {
+                Ok(bytes) => (
+                    done,
+                    bytes.map(|b| String::from_utf8_lossy(&b).into_owned()),
+                ),
+                Err(e) => (unreadable(&entry, set_aside_line(&result_path, &e)), None),
+            },
+            _ => (done, None),
         };
-        ready.push(Ready {
+        pending.ready.push(Ready {
             entry,
             done,
             answer,
         });
     }
-    Ok((ready, running))
+    Ok(pending)
 }
 
-/// The results as text for the chief: a header, then one section per task.
-pub fn text(ready: &[Ready], running: usize) -> String {
+/// The failure delivered in place of a result that cannot be read.
+fn unreadable(entry: &OutboxEntry, why: String) -> Done {
+    let mut done = Done::finished(
+        entry.task_id.clone(),
+        Outcome::Failed,
+        Some(format!("its result cannot be read: {why}")),
+        entry.queued_at_us,
+    );
+    done.finished_by = FinishedBy::Coordinator;
+    done
+}
+
+/// The results as text for the chief: a header, the entries set aside, then one section
+/// per task.
+pub fn text(ready: &[Ready], running: usize, set_aside: &[String]) -> String {
     let still = if running > 0 {
         format!(", {running} still running")
     } else {
         String::new()
     };
     let mut out = format!("[background results: {} finished{still}]\n", ready.len());
+    for line in set_aside {
+        out.push_str(&format!("[an unreadable outbox entry: {line}]\n"));
+    }
     for r in ready {
         let took = r.done.finished_at_us.saturating_sub(r.done.created_at_us);
         // Issue 15: what the task changed on a worktree agent's branch.
@@ -96,16 +147,19 @@ pub struct Taken {
     pub ready: Vec<Ready>,
     /// The chief's background tasks still running.
     pub running: usize,
+    /// Outbox entries that could not be read, one line each (see [`Pending`]).
+    pub set_aside: Vec<String>,
 }
 
 /// Takes `chief`'s finished results for delivery (each is delivered exactly once).
 pub fn collect(state: &StateDir, chief: &ChiefId) -> Result<Taken> {
-    let (ready, running) = ready(state, chief)?;
-    let ready = take(state, chief, ready)?;
+    let pending = ready(state, chief)?;
+    let ready = take(state, chief, pending.ready)?;
     Ok(Taken {
         chief: chief.clone(),
         ready,
-        running,
+        running: pending.running,
+        set_aside: pending.set_aside,
     })
 }
 
@@ -128,15 +182,16 @@ impl Taken {
             .collect();
         serde_json::json!({
             "version": 1, "chief": self.chief.as_str(), "results": items, "running": self.running,
+            "set_aside": self.set_aside,
         })
     }
 
     /// The results as text (`results`).
     pub fn text(&self) -> String {
-        if self.ready.is_empty() {
+        if self.ready.is_empty() && self.set_aside.is_empty() {
             format!("no background results yet ({} still running)", self.running)
         } else {
-            text(&self.ready, self.running)
+            text(&self.ready, self.running, &self.set_aside)
         }
     }
 }

@@ -342,7 +342,19 @@ fn state_dir(out: &mut Vec<Finding>) -> Option<StateDir> {
             ),
         ));
     }
-    StateDir::open(&root).ok()
+    // Both parts, as every other process opens them: the runtime part (locks,
+    // doorbells) is where liveness is read from.
+    let state = StateDir::from_env().ok()?;
+    if state.runtime_root() != state.root() {
+        out.push(Finding::ok(
+            "runtime-dir",
+            format!(
+                "{} (locks, doorbells and events; emptied by a reboot, which loses nothing)",
+                state.runtime_root().display()
+            ),
+        ));
+    }
+    Some(state)
 }
 
 /// The editor and hooks a chief gets: from this shell, and of the chief `up` started.

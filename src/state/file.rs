@@ -139,6 +139,35 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     Ok(Some(value))
 }
 
+/// The suffix of a file set aside by [`set_aside`].
+pub const SET_ASIDE_SUFFIX: &str = ".corrupt";
+
+/// Moves an unreadable state file out of the way (`<name>.corrupt-<µs>` beside it),
+/// keeping it for inspection instead of deleting it, so that one bad file costs only
+/// itself. Returns where it went.
+pub fn set_aside(path: &Path) -> Result<std::path::PathBuf> {
+    let name = path
+        .file_name()
+        .context("a state file path has a file name")?
+        .to_string_lossy();
+    let to = path.with_file_name(format!(
+        "{name}{SET_ASIDE_SUFFIX}-{}",
+        crate::time::now_us()
+    ));
+    std::fs::rename(path, &to)
+        .with_context(|| format!("failed to set {} aside", path.display()))?;
+    Ok(to)
+}
+
+/// Sets `path` aside because of `error` and returns the one line that says so (or why
+/// it could not be moved).
+pub fn set_aside_line(path: &Path, error: &anyhow::Error) -> String {
+    match set_aside(path) {
+        Ok(to) => format!("{error:#}; set aside as {}", to.display()),
+        Err(e) => format!("{error:#}; and it could not be set aside: {e:#}"),
+    }
+}
+
 /// Writes a JSON state file atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).context("failed to encode JSON")?;

@@ -19,7 +19,6 @@ use nix::fcntl::{FcntlArg, fcntl};
 /// A held host lock. Dropping it releases the lock.
 #[derive(Debug)]
 pub struct HostLock {
-    #[expect(dead_code, reason = "held for the lock's duration")]
     file: File,
 }
 
@@ -55,6 +54,18 @@ impl HostLock {
                 None => Self::acquire(path),
             },
             Err(e) => Err(e).with_context(|| format!("failed to lock {}", path.display())),
+        }
+    }
+}
+
+impl HostLock {
+    /// Returns true if and only if `path` is still the file this lock is on: false after
+    /// someone removed or replaced it, when readers can no longer see the lock.
+    pub fn is_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.file.metadata(), std::fs::symlink_metadata(path)) {
+            (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
+            _ => false,
         }
     }
 }

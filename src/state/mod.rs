@@ -6,6 +6,7 @@
 mod dir;
 mod file;
 mod inbox;
+mod legacy;
 mod lock;
 mod name;
 mod outbox;
@@ -14,11 +15,12 @@ mod task;
 
 pub(crate) use dir::ensure_private_dir;
 pub use dir::{
-    STATE_DIR_ENV, StateDir, is_probe_spare, probe_request_path, probe_spare_path, probe_taken_path,
+    APP_DIR, STATE_DIR_ENV, StateDir, StateRoots, durable_home, is_probe_spare, probe_request_path,
+    probe_spare_path, probe_taken_path,
 };
 pub use file::{
     Durability, MAX_FILE_BYTES, atomic_create, atomic_write, atomic_write_with, file_is_temp,
-    read_json, read_optional, write_json,
+    read_json, read_optional, set_aside, set_aside_line, write_json,
 };
 pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
 pub use lock::{HostLock, lock_holder};

@@ -74,25 +74,37 @@ impl StateDir {
         write_json(&self.outbox_entry_path(chief, &entry.task_id), entry)
     }
 
-    /// The chief's entries, oldest first.
-    pub fn outbox(&self, chief: &ChiefId) -> Result<Vec<OutboxEntry>> {
+    /// The chief's entries, oldest first, and apart from them those that cannot be read
+    /// (path and reason), so that one bad entry never keeps the others from being read.
+    /// Only the deliverer sets them aside (`coordinator::results`).
+    #[allow(clippy::type_complexity)]
+    pub fn outbox(
+        &self,
+        chief: &ChiefId,
+    ) -> Result<(Vec<OutboxEntry>, Vec<(std::path::PathBuf, anyhow::Error)>)> {
         let dir = self.outbox_dir(chief);
         let read = match fs::read_dir(&dir) {
             Ok(r) => r,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
             Err(e) => return Err(e).with_context(|| format!("failed to list {}", dir.display())),
         };
         let mut entries = Vec::new();
+        let mut unreadable = Vec::new();
         for file in read.flatten() {
             let path = file.path();
             let is_entry =
                 path.extension().is_some_and(|x| x == "json") && !super::file_is_temp(&path);
-            if is_entry && let Some(entry) = read_json::<OutboxEntry>(&path)? {
-                entries.push(entry);
+            if !is_entry {
+                continue;
+            }
+            match read_json::<OutboxEntry>(&path) {
+                Ok(Some(entry)) => entries.push(entry),
+                Ok(None) => {}
+                Err(e) => unreadable.push((path, e)),
             }
         }
         entries.sort_by_key(|e| e.queued_at_us);
-        Ok(entries)
+        Ok((entries, unreadable))
     }
 
     /// Every chief that has an outbox.

@@ -27,6 +27,9 @@ pub enum AgentState {
     Waiting,
     /// The human is using the agent directly; tasks wait.
     User,
+    /// The host process is stopped (SIGSTOP, Ctrl-Z in its window): nothing moves until
+    /// it is continued. Never written; seen by readers from the process state.
+    Stopped,
     /// No live host.
     Offline,
 }
@@ -86,6 +89,11 @@ pub struct AgentStatus {
     /// The agent's own git worktree, when it has one (docs/worktrees.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<AgentWorktree>,
+    /// The last failure the host could not report where it belongs (an outcome it
+    /// could not record, say), for the coordinator waiting on that task and `status`.
+    /// Cleared by the next task that ends normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Where a worktree agent works: its worktree, branch and base.
@@ -118,6 +126,7 @@ impl AgentStatus {
             tmux: None,
             claude_session_id: None,
             worktree: None,
+            error: None,
         }
     }
 
@@ -140,14 +149,19 @@ impl AgentStatus {
 #[derive(Clone, Debug)]
 pub struct AgentInfo {
     pub name: AgentName,
-    /// The status file; `None` when the agent directory exists without one.
+    /// The status file; `None` when the agent directory exists without one, or it
+    /// cannot be read.
     pub status: Option<AgentStatus>,
+    /// Why the status file cannot be read (corrupt, replaced by a symlink…). A live host
+    /// repairs it within moments; until then its inbox still works.
+    pub status_error: Option<String>,
     /// The pid holding the host lock, when the host is alive.
     pub host_pid: Option<i32>,
 }
 
 impl AgentInfo {
-    /// Reads agent `name`. `Ok(None)` when no such agent was ever registered.
+    /// Reads agent `name`. `Ok(None)` when no such agent was ever registered; an error
+    /// when its directory or inbox is not private (another user could plant tasks).
     pub fn load(state: &StateDir, name: &AgentName) -> Result<Option<Self>> {
         let dir = state.agent_dir(name);
         match std::fs::symlink_metadata(&dir) {
@@ -161,23 +175,37 @@ impl AgentInfo {
             }
             Ok(_) => {}
         }
+        state.check_agent_dirs(name)?;
         // Read the lock first: a host that dies between the two reads shows as offline
         // only on the next read, but a stale status can never look alive.
         let host_pid = lock_holder(&state.lock_path(name))?;
-        let status = AgentStatus::load(state, name)?;
+        let (status, status_error) = match AgentStatus::load(state, name) {
+            Ok(status) => (status, None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
         Ok(Some(Self {
             name: name.clone(),
             status,
+            status_error,
             host_pid,
         }))
     }
 
-    /// The effective state: `offline` whenever no host holds the lock.
+    /// The effective state: `offline` whenever no host holds the lock, `stopped` when
+    /// the host process is stopped, whatever its status file says.
     pub fn state(&self) -> AgentState {
         match (&self.status, self.host_pid) {
             (_, None) => AgentState::Offline,
+            (_, Some(pid)) if crate::process::is_stopped(pid) => AgentState::Stopped,
             (Some(s), Some(_)) => s.status,
             (None, Some(_)) => AgentState::Starting,
         }
+    }
+
+    /// The task being worked on, as far as anyone can tell: none for an offline agent,
+    /// whatever its last status file says.
+    pub fn task(&self) -> Option<&TaskRef> {
+        self.host_pid?;
+        self.status.as_ref()?.task.as_ref()
     }
 }

@@ -71,6 +71,10 @@ pub struct Requester {
     pub cwd: String,
     /// `$TMUX_PANE` of the chief, when it runs inside tmux.
     pub tmux_pane: Option<String>,
+    /// The kernel's boot id when the task was made: after a reboot `pid` names some
+    /// other process, and the requester is gone whatever it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl Requester {
@@ -83,8 +87,25 @@ impl Requester {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             tmux_pane: std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty()),
+            boot_id: boot_id(),
         }
     }
+
+    /// Returns true if and only if the requesting process still runs: the same boot,
+    /// and its pid alive.
+    pub fn is_alive(&self) -> bool {
+        let same_boot = match (&self.boot_id, boot_id()) {
+            (Some(then), Some(now)) => *then == now,
+            _ => true,
+        };
+        same_boot && crate::process::is_alive(self.pid)
+    }
+}
+
+/// `/proc/sys/kernel/random/boot_id`: different after every boot.
+pub fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_owned()).filter(|id| !id.is_empty())
 }
 
 /// `tasks/<id>/task.json`, written once by the coordinator before the inbox entry.
@@ -319,10 +340,26 @@ impl super::StateDir {
     /// decides the outcome) and rings the task's doorbell. Returns true if and only if
     /// this record was written. The one writer of `done.json`.
     pub fn record_done(&self, done: &Done) -> Result<bool> {
+        self.ensure_task_dir(&done.task_id)?;
         let path = self.done_path(&done.task_id);
         let created = super::atomic_create(&path, &serde_json::to_vec_pretty(done)?)?;
         crate::doorbell::ring(&self.wake_path(&done.task_id));
         Ok(created)
+    }
+}
+
+impl super::StateDir {
+    /// Fails unless `tasks/<id>/` is a real directory of ours: what every writer of a
+    /// file in it checks first, so that a directory removed or replaced by a symlink is
+    /// never written through (docs/protocol.md, "Safety checks").
+    pub fn ensure_task_dir(&self, id: &TaskId) -> Result<()> {
+        if !self.check_task_dir(id)? {
+            bail!(
+                "the directory of task {id} ({}) was removed",
+                self.task_dir(id).display()
+            );
+        }
+        Ok(())
     }
 }
 

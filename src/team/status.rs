@@ -29,16 +29,31 @@ fn worktree_json(name: &crate::state::AgentName) -> serde_json::Value {
 pub fn snapshot(state: &StateDir) -> Result<Value> {
     let mut rows = Vec::new();
     for name in state.agent_names()? {
-        let queued = pending(state, &name).map(|q| q.len()).unwrap_or(0);
         rows.push(match AgentInfo::load(state, &name) {
             Ok(Some(info)) => {
                 let s = info.status.as_ref();
+                // An offline agent has no current task and no queue: its host failed
+                // what was queued when it stopped.
+                let queued = match info.host_pid {
+                    Some(_) => pending(state, &name).map(|q| q.len()).unwrap_or(0),
+                    None => 0,
+                };
+                // An offline agent with an unreadable status file: nothing to show but
+                // the error (a live one repairs it, and its row shows what it can).
+                if info.host_pid.is_none()
+                    && let Some(why) = &info.status_error
+                {
+                    rows.push(json!({ "name": name, "status": "error", "error": why }));
+                    continue;
+                }
                 json!({
                     "name": name,
                     "status": info.state(),
                     "host_pid": info.host_pid,
-                    "task": s.and_then(|s| s.task.as_ref()),
+                    "task": info.task(),
                     "queued": queued,
+                    "status_error": info.status_error,
+                    "error": s.and_then(|s| s.error.as_deref()),
                     "last_active_us": s.map(|s| s.last_active_us),
                     "tmux": s.and_then(|s| s.tmux.as_ref()),
                     "driver": s.map(|s| s.driver.as_str()),
@@ -55,7 +70,14 @@ pub fn snapshot(state: &StateDir) -> Result<Value> {
     // Background tickets, per chief: still running, or finished and not yet delivered.
     let mut outbox = Vec::new();
     for chief in state.chiefs()? {
-        for entry in state.outbox(&chief)? {
+        let (entries, unreadable) = state.outbox(&chief)?;
+        for (_, e) in unreadable {
+            eprintln!(
+                "claude-editor-hook: outbox of chief {}: {e:#}",
+                chief.as_str()
+            );
+        }
+        for entry in entries {
             if entry.delivered_at_us.is_some() {
                 continue;
             }
@@ -95,9 +117,15 @@ pub fn text(doc: &Value) -> String {
         "{:<16} {:<9} {:<40} {:>7} {:>6}  {:<8} BRANCH",
         "AGENT", "STATUS", "TASK", "AGE", "QUEUED", "WINDOW"
     );
-    for row in rows {
-        if let Some(err) = row["error"].as_str() {
-            let _ = writeln!(out, "{:<16} {:<9} {err}", text(&row["name"]), "error");
+    for row in &rows {
+        if row["status"] == "error" {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<9} {}",
+                text(&row["name"]),
+                "error",
+                text(&row["error"])
+            );
             continue;
         }
         let task = match &row["task"] {
@@ -131,6 +159,19 @@ pub fn text(doc: &Value) -> String {
             age,
             row["queued"]
         );
+    }
+    for row in &rows {
+        if let Some(why) = row["status_error"].as_str() {
+            let pid = &row["host_pid"];
+            let _ = writeln!(
+                out,
+                "@{}: alive (agent-wrap pid {pid}) but its status file is unreadable: {why}",
+                text(&row["name"])
+            );
+        }
+        if let Some(why) = row["error"].as_str().filter(|_| row["status"] != "error") {
+            println!("@{}: {why}", text(&row["name"]));
+        }
     }
     for t in doc["background"].as_array().into_iter().flatten() {
         let _ = writeln!(

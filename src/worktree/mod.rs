@@ -98,21 +98,7 @@ impl Record {
 /// explicitly (tests, several teams), else `$XDG_STATE_HOME/claude-editor-hook/worktrees`
 /// (default `~/.local/state/...`). Never under `$XDG_RUNTIME_DIR`, which a reboot empties.
 pub fn root() -> Result<PathBuf> {
-    let non_empty = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = non_empty(crate::state::STATE_DIR_ENV) {
-        return Ok(dir.join(WORKTREES_DIR));
-    }
-    let state_home = match non_empty("XDG_STATE_HOME") {
-        Some(dir) => dir,
-        None => non_empty("HOME")
-            .context("cannot place worktrees: set XDG_STATE_HOME or HOME")?
-            .join(".local/state"),
-    };
-    Ok(state_home.join("claude-editor-hook").join(WORKTREES_DIR))
+    Ok(crate::state::durable_home()?.join(WORKTREES_DIR))
 }
 
 /// The repository `dir` is in: its main checkout and its identifier under [`root`]

@@ -72,7 +72,7 @@ pub struct Claude {
     event_at_us: u64,
     /// The host is stopping: no restart.
     closing: bool,
-    _watcher: Option<DirWatcher>,
+    watcher: Option<DirWatcher>,
     /// Raw mode on the agent's window while Claude Code is mirrored into it.
     _raw: Option<RawMode>,
 }
@@ -93,7 +93,7 @@ impl Claude {
             last_nonce: 0,
             event_at_us: 0,
             closing: false,
-            _watcher: None,
+            watcher: None,
             _raw: None,
         }
     }
@@ -110,7 +110,8 @@ impl Claude {
             Report::SessionId(Some(session_id.clone())),
             Report::State(AgentState::Starting),
         ];
-        let agent_dir = cx.state.agent_dir(cx.agent);
+        // The probe's files (its request, spare tokens) are runtime state.
+        let agent_dir = cx.state.runtime_agent_dir(cx.agent);
         let events_dir = cx.state.events_dir(cx.agent);
         let paths = SessionPaths {
             agent_dir: &agent_dir,
@@ -373,7 +374,7 @@ impl Driver for Claude {
                 let _ = watcher.watch(&sessions);
             }
         }
-        self._watcher = Some(watcher);
+        self.watcher = Some(watcher);
         if std::io::stdin().is_terminal() {
             self._raw = Some(RawMode::enter()?);
             let input = tx.clone();
@@ -390,6 +391,16 @@ impl Driver for Claude {
         self.tx = Some(tx);
         self.session_id = cx.session_id.map(str::to_owned);
         self.spawn(cx)
+    }
+
+    fn repaired(&mut self, cx: &Context<'_>) {
+        if let Some(watcher) = &mut self.watcher {
+            let events = cx.state.events_dir(cx.agent);
+            watcher.unwatch(&events);
+            if let Err(e) = watcher.watch(&events) {
+                eprintln!("agent-wrap: {e:#}; hook events will not be seen");
+            }
+        }
     }
 
     fn can_start(&self) -> bool {

@@ -4,7 +4,8 @@
 //! Code, which writes the prompt box to FILE and runs us (docs/claude-code.md#editor-argv, #editor-file, #editor-exit-zero-loads):
 //!
 //! - `deliver` ([`ProbeAction::Load`]): an empty box gets the task text and exit 0 (Claude loads it); a box with a
-//!   human's draft is left alone with exit 1 (Claude keeps it).
+//!   human's draft is left alone: exit 0 with the file untouched (Claude keeps it, and
+//!   shows no notice).
 //! - `clear` ([`ProbeAction::Clear`]): a box holding exactly the given text (our interrupted task) is emptied.
 //!
 //! Either way the outcome goes to the host as an event `{"hook_event_name": "Probe", …}`.
@@ -59,8 +60,11 @@ fn probe(file: &Path) -> Result<i32> {
     // (docs/claude-code.md#editor-context-block) that is not the human's text.
     let content = crate::directive::parse(&file_content).user_text.to_vec();
     let has_text = !content.trim_ascii().is_empty();
+    // Whatever is left alone exits 0 with the file untouched, which keeps the box as it
+    // was without the "quit unexpectedly" notice a non-zero exit shows in the agent's
+    // window (docs/claude-code.md#editor-exit-notices, #editor-exit-zero-loads).
     let (result, code) = match request.action {
-        ProbeAction::Load if has_text => (ProbeResult::Draft, 1),
+        ProbeAction::Load if has_text => (ProbeResult::Draft, 0),
         ProbeAction::Load => {
             // Claude Code removes one trailing newline from the file (docs/claude-code.md#editor-exit-zero-loads): add
             // one, so the box holds the task exactly.
@@ -75,8 +79,8 @@ fn probe(file: &Path) -> Result<i32> {
             std::fs::write(file, b"")?;
             (ProbeResult::Cleared, 0)
         }
-        ProbeAction::Clear if has_text => (ProbeResult::Kept, 1),
-        ProbeAction::Clear => (ProbeResult::Empty, 1),
+        ProbeAction::Clear if has_text => (ProbeResult::Kept, 0),
+        ProbeAction::Clear => (ProbeResult::Empty, 0),
     };
     report(
         &events,
