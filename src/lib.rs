@@ -11,6 +11,7 @@
 //!   event loops.
 //! - [`directive`]: what an `@NAME …` prompt means.
 //! - [`doctor`]: the setup checks of `claude-editor-hook doctor`.
+//! - [`mcp`]: `claude-editor-hook mcp`, the coordination tools as an MCP server.
 //! - [`run`]: fully automatic runs (`run "GOAL" -w N`): plan, a board of the run's own,
 //!   parallel workers, progress, the report, resuming.
 //! - [`worktree`]: an agent's own git worktree and branch (`diff`, `merge`, `sync`,
@@ -26,6 +27,7 @@ pub mod coordinator;
 pub mod directive;
 pub mod doctor;
 pub mod doorbell;
+pub mod mcp;
 pub mod process;
 pub mod run;
 pub mod shell;

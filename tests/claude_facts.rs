@@ -2391,6 +2391,47 @@ fn json_lines(out: &std::process::Output) -> Vec<Value> {
         .collect()
 }
 
+/// A print-mode turn of `claude` with the team's MCP server (`claude-editor-hook mcp`,
+/// the counterpart under test) as `--mcp-config` server `team`, whose `env` is
+/// `server_env`; the fake API answers `prompt` with `reply`. Returns stdout and every
+/// request.
+fn mcp_turn(
+    claude: &Path,
+    sandbox: &ClaudeSandbox,
+    state: &Path,
+    server_env: Value,
+    reply: Reply,
+    prompt: &str,
+) -> (String, Vec<crate::helper::fake_api::RecordedRequest>) {
+    let config = serde_json::json!({"mcpServers": {"team": {
+        "type": "stdio", "command": crate::fixture::HOOK, "args": ["mcp"], "env": server_env}}});
+    let reply_once = reply.clone();
+    sandbox.api.set_reply(move |_| reply_once.clone());
+    let out = output_with_timeout(
+        sandbox
+            .command(claude)
+            .env("CLAUDE_AGENTS_DIR", state)
+            .env("CLAUDE_EDITOR_HOOK_BOARD", state.join("board"))
+            .arg("-p")
+            .arg(format!("--mcp-config={config}"))
+            .arg("--allowedTools=mcp__team")
+            .arg(prompt),
+        WAIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        sandbox.api.requests(),
+    )
+}
+
+fn team_tool_use(tool: &str, input: Value) -> Reply {
+    Reply::ToolUse {
+        name: format!("mcp__team__{tool}"),
+        input,
+    }
+}
+
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -2461,4 +2502,160 @@ fn fact_print_mode_session() {
     let result = json_lines(&out).pop().expect("a result line");
     assert_eq!(result["result"], "FAKE-REPLY: third prompt");
     assert_eq!(result["session_id"], id);
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn fact_mcp_config_flag() {
+    let Some(claude) = require_claude("fact_mcp_config_flag") else {
+        return;
+    };
+    let sandbox = ClaudeSandbox::new();
+    let state = sandbox.path().join("state");
+    let (out, requests) = mcp_turn(
+        &claude,
+        &sandbox,
+        &state,
+        serde_json::json!({}),
+        team_tool_use("team_status", serde_json::json!({})),
+        "how is the team",
+    );
+    let first = requests
+        .iter()
+        .find(|r| r.kind == RequestKind::Prompt)
+        .expect("the prompt's request");
+    let offered: Vec<&str> = first.body["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    let body = first.body.to_string();
+    let deferred = claude_version(&claude) >= NEWER;
+    for tool in ceh::mcp::TOOL_NAMES {
+        let name = format!("mcp__team__{tool}");
+        // 2.1.332 defers MCP tools behind ToolSearch: named in the request, not in
+        // `tools`; a tool_use naming one still runs (below).
+        assert_eq!(
+            offered.contains(&name.as_str()),
+            !deferred,
+            "{name} in `tools` {offered:?}"
+        );
+        assert!(body.contains(&name), "{name} is named in the request");
+    }
+    if deferred {
+        assert!(offered.contains(&"ToolSearch"), "{offered:?}");
+    }
+    assert!(
+        requests.iter().any(|r| r.kind == RequestKind::ToolResult),
+        "the tool was called and its result sent"
+    );
+    assert!(out.starts_with("FAKE-TOOL-DONE: "), "{out}");
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn fact_mcp_server_env() {
+    let Some(claude) = require_claude("fact_mcp_server_env") else {
+        return;
+    };
+    let sandbox = ClaudeSandbox::new();
+    let state = sandbox.path().join("state");
+    let init = Command::new(crate::fixture::HOOK)
+        .args(["board", "--board"])
+        .arg(state.join("board"))
+        .args(["init", "facts"])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    // The board comes from Claude Code's own environment, the author from the config's
+    // `env`: both reach the server.
+    mcp_turn(
+        &claude,
+        &sandbox,
+        &state,
+        serde_json::json!({"CLAUDE_EDITOR_HOOK_AGENT": "from-config"}),
+        team_tool_use(
+            "board_note",
+            serde_json::json!({"text": "env reached the server"}),
+        ),
+        "note it",
+    );
+    let notes = Command::new(crate::fixture::HOOK)
+        .args(["board", "--board"])
+        .arg(state.join("board"))
+        .args(["notes", "--json"])
+        .output()
+        .unwrap();
+    let notes: Value = serde_json::from_slice(&notes.stdout).unwrap();
+    assert_eq!(notes["notes"][0]["author"], "from-config", "{notes}");
+    assert_eq!(notes["notes"][0]["text"], "env reached the server");
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn fact_mcp_tool_result() {
+    let Some(claude) = require_claude("fact_mcp_tool_result") else {
+        return;
+    };
+    let sandbox = ClaudeSandbox::new();
+    let state = sandbox.path().join("state");
+    let (_, requests) = mcp_turn(
+        &claude,
+        &sandbox,
+        &state,
+        serde_json::json!({}),
+        team_tool_use("team_status", serde_json::json!({})),
+        "status",
+    );
+    let result = requests
+        .iter()
+        .find(|r| r.kind == RequestKind::ToolResult)
+        .expect("a tool result");
+    // The structured content, as JSON, not the content's text table.
+    let doc: Value = serde_json::from_str(&result.tool_results[0])
+        .unwrap_or_else(|_| panic!("not JSON: {}", result.tool_results[0]));
+    assert_eq!(doc["version"], 1);
+    assert!(doc["agents"].is_array(), "{doc}");
+
+    // A tool error: its text, marked as an error.
+    let (_, requests) = mcp_turn(
+        &claude,
+        &sandbox,
+        &state,
+        serde_json::json!({}),
+        team_tool_use(
+            "board_status",
+            serde_json::json!({"board": "/nonexistent/b"}),
+        ),
+        "board",
+    );
+    let result = requests
+        .iter()
+        .rev()
+        .find(|r| r.kind == RequestKind::ToolResult)
+        .expect("a tool result");
+    assert!(
+        result.tool_results[0].contains("no board (at /nonexistent/b/board.db)"),
+        "{:?}",
+        result.tool_results
+    );
+    let messages = result.body["messages"].as_array().unwrap();
+    let block = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_array())
+        .and_then(|c| c.iter().find(|b| b["type"] == "tool_result"))
+        .expect("the tool_result block");
+    assert_eq!(block["is_error"], true, "{block}");
 }

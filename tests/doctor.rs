@@ -187,3 +187,32 @@ fn the_pinned_claude_code_is_ok() {
         "{l}"
     );
 }
+
+#[test]
+fn doctor_reports_whether_the_team_tools_are_reachable_and_registered() {
+    let env = Env::new();
+    let claude = fake_claude(&env, "2.1.332");
+    let cfg = config(&env, &claude, &[]);
+    let out = doctor(&env, &cfg, None, false);
+    let l = line(&text(&out.stdout), "mcp").to_owned();
+    assert!(
+        l.starts_with("warn  mcp: the team's 12 tools answer"),
+        "{l}"
+    );
+    assert!(l.contains("not registered for other sessions"), "{l}");
+    assert!(l.contains("fix: to have them in every Claude Code session too: claude mcp add team -- claude-editor-hook mcp"), "{l}");
+    // Registered the way `claude mcp add -s user` writes it.
+    std::fs::write(
+        env.dir.path().join(".claude.json"),
+        serde_json::json!({"mcpServers": {"team": {"type": "stdio", "command": HOOK, "args": ["mcp"]}}})
+            .to_string(),
+    )
+    .unwrap();
+    let out = doctor(&env, &cfg, None, false);
+    let l = line(&text(&out.stdout), "mcp").to_owned();
+    assert!(
+        l.starts_with("ok    mcp: the team's 12 tools answer"),
+        "{l}"
+    );
+    assert!(l.ends_with("registered for every session as team"), "{l}");
+}

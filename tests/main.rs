@@ -12,6 +12,7 @@ mod faults;
 mod fixture;
 mod harness_smoke;
 mod helper;
+mod mcp;
 mod passthrough;
 mod roundtrip;
 mod routes;

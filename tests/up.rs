@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::fixture::*;
 use crate::helper::claude::{ClaudeSandbox, require_claude};
+use crate::helper::fake_api::{Reply, default_reply};
 use crate::helper::tmux::{TmuxServer, require_tmux};
 use crate::helper::wait::output_with_timeout;
 
@@ -74,6 +75,47 @@ fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
         CLAUDE_WAIT,
     )
     .unwrap_or_else(|s| panic!("no answer in the chief's box:\n{s}"));
+
+    // The chief has the team's tools: its model's call reaches the server `up` gave it.
+    sandbox.api.set_reply(|prompt| {
+        if prompt.contains("how is the team") {
+            Reply::ToolUse {
+                name: "mcp__team__team_status".into(),
+                input: serde_json::json!({}),
+            }
+        } else {
+            Reply::Text(default_reply(prompt))
+        }
+    });
+    tmux.send_keys(chief, &["C-u"]);
+    tmux.send_literal(chief, "how is the team");
+    tmux.send_keys(chief, &["Enter"]);
+    let seen = sandbox
+        .api
+        .wait_for_request(
+            |r| {
+                r.tool_results
+                    .iter()
+                    .any(|t| t.contains("\"name\":\"helper\""))
+            },
+            CLAUDE_WAIT,
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "no team_status result: {:?}",
+                sandbox
+                    .api
+                    .requests()
+                    .iter()
+                    .map(|r| r.tool_results.clone())
+                    .collect::<Vec<_>>()
+            )
+        });
+    assert!(
+        seen.tool_results[0].contains("\"status\":\"idle\""),
+        "{:?}",
+        seen.tool_results
+    );
 
     // Again: nothing new, nothing twice.
     let out = up();

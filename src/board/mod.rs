@@ -36,7 +36,7 @@ pub use drain::Drainer;
 pub use location::{BOARDS_DIR, BoardPath};
 pub use report::{Report, StatusSummary, TaskView};
 pub use store::{Board, NewTask, Status, Task};
-pub use wait::{WaitEnd, claim_wait};
+pub use wait::{ClaimEnd, WaitEnd, claim_verb, claim_wait};
 
 /// The largest result, body or goal the board stores, in bytes. A bigger one is refused
 /// with a message saying so, and nothing is recorded: the board is for summaries that go
@@ -45,3 +45,11 @@ pub const MAX_TEXT_BYTES: usize = 1 << 20;
 
 /// The lease of a claim that is not held by a hosted agent, unless `--lease` says otherwise.
 pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The author of a note (`note`): the worker, else `$USER`, else `leader`.
+pub fn note_author(worker: Option<&str>) -> String {
+    worker
+        .map(str::to_owned)
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "leader".into())
+}

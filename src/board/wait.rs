@@ -134,6 +134,63 @@ pub fn claim_wait(
     }
 }
 
+/// How the `claim` verb ended, for the shell (`board claim`) and the MCP tool
+/// (`board_claim`) alike.
+#[derive(Debug)]
+pub enum ClaimEnd {
+    Claimed(Box<Claimed>),
+    /// Nothing is ready for the worker now, though something can become ready.
+    NotReady(Box<StatusSummary>),
+    /// Nothing the worker may take can become ready: the board is finished for it.
+    Finished(Box<StatusSummary>),
+    /// `wait` with a timeout, and nothing became ready in time.
+    TimedOut,
+}
+
+impl ClaimEnd {
+    /// Why nothing was claimed, one line for the worker (empty for a claim).
+    pub fn reason(&self, worker: &str) -> String {
+        match self {
+            ClaimEnd::Claimed(_) => String::new(),
+            ClaimEnd::TimedOut => "no task became ready within the timeout".into(),
+            ClaimEnd::NotReady(s) => format!(
+                "no task is ready for {worker} yet ({}); `claim --wait` blocks until one is",
+                s.line()
+            ),
+            ClaimEnd::Finished(s) => {
+                format!("nothing left for {worker} on the board: {}", s.line())
+            }
+        }
+    }
+}
+
+/// The `claim` verb: take a task for `req` now, or with `wait` as soon as one is ready
+/// (up to `timeout`).
+pub fn claim_verb(
+    board: &mut Board,
+    req: &ClaimRequest,
+    wait: bool,
+    timeout: Option<Duration>,
+) -> Result<ClaimEnd> {
+    if wait {
+        return Ok(match claim_wait(board, req, timeout)? {
+            None => ClaimEnd::TimedOut,
+            Some(WaitEnd::Claimed(c)) => ClaimEnd::Claimed(c),
+            Some(WaitEnd::Finished(s)) => ClaimEnd::Finished(s),
+        });
+    }
+    if let Some(c) = board.claim(req)? {
+        return Ok(ClaimEnd::Claimed(Box::new(c)));
+    }
+    let views = board.views()?;
+    let summary = Box::new(StatusSummary::from_views(board, &views)?);
+    Ok(if can_progress(&views, &req.roles) {
+        ClaimEnd::NotReady(summary)
+    } else {
+        ClaimEnd::Finished(summary)
+    })
+}
+
 /// A one-shot timer thread that calls `fire` at the deadline last set.
 struct Timer {
     shared: Arc<(Mutex<TimerState>, Condvar)>,

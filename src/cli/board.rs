@@ -14,8 +14,8 @@ use clap::{Args, Subcommand};
 
 use crate::board::report::task_entry;
 use crate::board::{
-    Board, BoardPath, ClaimRequest, Claimed, DEFAULT_LEASE, Holder, NewTask, TaskView, WaitEnd,
-    claim_wait,
+    Board, BoardPath, ClaimEnd, ClaimRequest, Claimed, DEFAULT_LEASE, Holder, NewTask, TaskView,
+    claim_verb,
 };
 use crate::time::{human_us, now_us};
 
@@ -271,44 +271,20 @@ pub fn run(args: &BoardArgs) -> Result<i32> {
                 roles: roles.clone(),
                 holder: Holder::Lease(lease.unwrap_or(DEFAULT_LEASE)),
             };
-            let end = if *wait {
-                match claim_wait(&mut board, &req, *timeout)? {
-                    Some(end) => end,
-                    None => {
-                        eprintln!("claude-editor-hook: no task became ready within the timeout");
-                        return Ok(EXIT_NOTHING_READY);
-                    }
-                }
-            } else {
-                match board.claim(&req)? {
-                    Some(c) => WaitEnd::Claimed(Box::new(c)),
-                    None => {
-                        let views = board.views()?;
-                        let summary = crate::board::StatusSummary::from_views(&board, &views)?;
-                        if crate::board::report::can_progress(&views, roles) {
-                            eprintln!(
-                                "claude-editor-hook: no task is ready for {worker} yet ({}); `claim --wait` blocks until one is",
-                                summary.line()
-                            );
-                            return Ok(EXIT_NOTHING_READY);
-                        }
-                        WaitEnd::Finished(Box::new(summary))
-                    }
-                }
-            };
-            match end {
-                WaitEnd::Claimed(c) => {
+            match claim_verb(&mut board, &req, *wait, *timeout)? {
+                ClaimEnd::Claimed(c) => {
                     if *json {
                         print_json(&mut out, &c)?;
                     } else {
                         write!(out, "{}", claim_text(&c))?;
                     }
                 }
-                WaitEnd::Finished(summary) => {
-                    eprintln!(
-                        "claude-editor-hook: nothing left for {worker} on the board: {}",
-                        summary.line()
-                    );
+                end @ (ClaimEnd::TimedOut | ClaimEnd::NotReady(_)) => {
+                    eprintln!("claude-editor-hook: {}", end.reason(worker));
+                    return Ok(EXIT_NOTHING_READY);
+                }
+                end @ ClaimEnd::Finished(_) => {
+                    eprintln!("claude-editor-hook: {}", end.reason(worker));
                     out.flush()?;
                     return Ok(EXIT_FINISHED);
                 }
@@ -351,12 +327,7 @@ pub fn run(args: &BoardArgs) -> Result<i32> {
             writeln!(out, "task {id}: lease renewed ({left})")?;
         }
         Verb::Note { text } => {
-            let author = args
-                .worker
-                .clone()
-                .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-                .unwrap_or_else(|| "leader".into());
-            board.note(&author, text)?;
+            board.note(&crate::board::note_author(args.worker.as_deref()), text)?;
         }
         Verb::Notes { json } => {
             let notes = board.notes()?;

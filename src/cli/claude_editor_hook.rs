@@ -77,6 +77,11 @@ pub enum Command {
         #[arg(long)]
         background: bool,
     },
+    /// Serve the team's coordination tools (delegate, results, team_status, board_*)
+    /// to Claude Code over MCP on stdin/stdout (docs/mcp.md).
+    ///
+    /// Example: `claude mcp add team -- claude-editor-hook mcp`
+    Mcp,
     /// Print this chief's finished background results (`@NAME&` tasks), once.
     Results {
         /// Print one JSON document instead.
@@ -307,6 +312,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
     let result = match (&cli.command, &cli.file) {
         (Some(Command::Status { json }), _) => super::status::run(*json),
         (Some(Command::Demo), _) => super::demo::run(),
+        (Some(Command::Mcp), _) => crate::mcp::serve(),
         (Some(Command::Doctor { config, json }), _) => super::doctor::run(config.as_deref(), *json),
         (Some(Command::Compact { name, timeout }), _) => super::compact::run(name, *timeout),
         (Some(Command::Completions { shell, program }), _) => completions(*shell, *program),

@@ -6,33 +6,39 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::coordinator::caller::Caller;
 use crate::coordinator::delegate::Cancel;
-use crate::coordinator::{Coordinator, Event, cancel, route};
-use crate::state::{AgentName, AgentStatus, Outcome, StateDir, TaskId, lock_holder, read_json};
+use crate::coordinator::send::{SendRequest, Sent};
+use crate::coordinator::{Coordinator, Event, cancel};
+use crate::state::{AgentName, AgentStatus, StateDir, TaskId, lock_holder, read_json};
 
 /// `send NAME|ROLE PROMPT`: delegates and prints the answer; a failure is one line on
 /// stderr and exit 1.
 pub fn send(target: &str, prompt: &str, timeout: Option<u64>, background: bool) -> Result<i32> {
-    let state = StateDir::from_env()?;
-    let agent = route::resolve(&state, &AgentName::parse(target)?)?;
-    let coordinator = Coordinator::new(state);
-    if background {
-        let task =
-            coordinator.submit_background(&agent, prompt.to_owned(), &crate::state::chief_id())?;
-        println!(
-            "task {} @{} in the background; `claude-editor-hook results` brings its answer",
-            task.id, task.agent
-        );
-        return Ok(0);
+    let coordinator = Coordinator::new(StateDir::from_env()?);
+    let req = SendRequest {
+        target: target.to_owned(),
+        prompt: prompt.to_owned(),
+        timeout: timeout.filter(|&t| t > 0).map(Duration::from_secs),
+        background,
+    };
+    if !background {
+        crate::signals::forward(coordinator.sender(), Event::Signal)?;
     }
-    crate::signals::forward(coordinator.sender(), Event::Signal)?;
-    let timeout = timeout.filter(|&t| t > 0).map(Duration::from_secs);
-    let report = coordinator.delegate(&agent, prompt.to_owned(), timeout, None)?;
-    if let Some(Cancel::Signal(sig)) = report.cancelled_by {
-        return Ok(sig.exit_code());
+    let sent = crate::coordinator::send::send(&coordinator, &Caller::from_env(), &req, None)?;
+    if let Some(why) = sent.failure() {
+        if let Sent::Finished { report, .. } = &sent
+            && let Some(Cancel::Signal(sig)) = &report.cancelled_by
+        {
+            return Ok(sig.exit_code());
+        }
+        eprintln!("claude-editor-hook: {why}");
+        return Ok(1);
     }
-    match (report.done.outcome, report.answer_bytes) {
-        (Outcome::Ok, Some(answer)) => {
+    match sent {
+        Sent::Background(task) => println!("{}", Sent::ticket_text(&task)),
+        Sent::Finished { report, .. } => {
+            let answer = report.answer_bytes.unwrap_or_default();
             super::write_stdout(&answer).with_context(|| {
                 let kept = coordinator.state().result_path(&report.task);
                 format!(
@@ -41,17 +47,9 @@ pub fn send(target: &str, prompt: &str, timeout: Option<u64>, background: bool) 
                     kept.display()
                 )
             })?;
-            Ok(0)
-        }
-        (outcome, _) => {
-            let why = report.done.reason.unwrap_or_default();
-            eprintln!(
-                "claude-editor-hook: @{agent} {outcome} (task {}): {why}",
-                report.task
-            );
-            Ok(1)
         }
     }
+    Ok(0)
 }
 
 /// `cancel TASK`.
@@ -157,34 +155,11 @@ fn copy_from(path: &std::path::Path, offset: u64) -> Result<u64> {
 /// `results [--json]`: the chief's finished background results, delivered once.
 pub fn results(as_json: bool) -> Result<i32> {
     let state = StateDir::from_env()?;
-    let chief = crate::state::chief_id();
-    let pending = crate::coordinator::results::ready(&state, &chief)?;
-    let (running, set_aside) = (pending.running, pending.set_aside);
-    let ready = crate::coordinator::results::take(&state, &chief, pending.ready)?;
+    let taken = crate::coordinator::results::collect(&state, &Caller::from_env().outbox())?;
     if as_json {
-        let items: Vec<serde_json::Value> = ready
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "task_id": r.entry.task_id,
-                    "agent": r.entry.agent,
-                    "title": r.entry.title,
-                    "outcome": r.done.outcome,
-                    "reason": r.done.reason,
-                    "answer": r.answer,
-                })
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "version": 1, "chief": chief.as_str(), "results": items, "running": running,
-            "set_aside": set_aside,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else if ready.is_empty() && set_aside.is_empty() {
-        println!("no background results yet ({running} still running)");
+        println!("{}", serde_json::to_string_pretty(&taken.json())?);
     } else {
-        let text = crate::coordinator::results::text(&ready, running, &set_aside);
-        println!("{text}");
+        println!("{}", taken.text());
     }
     Ok(0)
 }

@@ -406,6 +406,7 @@ impl Coordinator {
                 let mut task = TaskEnvelope::new(id, agent.clone(), prompt);
                 task.background = background;
                 task.command = command;
+                task.wait_chain = self.wait_chain.borrow().clone();
                 if let Err(e) = write_json(&self.state.task_path(&task.id), &task) {
                     // A full disk, say: leave nothing behind.
                     let _ = std::fs::remove_dir_all(self.state.task_dir(&task.id));

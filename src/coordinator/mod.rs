@@ -6,6 +6,7 @@
 //! [`Coordinator`] is the one event loop of that process: its channel, fed by the
 //! signal thread, the view and the watchers.
 
+pub mod caller;
 pub mod cancel;
 pub mod delegate;
 pub mod editor_mode;
@@ -14,6 +15,7 @@ pub mod passthrough;
 pub mod prompt_file;
 pub mod results;
 pub mod route;
+pub mod send;
 pub mod submit;
 pub mod view;
 
@@ -54,6 +56,9 @@ pub struct Coordinator {
     /// Whether `b` may send a task to the background: only for a route of one agent,
     /// where nothing else waits on its answer.
     pub(super) detachable: std::cell::Cell<bool>,
+    /// The agents already waiting on the tasks this coordinator creates
+    /// (`TaskEnvelope::wait_chain`), set by [`caller`] for a delegating agent.
+    pub(super) wait_chain: std::cell::RefCell<Vec<crate::state::AgentName>>,
 }
 
 impl Coordinator {
@@ -64,6 +69,7 @@ impl Coordinator {
             tx,
             rx,
             detachable: std::cell::Cell::new(false),
+            wait_chain: std::cell::RefCell::new(Vec::new()),
         }
     }
 

@@ -139,3 +139,59 @@ pub fn take(state: &StateDir, chief: &ChiefId, ready: Vec<Ready>) -> Result<Vec<
     }
     Ok(taken)
 }
+
+/// What one `results` call delivered: the verb behind the shell's `results` and the
+/// MCP tool of the same name.
+pub struct Taken {
+    pub chief: ChiefId,
+    pub ready: Vec<Ready>,
+    /// The chief's background tasks still running.
+    pub running: usize,
+    /// Outbox entries that could not be read, one line each (see [`Pending`]).
+    pub set_aside: Vec<String>,
+}
+
+/// Takes `chief`'s finished results for delivery (each is delivered exactly once).
+pub fn collect(state: &StateDir, chief: &ChiefId) -> Result<Taken> {
+    let pending = ready(state, chief)?;
+    let ready = take(state, chief, pending.ready)?;
+    Ok(Taken {
+        chief: chief.clone(),
+        ready,
+        running: pending.running,
+        set_aside: pending.set_aside,
+    })
+}
+
+impl Taken {
+    /// The results as one JSON document (`results --json`).
+    pub fn json(&self) -> serde_json::Value {
+        let items: Vec<serde_json::Value> = self
+            .ready
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "task_id": r.entry.task_id,
+                    "agent": r.entry.agent,
+                    "title": r.entry.title,
+                    "outcome": r.done.outcome,
+                    "reason": r.done.reason,
+                    "answer": r.answer,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "version": 1, "chief": self.chief.as_str(), "results": items, "running": self.running,
+            "set_aside": self.set_aside,
+        })
+    }
+
+    /// The results as text (`results`).
+    pub fn text(&self) -> String {
+        if self.ready.is_empty() && self.set_aside.is_empty() {
+            format!("no background results yet ({} still running)", self.running)
+        } else {
+            text(&self.ready, self.running, &self.set_aside)
+        }
+    }
+}

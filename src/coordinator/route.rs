@@ -12,6 +12,16 @@ pub const ANY: &str = "any";
 /// delegation then says it is offline). For a role, or `@any`, an idle live agent is
 /// preferred, then the one with the shortest queue, then the first by name.
 pub fn resolve(state: &StateDir, target: &AgentName) -> Result<AgentName> {
+    resolve_excluding(state, target, &[])
+}
+
+/// [`resolve`], where a role or `@any` never picks one of `exclude` (the delegating
+/// agent and those waiting on it, which would be refused). A name is still that agent.
+pub fn resolve_excluding(
+    state: &StateDir,
+    target: &AgentName,
+    exclude: &[AgentName],
+) -> Result<AgentName> {
     if state.agent_dir(target).exists() {
         return Ok(target.clone());
     }
@@ -28,7 +38,7 @@ pub fn resolve(state: &StateDir, target: &AgentName) -> Result<AgentName> {
     };
     let mut candidates: Vec<&AgentInfo> = agents
         .iter()
-        .filter(|a| a.host_pid.is_some() && has_role(a))
+        .filter(|a| a.host_pid.is_some() && has_role(a) && !exclude.contains(&a.name))
         .collect();
     if candidates.is_empty() {
         if target.as_str() == ANY {

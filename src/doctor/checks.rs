@@ -39,10 +39,102 @@ pub fn run_checks(config: Option<&Path>) -> Vec<Finding> {
     out.push(tmux());
     let state = state_dir(&mut out);
     chief(&mut out);
+    out.push(mcp());
     if let (Some(state), Some(config)) = (state, config.as_ref()) {
         agents(&mut out, &state, config);
     }
     out
+}
+
+/// The team's MCP tools: the server starts and lists every tool, and where it is
+/// registered besides `up` (which passes it to the chief and the agents itself).
+fn mcp() -> Finding {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            return Finding::error(
+                "mcp",
+                format!("cannot find this program: {e}"),
+                "reinstall claude-editor-hook",
+            );
+        }
+    };
+    let fix_add = "to have them in every Claude Code session too: claude mcp add team -- claude-editor-hook mcp";
+    match crate::mcp::probe::probe(&exe, PROGRAM_TIMEOUT) {
+        Err(e) => Finding::error(
+            "mcp",
+            format!(
+                "the team's tools are not reachable: `{} mcp`: {e:#}",
+                exe.display()
+            ),
+            "run `claude-editor-hook mcp` by hand to see why it fails",
+        ),
+        Ok(p) => {
+            let missing: Vec<&str> = crate::mcp::TOOL_NAMES
+                .iter()
+                .copied()
+                .filter(|t| !p.tools.iter().any(|have| have == t))
+                .collect();
+            if !missing.is_empty() {
+                return Finding::error(
+                    "mcp",
+                    format!("the server lacks tools: {}", missing.join(", ")),
+                    "reinstall claude-editor-hook (an older binary answers)",
+                );
+            }
+            let registered = registered_mcp_servers();
+            let message = format!(
+                "the team's {} tools answer (started in {} ms); `up` gives them to the chief and the agents",
+                p.tools.len(),
+                p.started_in.as_millis()
+            );
+            if registered.is_empty() {
+                Finding::warn(
+                    "mcp",
+                    format!("{message}; not registered for other sessions"),
+                    fix_add,
+                )
+            } else {
+                Finding::ok(
+                    "mcp",
+                    format!(
+                        "{message}; registered for every session as {}",
+                        registered.join(", ")
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// The names under which `~/.claude.json` registers `claude-editor-hook mcp` for every
+/// session (user scope, `claude mcp add -s user`) or for this project (local scope).
+fn registered_mcp_servers() -> Vec<String> {
+    let Some(home) = std::env::var_os("HOME") else {
+        return Vec::new();
+    };
+    let Ok(text) = std::fs::read_to_string(PathBuf::from(home).join(".claude.json")) else {
+        return Vec::new();
+    };
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    let here = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let ours = |s: &serde_json::Value| {
+        s["command"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("claude-editor-hook"))
+            && s["args"].get(0).and_then(|a| a.as_str()) == Some("mcp")
+    };
+    [&doc["mcpServers"], &doc["projects"][&here]["mcpServers"]]
+        .into_iter()
+        .filter_map(|m| m.as_object())
+        .flat_map(|m| m.iter())
+        .filter(|(_, s)| ours(s))
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// Runs `program args` and returns its trimmed stdout, or why it could not.

@@ -128,6 +128,13 @@ pub struct TaskEnvelope {
     /// delivered as a prompt; only this field makes a driver run a command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<AgentCommand>,
+    /// The agents waiting synchronously on this task, outermost first: the one that
+    /// delegated it last. Empty for a task from a chief or a background task. A new
+    /// synchronous delegation from this task's agent extends it, and one that would
+    /// name an agent already in it (a cycle) is refused (docs/mcp.md#refusals). Absent
+    /// in older files, which read as empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wait_chain: Vec<AgentName>,
 }
 
 /// The commands a driver may offer besides tasks. One verb, one name: `compact` in the
@@ -160,6 +167,7 @@ impl TaskEnvelope {
             created_at_us: now_us(),
             background: false,
             command: None,
+            wait_chain: Vec::new(),
         }
     }
 }
@@ -381,6 +389,30 @@ mod tests {
         assert_eq!(json["agent"], "planning");
         let back: TaskEnvelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, env);
+    }
+
+    #[test]
+    fn an_envelope_without_a_wait_chain_reads_as_empty_and_one_round_trips() {
+        let mut env = TaskEnvelope::new(
+            TaskId::parse("abc-1-0").unwrap(),
+            AgentName::parse("coding").unwrap(),
+            "x".into(),
+        );
+        let json = serde_json::to_value(&env).unwrap();
+        assert!(
+            json.get("wait_chain").is_none(),
+            "an empty chain is not written"
+        );
+        assert!(
+            serde_json::from_value::<TaskEnvelope>(json)
+                .unwrap()
+                .wait_chain
+                .is_empty()
+        );
+        env.wait_chain = vec![AgentName::parse("planning").unwrap()];
+        let json = serde_json::to_value(&env).unwrap();
+        assert_eq!(json["wait_chain"], serde_json::json!(["planning"]));
+        assert_eq!(serde_json::from_value::<TaskEnvelope>(json).unwrap(), env);
     }
 
     #[test]

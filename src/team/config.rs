@@ -22,6 +22,9 @@
 //!
 //! [spawn]
 //! coding = 2          # when every coding agent is busy, start up to 2 more
+//!
+//! [delegate]
+//! max_depth = 4       # how many agents may wait on each other in one chain (docs/mcp.md)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -53,6 +56,33 @@ pub struct Config {
     /// when every agent with that role is busy.
     #[serde(default)]
     pub spawn: std::collections::BTreeMap<String, usize>,
+    #[serde(default)]
+    pub delegate: DelegateConfig,
+}
+
+/// Delegation between agents (`delegate`, `send`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateConfig {
+    /// The longest chain of agents waiting synchronously on one another: an agent whose
+    /// task already has this many waiting on it cannot wait on another.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+}
+
+/// The default [`DelegateConfig::max_depth`].
+pub const DEFAULT_MAX_DEPTH: usize = 4;
+
+fn default_max_depth() -> usize {
+    DEFAULT_MAX_DEPTH
+}
+
+impl Default for DelegateConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -240,6 +270,7 @@ impl Config {
             chief: ChiefConfig::default(),
             agents,
             spawn: Default::default(),
+            delegate: DelegateConfig::default(),
         }
     }
 

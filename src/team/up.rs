@@ -1,8 +1,9 @@
 //! `claude-editor-hook up`: a tmux session `Claude` with the chief in window 0 and one
 //! window per agent.
 //!
-//! The chief is Claude Code with this hook as its editor and the chief-side hooks, both
-//! set for that process only. Each agent runs `agent-wrap NAME` as its window's command.
+//! The chief is Claude Code with this hook as its editor, the chief-side hooks and the
+//! team's MCP tools (`--mcp-config`), all set for that process only; each Claude Code
+//! agent gets the tools the same way. Each agent runs `agent-wrap NAME` as its window's command.
 //! Running `up` again starts only what is missing: a live agent (its host holds its
 //! lock) is never started twice. Windows get `up`'s own environment, passed explicitly,
 //! so an already running tmux server cannot hand them a stale one.
@@ -159,6 +160,8 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
             // string, which a path with a space would break.
             args.extend(["--settings".into(), "{}".into()]);
         }
+        // The team's MCP tools, for this Claude Code only (docs/mcp.md).
+        args.extend(crate::mcp::claude_args(&exe));
         args.extend(config.chief.claude_args.iter().cloned());
         tmux.run(&args)?;
         println!("chief: {SESSION}:chief");
@@ -243,10 +246,13 @@ pub(crate) fn start_agent_window(
         "demo" => args.push("--demo".into()),
         _ => {
             args.extend(["--claude".into(), claude.display().to_string()]);
-            if !agent.claude_args.is_empty() {
-                args.push("--".into());
-                args.extend(agent.claude_args.iter().cloned());
-            }
+            // The team's MCP tools, for this agent's Claude Code only (docs/mcp.md): its
+            // server learns the agent's name from the environment agent-wrap gives it.
+            args.push("--".into());
+            args.extend(crate::mcp::claude_args(
+                &wrap.with_file_name("claude-editor-hook"),
+            ));
+            args.extend(agent.claude_args.iter().cloned());
         }
     }
     tmux.run(&args)?;

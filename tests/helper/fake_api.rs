@@ -43,6 +43,11 @@ pub enum Reply {
     /// One assistant message holding several text blocks, in order (for facts
     /// about which block Stop reports and how the transcript splits a reply).
     Texts(Vec<String>),
+    /// A `tool_use` block for any tool Claude Code offers, e.g. an MCP tool
+    /// (`mcp__team__delegate`) with its arguments. Claude Code calls it and sends the
+    /// `tool_result`, which the tool-result script answers (see
+    /// [`FakeApi::set_tool_reply`]).
+    ToolUse { name: String, input: Value },
 }
 
 /// What kind of request Claude Code sent.
@@ -88,6 +93,8 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     recorded: Condvar,
     reply: Mutex<Arc<ReplyFn>>,
+    /// Answers a request that carries a `tool_result`; gets that result's text.
+    tool_reply: Mutex<Arc<ReplyFn>>,
     next_id: AtomicU64,
     stopping: AtomicBool,
     /// `METHOD path` of every request other than `POST /v1/messages`.
@@ -134,6 +141,9 @@ impl FakeApi {
             requests: Mutex::new(Vec::new()),
             recorded: Condvar::new(),
             reply: Mutex::new(Arc::new(|prompt: &str| Reply::Text(default_reply(prompt)))),
+            tool_reply: Mutex::new(Arc::new(|result: &str| {
+                Reply::Text(tool_done_reply(result))
+            })),
             next_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             other_requests: Mutex::new(Vec::new()),
@@ -161,6 +171,13 @@ impl FakeApi {
     /// tool-result requests are answered by the fake itself, not by `f`.
     pub fn set_reply(&self, f: impl Fn(&str) -> Reply + Send + Sync + 'static) {
         *lock(&self.shared.reply) = Arc::new(f);
+    }
+
+    /// Replaces the answer to a request carrying a `tool_result`: `f` gets the text of
+    /// the first result and may call another tool. The default answers
+    /// `FAKE-TOOL-DONE: <first line of the result>`.
+    pub fn set_tool_reply(&self, f: impl Fn(&str) -> Reply + Send + Sync + 'static) {
+        *lock(&self.shared.tool_reply) = Arc::new(f);
     }
 
     /// Makes every later reply report `usage` (distinct numbers let a test
@@ -249,6 +266,11 @@ pub fn default_reply(prompt: &str) -> String {
         .take(ECHO_MAX_CHARS)
         .collect();
     format!("FAKE-REPLY: {first_line}")
+}
+
+/// The default answer to a tool result: `FAKE-TOOL-DONE: ` + its first line.
+pub fn tool_done_reply(result: &str) -> String {
+    format!("FAKE-TOOL-DONE: {}", result.lines().next().unwrap_or(""))
 }
 
 /// Locks `m`, ignoring poisoning: a panicking test thread must not hide the
@@ -439,10 +461,10 @@ fn messages(request: &HttpRequest, shared: &Shared) -> Vec<u8> {
     }
     let reply = match kind {
         RequestKind::Title => Reply::Text(r#"{"title":"t"}"#.to_string()),
-        RequestKind::ToolResult => Reply::Text(format!(
-            "FAKE-TOOL-DONE: {}",
-            first_result.lines().next().unwrap_or("")
-        )),
+        RequestKind::ToolResult => {
+            let script = Arc::clone(&lock(&shared.tool_reply));
+            script(&first_result)
+        }
         RequestKind::Prompt => {
             let script = Arc::clone(&lock(&shared.reply));
             script(&prompt)
@@ -556,6 +578,15 @@ impl Message {
                     "id": format!("toolu_{}", self.id),
                     "name": "Bash",
                     "input": {"command": command, "description": "fake tool call"},
+                })],
+                "tool_use",
+            ),
+            Reply::ToolUse { name, input } => (
+                vec![json!({
+                    "type": "tool_use",
+                    "id": format!("toolu_{}", self.id),
+                    "name": name,
+                    "input": input,
                 })],
                 "tool_use",
             ),
