@@ -131,3 +131,60 @@ fn send_background_prints_a_ticket_and_results_brings_the_answer() {
         "{text}"
     );
 }
+
+#[test]
+fn results_are_findable_from_any_shell_by_chief_or_ticket() {
+    let env = Env::new();
+    let _agent = env.agent("bg", &["--exec", "cat"]);
+    let as_shell = |shell: &str, args: &[&str]| {
+        let mut cmd = env.cmd(HOOK);
+        cmd.env("CLAUDE_EDITOR_HOOK_CHIEF_ID", shell).args(args);
+        let out = output_with_timeout(&mut cmd, SECS);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    let ticket = as_shell("shell-a", &["send", "bg", "from shell a", "--background"]);
+    assert!(
+        ticket.contains("results --chief shell-a") && ticket.contains("--ticket"),
+        "{ticket}"
+    );
+    let id = ticket.split_whitespace().nth(1).unwrap().to_owned();
+    let done = env.state.join("tasks").join(&id).join("done.json");
+    crate::helper::wait::wait_until(SECS, "the task", || done.exists().then_some(()));
+
+    // Another shell: nothing of its own, and it is told whose results wait.
+    let other = as_shell("shell-b", &["results"]);
+    assert!(
+        other.contains("no background results yet") && other.contains("shell-a (1)"),
+        "{other}"
+    );
+    let status = as_shell("shell-b", &["status"]);
+    assert!(status.contains("results --chief shell-a"), "{status}");
+    let fetched = as_shell("shell-b", &["results", "--chief", "shell-a"]);
+    assert!(fetched.contains("from shell a"), "{fetched}");
+
+    // A ticket for a named chief, fetched by its id alone.
+    let ticket = as_shell(
+        "shell-b",
+        &["send", "bg", "for c9", "--background", "--chief", "c9"],
+    );
+    let id = ticket.split_whitespace().nth(1).unwrap().to_owned();
+    let done = env.state.join("tasks").join(&id).join("done.json");
+    crate::helper::wait::wait_until(SECS, "the task", || done.exists().then_some(()));
+    let one = as_shell("shell-z", &["results", "--ticket", &id]);
+    assert!(one.contains("for c9"), "{one}");
+    let mut again = env.cmd(HOOK);
+    again.args(["results", "--ticket", &id]);
+    let again = output_with_timeout(&mut again, SECS);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("delivered already"),
+        "{}",
+        text(&again.stderr)
+    );
+}

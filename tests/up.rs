@@ -53,13 +53,38 @@ fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "chief: Claude:chief\n@helper: started in Claude:helper\n"
+        format!(
+            "config: {}\nchief: Claude:chief\n@helper: started in Claude:helper\n",
+            config.display()
+        )
     );
     let helper = env.wait_status("helper", "idle", |s| s["roles"][0] == "helping");
 
     let chief = "=Claude:chief";
     tmux.wait_for_screen(chief, |s| s.contains("❯"), CLAUDE_WAIT)
         .unwrap_or_else(|s| panic!("no chief:\n{s}"));
+    // Shells opened in the team's session get the chief's id for background results:
+    // the session id `up` gave the chief.
+    let shown = tmux.run(&[
+        "show-environment",
+        "-t",
+        "=Claude",
+        "CLAUDE_EDITOR_HOOK_CHIEF_ID",
+    ]);
+    let chief_id = shown
+        .trim()
+        .strip_prefix("CLAUDE_EDITOR_HOOK_CHIEF_ID=")
+        .unwrap()
+        .to_owned();
+    let registry = crate::helper::wait::wait_until(CLAUDE_WAIT, "the chief's registry", || {
+        let dir = sandbox.home.root().join(".claude/sessions");
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .find(|t| t.contains(&chief_id))
+    });
+    assert!(registry.contains("sessionId"), "{registry}");
     tmux.send_literal(chief, "@helping plan the launch");
     tmux.wait_for_screen(
         chief,
@@ -121,7 +146,7 @@ fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
     let out = up();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let again = text(&out.stdout);
-    assert!(again.starts_with("session Claude exists"), "{again}");
+    assert!(again.contains("session Claude exists"), "{again}");
     assert!(again.contains("@helper: already running"), "{again}");
     assert_eq!(env.status("helper").unwrap()["pid"], helper["pid"]);
     let windows = tmux.run(&["list-windows", "-t", "=Claude", "-F", "#{window_name}"]);

@@ -76,6 +76,10 @@ pub enum Command {
         /// Return at once with a ticket; the answer goes to this chief's outbox.
         #[arg(long)]
         background: bool,
+        /// With --background: the chief whose outbox gets the answer (default: this
+        /// shell's or Claude Code session's; `status` lists them).
+        #[arg(long, value_name = "ID", requires = "background")]
+        chief: Option<String>,
     },
     /// Serve the team's coordination tools (delegate, results, team_status, board_*)
     /// to Claude Code over MCP on stdin/stdout (docs/mcp.md).
@@ -83,10 +87,18 @@ pub enum Command {
     /// Example: `claude mcp add team -- claude-editor-hook mcp`
     Mcp,
     /// Print this chief's finished background results (`@NAME&` tasks), once.
+    ///
+    /// Example: `claude-editor-hook results --chief pid-4995` (the id `status` shows)
     Results {
         /// Print one JSON document instead.
         #[arg(long)]
         json: bool,
+        /// Another chief's results (the id `status` shows beside each ticket).
+        #[arg(long, value_name = "ID", conflicts_with = "ticket")]
+        chief: Option<String>,
+        /// Just this background task's result, whichever chief it belongs to.
+        #[arg(long, value_name = "TASK")]
+        ticket: Option<String>,
     },
     /// Start (or complete) the team in tmux session `Claude`: the chief in window 0 and
     /// one window per agent of the config (or planning, coding, testing).
@@ -322,9 +334,10 @@ pub fn editor_hook_main() -> std::process::ExitCode {
                 prompt,
                 timeout,
                 background,
+                chief,
             }),
             _,
-        ) => super::verbs::send(name, prompt, *timeout, *background),
+        ) => super::verbs::send(name, prompt, *timeout, *background, chief.as_deref()),
         (Some(Command::Cancel { task, agent }), _) => {
             super::verbs::cancel(task.as_deref(), agent.as_deref())
         }
@@ -360,7 +373,14 @@ pub fn editor_hook_main() -> std::process::ExitCode {
         (Some(Command::InstallHooks { file }), _) => super::chief::install(file),
         (Some(Command::UninstallHooks { file }), _) => super::chief::uninstall(file),
         (Some(Command::ChiefHook), _) => Ok(super::chief::hook()),
-        (Some(Command::Results { json }), _) => super::verbs::results(*json),
+        (
+            Some(Command::Results {
+                json,
+                chief,
+                ticket,
+            }),
+            _,
+        ) => super::verbs::results(*json, chief.as_deref(), ticket.as_deref()),
         (Some(Command::Kill { name }), _) => super::verbs::kill(name),
         (Some(Command::Prune(args)), _) => super::prune::run(args),
         (Some(Command::Tail { name, follow }), _) => super::verbs::tail(name, *follow),

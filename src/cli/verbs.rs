@@ -10,17 +10,25 @@ use crate::coordinator::caller::Caller;
 use crate::coordinator::delegate::Cancel;
 use crate::coordinator::send::{SendRequest, Sent};
 use crate::coordinator::{Coordinator, Event, cancel};
-use crate::state::{AgentName, AgentStatus, StateDir, TaskId, lock_holder, read_json};
+use crate::state::{AgentName, AgentStatus, ChiefId, StateDir, TaskId, lock_holder, read_json};
 
 /// `send NAME|ROLE PROMPT`: delegates and prints the answer; a failure is one line on
 /// stderr and exit 1.
-pub fn send(target: &str, prompt: &str, timeout: Option<u64>, background: bool) -> Result<i32> {
+pub fn send(
+    target: &str,
+    prompt: &str,
+    timeout: Option<u64>,
+    background: bool,
+    chief: Option<&str>,
+) -> Result<i32> {
     let coordinator = Coordinator::new(StateDir::from_env()?);
+    let chief = chief.map(ChiefId::parse).transpose()?;
     let req = SendRequest {
         target: target.to_owned(),
         prompt: prompt.to_owned(),
         timeout: timeout.filter(|&t| t > 0).map(Duration::from_secs),
         background,
+        chief: chief.clone(),
     };
     if !background {
         crate::signals::forward(coordinator.sender(), Event::Signal)?;
@@ -36,7 +44,10 @@ pub fn send(target: &str, prompt: &str, timeout: Option<u64>, background: bool) 
         return Ok(1);
     }
     match sent {
-        Sent::Background(task) => println!("{}", Sent::ticket_text(&task)),
+        Sent::Background(task) => {
+            let chief = chief.unwrap_or_else(|| Caller::from_env().outbox());
+            println!("{}", Sent::ticket_text(&task, &chief));
+        }
         Sent::Finished { report, .. } => {
             let answer = report.answer_bytes.unwrap_or_default();
             super::write_stdout(&answer).with_context(|| {
@@ -153,13 +164,38 @@ fn copy_from(path: &std::path::Path, offset: u64) -> Result<u64> {
 }
 
 /// `results [--json]`: the chief's finished background results, delivered once.
-pub fn results(as_json: bool) -> Result<i32> {
+pub fn results(as_json: bool, chief: Option<&str>, ticket: Option<&str>) -> Result<i32> {
     let state = StateDir::from_env()?;
-    let taken = crate::coordinator::results::collect(&state, &Caller::from_env().outbox())?;
+    let taken = match ticket {
+        Some(ticket) => {
+            crate::coordinator::results::collect_ticket(&state, &TaskId::parse(ticket)?)?
+        }
+        None => {
+            let chief = match chief {
+                Some(c) => ChiefId::parse(c)?,
+                None => Caller::from_env().outbox(),
+            };
+            crate::coordinator::results::collect(&state, &chief)?
+        }
+    };
     if as_json {
         println!("{}", serde_json::to_string_pretty(&taken.json())?);
-    } else {
-        println!("{}", taken.text());
+        return Ok(0);
+    }
+    println!("{}", taken.text());
+    // Nothing of ours: say whose results are waiting, so none is stranded.
+    if ticket.is_none() && taken.ready.is_empty() {
+        let others = crate::coordinator::results::waiting_elsewhere(&state, &taken.chief);
+        if !others.is_empty() {
+            let list: Vec<String> = others
+                .iter()
+                .map(|(c, n)| format!("{} ({n})", c.as_str()))
+                .collect();
+            println!(
+                "other chiefs have results: {}; `claude-editor-hook results --chief ID` fetches them",
+                list.join(", ")
+            );
+        }
     }
     Ok(0)
 }

@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::state::{
-    ChiefId, Done, FinishedBy, OutboxEntry, Outcome, StateDir, read_json, read_optional,
+    ChiefId, Done, FinishedBy, OutboxEntry, Outcome, StateDir, TaskId, read_json, read_optional,
     set_aside_line,
 };
 use crate::time::human_us;
@@ -161,6 +161,58 @@ pub fn collect(state: &StateDir, chief: &ChiefId) -> Result<Taken> {
         running: pending.running,
         set_aside: pending.set_aside,
     })
+}
+
+/// Takes the one result of background task `id`, from whichever chief's outbox holds
+/// it (`results --ticket`): for a shell that has no chief of its own.
+pub fn collect_ticket(state: &StateDir, id: &TaskId) -> Result<Taken> {
+    for chief in state.chiefs()? {
+        let (entries, _) = state.outbox(&chief)?;
+        let Some(entry) = entries.into_iter().find(|e| e.task_id == *id) else {
+            continue;
+        };
+        if entry.delivered_at_us.is_some() || state.delivery_claimed(&chief, &entry) {
+            anyhow::bail!(
+                "the result of task {id} was delivered already (to chief {})",
+                chief.as_str()
+            );
+        }
+        let mut pending = ready(state, &chief)?;
+        pending.ready.retain(|r| r.entry.task_id == *id);
+        if pending.ready.is_empty() {
+            anyhow::bail!("task {id} is still running; its result comes when it is done");
+        }
+        let ready = take(state, &chief, pending.ready)?;
+        return Ok(Taken {
+            chief,
+            ready,
+            running: 0,
+            set_aside: pending.set_aside,
+        });
+    }
+    anyhow::bail!("no background task {id} (a ticket is the id `send --background` printed)")
+}
+
+/// Chiefs other than `chief` with finished, undelivered results, and how many each.
+pub fn waiting_elsewhere(state: &StateDir, chief: &ChiefId) -> Vec<(ChiefId, usize)> {
+    let mut out = Vec::new();
+    for other in state.chiefs().unwrap_or_default() {
+        if other == *chief {
+            continue;
+        }
+        let Ok((entries, _)) = state.outbox(&other) else {
+            continue;
+        };
+        let n = entries
+            .iter()
+            .filter(|e| e.delivered_at_us.is_none() && !state.delivery_claimed(&other, e))
+            .filter(|e| state.done_path(&e.task_id).exists())
+            .count();
+        if n > 0 {
+            out.push((other, n));
+        }
+    }
+    out
 }
 
 impl Taken {

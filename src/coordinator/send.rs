@@ -21,6 +21,9 @@ pub struct SendRequest {
     pub timeout: Option<Duration>,
     /// Return a ticket at once; the answer goes to the caller's outbox.
     pub background: bool,
+    /// Whose outbox a background answer goes to, instead of the caller's (`send
+    /// --chief ID`).
+    pub chief: Option<crate::state::ChiefId>,
 }
 
 /// How a `send` ended.
@@ -48,11 +51,15 @@ impl Sent {
         }
     }
 
-    /// What the shell prints for a background ticket.
-    pub fn ticket_text(task: &TaskEnvelope) -> String {
+    /// What the shell prints for a background ticket: the ticket, and the two ways to
+    /// fetch its answer from any shell.
+    pub fn ticket_text(task: &TaskEnvelope, chief: &crate::state::ChiefId) -> String {
         format!(
-            "task {} @{} in the background; `claude-editor-hook results` brings its answer",
-            task.id, task.agent
+            "task {} @{} in the background; `claude-editor-hook results --chief {}` brings its answer (or `results --ticket {}` just this one)",
+            task.id,
+            task.agent,
+            chief.as_str(),
+            task.id
         )
     }
 }
@@ -79,7 +86,8 @@ pub fn send(
     let chain = chain_for(caller.agent(), &waiting, &agent, req.background, depth)?;
     *coordinator.wait_chain.borrow_mut() = chain;
     if req.background {
-        let task = coordinator.submit_background(&agent, req.prompt.clone(), &caller.outbox())?;
+        let chief = req.chief.clone().unwrap_or_else(|| caller.outbox());
+        let task = coordinator.submit_background(&agent, req.prompt.clone(), &chief)?;
         return Ok(Sent::Background(task));
     }
     let report = coordinator.delegate(&agent, req.prompt.clone(), req.timeout, observer)?;

@@ -376,6 +376,7 @@ impl Team {
             prompt: args.prompt,
             timeout: args.timeout_s.filter(|&t| t > 0).map(Duration::from_secs),
             background: args.background,
+            chief: None,
         };
         if !req.background {
             return self.delegate_and_wait(req, ctx).await;

@@ -26,7 +26,7 @@ pub use file::{
 pub use inbox::{InboxEntry, claim_next, enqueue, pending, withdraw};
 pub use lock::{HostLock, lock_holder};
 pub use name::{AgentName, RESERVED_NAMES};
-pub use outbox::{ChiefId, OutboxEntry, chief_id};
+pub use outbox::{CHIEF_ID_ENV, ChiefId, OutboxEntry, chief_id};
 pub use retention::{Pruned, Retention, TASK_RETENTION, TASKS_KEPT, prune};
 pub use status::{
     AgentInfo, AgentState, AgentStatus, AgentWorktree, RecentTask, TaskRef, TmuxLocation,

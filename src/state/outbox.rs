@@ -31,6 +31,9 @@ impl ChiefId {
     }
 }
 
+/// Names the chief explicitly (`up` sets it in the team's tmux session).
+pub const CHIEF_ID_ENV: &str = "CLAUDE_EDITOR_HOOK_CHIEF_ID";
+
 /// The chief of this process, the first of: `$CLAUDE_EDITOR_HOOK_CHIEF_ID`; the session
 /// id of the Claude Code that is our parent (its registry, docs/claude-code.md#editor-env and #session-registry:
 /// the editor's case); `$CLAUDE_CODE_SESSION_ID` (set in Claude Code's hooks and tools,
@@ -42,7 +45,7 @@ pub fn chief_id() -> ChiefId {
             .ok()
             .and_then(|v| ChiefId::parse(&v).ok())
     };
-    if let Some(id) = env("CLAUDE_EDITOR_HOOK_CHIEF_ID") {
+    if let Some(id) = env(CHIEF_ID_ENV) {
         return id;
     }
     let ppid = nix::unistd::getppid().as_raw();

@@ -1,7 +1,7 @@
 //! `claude-editor-hook down`: stop the team `up` started, gracefully.
 //!
 //! The team is every live agent whose window is in the team's tmux session. Each task in
-//! flight is cancelled with the reason, then each host gets SIGTERM, which records what
+//! flight is cancelled with the reason (and its record awaited), then each host gets SIGTERM, which records what
 //! is still queued as failed and marks the agent offline; a host that has not exited
 //! after [`DOWN_GRACE`] is killed. Last, the session (the chief's window with it) is
 //! closed.
@@ -16,7 +16,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::up::{SESSION, Tmux};
-use crate::state::{AgentInfo, AgentName, CancelRequest, Done, StateDir, TaskId, read_json};
+use crate::state::{AgentInfo, AgentName, Done, StateDir, TaskId, read_json};
 
 /// How long `down` waits for the hosts to end their tasks and exit.
 pub const DOWN_GRACE: Duration = Duration::from_secs(10);
@@ -66,12 +66,13 @@ pub fn down(opts: &DownOptions) -> Result<i32> {
             hosts.push((name, pid, info.task().map(|t| t.id.clone())));
         }
     }
-    // Say why before the signal, so each task in flight ends with that reason.
-    for (_, _, task) in &hosts {
+    // End each task in flight first, with the reason, and wait for its record (a few
+    // seconds at most each): a SIGTERM alone would record why the host stopped instead.
+    for (name, _, task) in &hosts {
         if let Some(id) = task
-            && state.ensure_task_dir(id).is_ok()
+            && let Err(e) = crate::coordinator::cancel::cancel_task(&state, id, REASON)
         {
-            let _ = crate::state::write_json(&state.cancel_path(id), &CancelRequest::new(REASON));
+            eprintln!("claude-editor-hook: @{name}: {e:#}");
         }
     }
     let (tx, rx) = channel();

@@ -173,15 +173,26 @@ pub fn text(doc: &Value) -> String {
             println!("@{}: {why}", text(&row["name"]));
         }
     }
+    let mut ready_chiefs = std::collections::BTreeSet::new();
     for t in doc["background"].as_array().into_iter().flatten() {
+        let chief = t["chief"].as_str().unwrap_or("");
+        if t["state"] == "ready" {
+            ready_chiefs.insert(chief.to_owned());
+        }
         let _ = writeln!(
             out,
-            "background: task {} @{} {} (chief {}): {}",
+            "background: task {} @{} {} (chief {chief}): {}",
             t["task_id"].as_str().unwrap_or(""),
             t["agent"].as_str().unwrap_or(""),
             t["state"].as_str().unwrap_or(""),
-            t["chief"].as_str().unwrap_or(""),
             t["title"].as_str().unwrap_or("")
+        );
+    }
+    // The id to use from any shell.
+    for chief in ready_chiefs {
+        let _ = writeln!(
+            out,
+            "results of chief {chief}: `claude-editor-hook results --chief {chief}`"
         );
     }
     out

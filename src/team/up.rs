@@ -40,7 +40,11 @@ fn env_args() -> Vec<String> {
     // tool): the chief and the agents are sessions of their own.
     std::env::vars()
         .filter(|(k, _)| {
-            k != "TMUX" && k != "TMUX_PANE" && k != "CLAUDECODE" && !k.starts_with("CLAUDE_CODE_")
+            k != "TMUX"
+                && k != "TMUX_PANE"
+                && k != "CLAUDECODE"
+                && k != crate::state::CHIEF_ID_ENV
+                && !k.starts_with("CLAUDE_CODE_")
         })
         .flat_map(|(k, v)| ["-e".to_owned(), format!("{k}={v}")])
         .collect()
@@ -162,8 +166,31 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
         }
         // The team's MCP tools, for this Claude Code only (docs/mcp.md).
         args.extend(crate::mcp::claude_args(&exe));
+        // The chief's session id, chosen here (docs/claude-code.md#session-id-flag), is its
+        // chief id for background results: set in the session's environment, every shell
+        // opened in the team's session later gets the chief's results by default.
+        let chief_id = uuid::Uuid::new_v4().to_string();
+        let explicit_session = config.chief.claude_args.iter().any(|a| {
+            a.starts_with("--session-id")
+                || a.starts_with("--resume")
+                || a == "-r"
+                || a == "-c"
+                || a.starts_with("--continue")
+        });
+        if !explicit_session {
+            args.extend(["--session-id".into(), chief_id.clone()]);
+        }
         args.extend(config.chief.claude_args.iter().cloned());
         tmux.run(&args)?;
+        if !explicit_session {
+            tmux.run(&[
+                "set-environment".into(),
+                "-t".into(),
+                format!("={SESSION}"),
+                crate::state::CHIEF_ID_ENV.into(),
+                chief_id.clone(),
+            ])?;
+        }
         println!("chief: {SESSION}:chief");
     }
 
@@ -226,6 +253,8 @@ pub(crate) fn start_agent_window(
         cwd.display().to_string(),
     ];
     args.extend(env_args());
+    // Not the chief's id from the session's environment: an agent is a chief of its own.
+    args.extend(["-e".into(), format!("{}=", crate::state::CHIEF_ID_ENV)]);
     args.push("--".into());
     args.push(wrap.display().to_string());
     args.push(agent.name.to_string());
