@@ -354,3 +354,102 @@ fn cancel_agent_ends_its_queue_and_its_running_task() {
     let neither = verb(&env, &["cancel"]);
     assert_eq!(neither.status.code(), Some(2));
 }
+
+#[test]
+fn status_lists_queued_tasks_in_aligned_columns_with_roles() {
+    let env = Env::new();
+    let gate = env.dir.path().join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let cmd = format!("cat '{}' >/dev/null; cat", gate.display());
+    let _a = env.agent("a-long-agent-name", &["--exec", &cmd, "--role", "review"]);
+    let _b = env.agent("b", &["--exec", "cat"]);
+    let long = format!("first {}", "x".repeat(80));
+    let first = verb(&env, &["send", "a-long-agent-name", &long, "--background"]);
+    assert_eq!(first.status.code(), Some(0));
+    env.wait_status("a-long-agent-name", "working", |_| true);
+    let second = verb(
+        &env,
+        &[
+            "send",
+            "a-long-agent-name",
+            "the second one",
+            "--background",
+        ],
+    );
+    let queued_id = text(&second.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+
+    let json = verb(&env, &["status", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let row = &doc["agents"][0];
+    assert_eq!(row["queued"], 1, "{doc}");
+    assert_eq!(row["queue"][0]["id"], queued_id.as_str());
+    assert_eq!(row["queue"][0]["title"], "the second one");
+    assert!(row["queue"][0]["queued_at_us"].is_u64());
+
+    let table = text(&verb(&env, &["status"]).stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    let header = lines.iter().find(|l| l.starts_with("AGENT")).unwrap();
+    assert!(header.contains("ROLES"), "{table}");
+    let col = header.find("STATUS").unwrap();
+    for name in ["a-long-agent-name", "b"] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap();
+        assert!(
+            line[col..].starts_with("working") || line[col..].starts_with("idle"),
+            "{table}"
+        );
+    }
+    assert!(table.contains("review"), "{table}");
+    assert!(
+        table.contains(&format!("queued for @a-long-agent-name: task {queued_id}")),
+        "{table}"
+    );
+    // A title is the prompt's first line, up to 60 characters; the table cuts it to fit
+    // unless --wide.
+    let title: String = long.chars().take(60).collect();
+    let row = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("a-long-agent-name"))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(!row(&table).contains(&title), "cut without --wide: {table}");
+    let wide = text(&verb(&env, &["status", "--wide"]).stdout);
+    assert!(row(&wide).contains(&title), "{wide}");
+    drop(fs::File::create(&gate).unwrap());
+}
+
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
+#[test]
+fn send_ends_its_answer_with_a_newline_on_a_terminal_and_not_in_a_pipe() {
+    let test = "send_ends_its_answer_with_a_newline_on_a_terminal_and_not_in_a_pipe";
+    if crate::helper::tmux::require_tmux(test).is_none() {
+        return;
+    }
+    let env = Env::new();
+    let _agent = env.agent("nl", &["--exec", "printf no-newline"]);
+    let piped = verb(&env, &["send", "nl", "x"]);
+    assert_eq!(piped.stdout, b"no-newline", "a pipe gets the bytes");
+    let mut tmux = crate::helper::tmux::TmuxServer::new();
+    let vars = vec![(
+        "CLAUDE_AGENTS_DIR".to_owned(),
+        env.state.display().to_string(),
+    )];
+    let script = format!("'{HOOK}' send nl x; echo END; sleep 600");
+    let pane = tmux.new_session(
+        "t",
+        env.dir.path(),
+        &vars,
+        &["sh".into(), "-c".into(), script],
+    );
+    let screen = tmux
+        .wait_for_screen(&pane, |s| s.contains("END"), SECS)
+        .unwrap();
+    assert!(screen.contains("no-newline\nEND"), "{screen}");
+}

@@ -60,6 +60,9 @@ pub enum Command {
         /// Print one JSON document instead.
         #[arg(long)]
         json: bool,
+        /// Show task titles whole.
+        #[arg(long)]
+        wide: bool,
     },
     /// Run a real round trip with a built-in demo agent (no Claude Code, no network).
     Demo,
@@ -322,7 +325,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
         Err(e) => return usage_error(e),
     };
     let result = match (&cli.command, &cli.file) {
-        (Some(Command::Status { json }), _) => super::status::run(*json),
+        (Some(Command::Status { json, wide }), _) => super::status::run(*json, *wide),
         (Some(Command::Demo), _) => super::demo::run(),
         (Some(Command::Mcp), _) => crate::mcp::serve(),
         (Some(Command::Doctor { config, json }), _) => super::doctor::run(config.as_deref(), *json),

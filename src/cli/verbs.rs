@@ -49,7 +49,15 @@ pub fn send(
             println!("{}", Sent::ticket_text(&task, &chief));
         }
         Sent::Finished { report, .. } => {
-            let answer = report.answer_bytes.unwrap_or_default();
+            let mut answer = report.answer_bytes.unwrap_or_default();
+            // On a terminal the prompt comes back on a line of its own; a pipe or a file
+            // gets the answer byte for byte.
+            if std::io::IsTerminal::is_terminal(&std::io::stdout())
+                && !answer.is_empty()
+                && !answer.ends_with(b"\n")
+            {
+                answer.push(b'\n');
+            }
             super::write_stdout(&answer).with_context(|| {
                 let kept = coordinator.state().result_path(&report.task);
                 format!(

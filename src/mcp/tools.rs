@@ -414,7 +414,7 @@ impl Team {
     ) -> Result<CallToolResult, ErrorData> {
         blocking(move || {
             let doc = crate::team::status::snapshot(&StateDir::from_env()?)?;
-            Ok(answer(crate::team::status::text(&doc), doc))
+            Ok(answer(crate::team::status::text(&doc, true), doc))
         })
         .await
     }

@@ -25,6 +25,21 @@ fn worktree_json(name: &crate::state::AgentName) -> serde_json::Value {
     doc
 }
 
+/// A queued task as `status` lists it: its id, title and when it was queued (the inbox
+/// entry's name says when; the envelope gives the title).
+fn queued_json(state: &StateDir, entry: &std::path::Path, id: &crate::state::TaskId) -> Value {
+    let queued_at_us = entry
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.split('-').next())
+        .and_then(|t| t.parse::<u64>().ok());
+    let title = crate::state::read_json::<crate::state::TaskEnvelope>(&state.task_path(id))
+        .ok()
+        .flatten()
+        .map(|t| t.title);
+    json!({ "id": id, "title": title, "queued_at_us": queued_at_us })
+}
+
 /// The team's state as one document (`status --json`).
 pub fn snapshot(state: &StateDir) -> Result<Value> {
     let mut rows = Vec::new();
@@ -34,9 +49,13 @@ pub fn snapshot(state: &StateDir) -> Result<Value> {
                 let s = info.status.as_ref();
                 // An offline agent has no current task and no queue: its host failed
                 // what was queued when it stopped.
-                let queued = match info.host_pid {
-                    Some(_) => pending(state, &name).map(|q| q.len()).unwrap_or(0),
-                    None => 0,
+                let queue: Vec<Value> = match info.host_pid {
+                    Some(_) => pending(state, &name)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(entry, id)| queued_json(state, &entry, &id))
+                        .collect(),
+                    None => Vec::new(),
                 };
                 // An offline agent with an unreadable status file: nothing to show but
                 // the error (a live one repairs it, and its row shows what it can).
@@ -51,7 +70,8 @@ pub fn snapshot(state: &StateDir) -> Result<Value> {
                     "status": info.state(),
                     "host_pid": info.host_pid,
                     "task": info.task(),
-                    "queued": queued,
+                    "queued": queue.len(),
+                    "queue": queue,
                     "status_error": info.status_error,
                     "error": s.and_then(|s| s.error.as_deref()),
                     "last_active_us": s.map(|s| s.last_active_us),
@@ -95,8 +115,18 @@ pub fn snapshot(state: &StateDir) -> Result<Value> {
     )
 }
 
-/// The table `status` prints, from a [`snapshot`].
-pub fn text(doc: &Value) -> String {
+/// `s` cut to `n` characters, with `…` when it was longer.
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_owned();
+    }
+    let mut cut: String = s.chars().take(n - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The table `status` prints, from a [`snapshot`]; `wide` keeps task titles whole.
+pub fn text(doc: &Value, wide: bool) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
@@ -112,32 +142,45 @@ pub fn text(doc: &Value) -> String {
         );
         return out;
     }
-    let _ = writeln!(
-        out,
-        "{:<16} {:<9} {:<40} {:>7} {:>6}  {:<8} BRANCH",
-        "AGENT", "STATUS", "TASK", "AGE", "QUEUED", "WINDOW"
-    );
+    // Columns as wide as their widest cell; a task title is cut at 40 characters unless
+    // `wide`.
+    let mut table: Vec<[String; 8]> = vec![
+        [
+            "AGENT", "STATUS", "ROLES", "TASK", "AGE", "QUEUED", "WINDOW", "BRANCH",
+        ]
+        .map(str::to_owned),
+    ];
+    let mut errors = Vec::new();
     for row in &rows {
         if row["status"] == "error" {
-            let _ = writeln!(
-                out,
-                "{:<16} {:<9} {}",
+            errors.push(format!(
+                "{:<16} error     {}",
                 text(&row["name"]),
-                "error",
                 text(&row["error"])
-            );
+            ));
             continue;
         }
         let task = match &row["task"] {
             Value::Null => "-".to_owned(),
             t => format!("{}: {}", text(&t["id"]), text(&t["title"])),
         };
-        let task: String = task.chars().take(40).collect();
+        let task = if wide { task } else { cut(&task, 40) };
         let age = row["last_active_us"]
             .as_u64()
             .map(|t| human_us(now_us().saturating_sub(t)))
             .unwrap_or_default();
-        let window = row["tmux"]["window"].as_str().unwrap_or("-");
+        let roles: Vec<&str> = row["roles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let roles = if roles.is_empty() {
+            "-".to_owned()
+        } else {
+            roles.join(",")
+        };
+        let window = row["tmux"]["window"].as_str().unwrap_or("-").to_owned();
         let wt = &row["worktree"];
         let branch = match (
             wt["branch"].as_str(),
@@ -150,15 +193,65 @@ pub fn text(doc: &Value) -> String {
             (Some(b), _, _) => format!("{b} ({})", text(&wt["error"])),
             _ => "-".to_owned(),
         };
-        let _ = writeln!(
-            out,
-            "{:<16} {:<9} {:<40} {:>7} {:>6}  {window:<8} {branch}",
+        table.push([
             text(&row["name"]),
             text(&row["status"]),
+            roles,
             task,
             age,
-            row["queued"]
-        );
+            row["queued"].to_string(),
+            window,
+            branch,
+        ]);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in &table {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            let pad = widths[c].saturating_sub(cell.chars().count());
+            // AGE and QUEUED are numbers: right-aligned.
+            if c == 4 || c == 5 {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                if c < 7 {
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            if c < 7 {
+                line.push_str("  ");
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    for e in errors {
+        let _ = writeln!(out, "{e}");
+    }
+    // The queues, task by task: ids to cancel, titles and how long each has waited.
+    for row in &rows {
+        for q in row["queue"].as_array().into_iter().flatten() {
+            let waited = q["queued_at_us"]
+                .as_u64()
+                .map(|t| human_us(now_us().saturating_sub(t)))
+                .unwrap_or_default();
+            let title = text(&q["title"]);
+            let title = if wide { title } else { cut(&title, 60) };
+            let _ = writeln!(
+                out,
+                "queued for @{}: task {} ({waited}): {title}",
+                text(&row["name"]),
+                text(&q["id"])
+            );
+        }
     }
     for row in &rows {
         if let Some(why) = row["status_error"].as_str() {
@@ -170,7 +263,7 @@ pub fn text(doc: &Value) -> String {
             );
         }
         if let Some(why) = row["error"].as_str().filter(|_| row["status"] != "error") {
-            println!("@{}: {why}", text(&row["name"]));
+            let _ = writeln!(out, "@{}: {why}", text(&row["name"]));
         }
     }
     let mut ready_chiefs = std::collections::BTreeSet::new();
