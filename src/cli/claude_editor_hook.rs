@@ -16,7 +16,8 @@ use crate::coordinator::{EditorOptions, run_editor_mode};
 #[command(
     name = "claude-editor-hook",
     version,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_long_help = ENVIRONMENT
 )]
 pub struct EditorHookCli {
     /// The prompt file Claude Code passes on Ctrl-G.
@@ -41,6 +42,32 @@ pub struct EditorHookCli {
     pub command: Option<Command>,
 }
 
+/// Every variable the tools read, for `--help` (the long one).
+pub const ENVIRONMENT: &str = "\
+Environment:
+  CLAUDE_AGENTS_DIR              one absolute directory for all state (default: durable part in
+                                 $XDG_STATE_HOME/claude-editor-hook, runtime part in
+                                 $XDG_RUNTIME_DIR/claude-agents)
+  XDG_STATE_HOME, XDG_RUNTIME_DIR, XDG_CONFIG_HOME, HOME   where state and the team config live
+  CLAUDE_EDITOR_HOOK_EDITOR      your editor for prompts without a directive (else VISUAL, EDITOR, vi)
+  CLAUDE_EDITOR_HOOK_TIMEOUT     --timeout for editor mode, in seconds
+  CLAUDE_EDITOR_HOOK_SUBMIT      1: submit an answer to the chief without a keypress (tmux)
+  CLAUDE_EDITOR_HOOK_CHIEF       1: the chief-side hooks act in this Claude Code session
+  CLAUDE_EDITOR_HOOK_CHIEF_ID    whose background results (`results`, `send --background`)
+  CLAUDE_EDITOR_HOOK_CONFIG      the team config (`up --config` sets it for the chief)
+  CLAUDE_EDITOR_HOOK_CLAUDE      the Claude Code program (`up --claude` sets it for the chief)
+  CLAUDE_EDITOR_HOOK_BOARD       the board `board` and `@board` use (a name or path)
+  CLAUDE_EDITOR_HOOK_WORKER      the worker name `board claim` records
+  CLAUDE_EDITOR_HOOK_BOARD_LEASE the lease of a `board claim`
+  CLAUDE_EDITOR_HOOK_MAX_DEPTH   how deep synchronous delegations may nest (MCP, send)
+  CLAUDE_EDITOR_HOOK_AGENT       the calling agent, for the MCP tools (agent-wrap sets its own)
+  CLAUDE_EDITOR_HOOK_ACTIVE      set for the editor we start, so it cannot loop back to us
+  AGENT_WRAP_KEEP_FOR, AGENT_WRAP_KEEP_TASKS   agent-wrap's retention (--keep-for, --keep-tasks)
+  AGENT_WRAP_DEBUG               agent-wrap: append the hosted Claude Code's events to this file
+  AGENT_NAME, AGENT_TASK_ID      set by agent-wrap for an --exec command
+  TMUX, TMUX_PANE                read to find the chief's and the agents' windows
+";
+
 #[derive(Subcommand, Debug)]
 pub enum ConfigAction {
     /// Print the config file `up` reads (or that it uses the default team, and where a
@@ -56,6 +83,8 @@ pub enum ConfigAction {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// One line per agent: name, status, task, age, queue and tmux window.
+    ///
+    /// Example: `claude-editor-hook status --wide`
     Status {
         /// Print one JSON document instead.
         #[arg(long)]
@@ -65,9 +94,13 @@ pub enum Command {
         wide: bool,
     },
     /// Run a real round trip with a built-in demo agent (no Claude Code, no network).
+    ///
+    /// Example: `claude-editor-hook demo`
     Demo,
     /// Delegate PROMPT to agent or role NAME and print the answer (for scripts and the
     /// chief's Bash tool). A failure is one line on stderr and exit status 1.
+    ///
+    /// Example: `claude-editor-hook send planning "Plan the dark-mode feature"`
     Send {
         /// An agent, a role, or `any`.
         name: String,
@@ -105,6 +138,8 @@ pub enum Command {
     },
     /// Start (or complete) the team in tmux session `Claude`: the chief in window 0 and
     /// one window per agent of the config (or planning, coding, testing).
+    ///
+    /// Example: `claude-editor-hook up --agents planning,coding`
     Up {
         /// Only these agents, comma-separated.
         #[arg(long, value_delimiter = ',')]
@@ -126,12 +161,16 @@ pub enum Command {
         no_chief: bool,
     },
     /// The team config: which file `up` reads, and a commented one to start from.
+    ///
+    /// Example: `claude-editor-hook config init`
     Config {
         #[command(subcommand)]
         action: ConfigAction,
     },
     /// Stop the team `up` started: tasks in flight end (recorded as cancelled, saying
     /// why), each agent stops, and the tmux session closes.
+    ///
+    /// Example: `claude-editor-hook down`
     Down {
         /// Use the tmux server at this socket.
         #[arg(long)]
@@ -139,12 +178,16 @@ pub enum Command {
     },
     /// Add the chief-side hooks to a Claude Code settings file (JSON), so finished
     /// background results reach the chief at its next turn.
+    ///
+    /// Example: `claude-editor-hook install-hooks ~/.claude/chief-settings.json`
     InstallHooks {
         /// The settings file to change (created if missing).
         file: PathBuf,
     },
     /// Remove the chief-side hooks from a Claude Code settings file: the inverse of
     /// install-hooks; everything else in the file stays.
+    ///
+    /// Example: `claude-editor-hook uninstall-hooks ~/.claude/chief-settings.json`
     UninstallHooks {
         /// The settings file to change.
         file: PathBuf,
@@ -165,6 +208,8 @@ pub enum Command {
     },
     /// The team board: a goal and tasks that workers and agents claim exactly once
     /// (docs/board.md).
+    ///
+    /// Example: `claude-editor-hook board add "Write the migration" --role coding`
     Board(super::board::BoardArgs),
     /// Plan a goal into tasks and run them on N workers in parallel, with a report;
     /// resumable after a crash (docs/run.md).
@@ -188,11 +233,15 @@ pub enum Command {
     /// Example: `claude-editor-hook prune --older-than 2d`
     Prune(super::prune::PruneArgs),
     /// Stop agent NAME's agent-wrap (its running task ends with the reason).
+    ///
+    /// Example: `claude-editor-hook kill planning`
     Kill {
         /// The agent.
         name: String,
     },
     /// Print the output of agent NAME's current or last task.
+    ///
+    /// Example: `claude-editor-hook tail coding --follow`
     Tail {
         /// The agent.
         name: String,
@@ -228,6 +277,8 @@ pub enum Command {
     },
     /// Show agent NAME's changes on its worktree branch against its base, committed and
     /// uncommitted (docs/worktrees.md).
+    ///
+    /// Example: `claude-editor-hook diff coding --stat`
     Diff {
         /// The agent.
         name: String,
@@ -237,6 +288,8 @@ pub enum Command {
     },
     /// Merge agent NAME's branch, uncommitted work included, into the main checkout's
     /// current branch; a conflict changes nothing.
+    ///
+    /// Example: `claude-editor-hook merge coding --squash`
     Merge {
         /// The agent.
         name: String,
@@ -249,12 +302,16 @@ pub enum Command {
     },
     /// Bring the new commits of agent NAME's base into its branch; a conflict changes
     /// nothing.
+    ///
+    /// Example: `claude-editor-hook sync coding`
     Sync {
         /// The agent.
         name: String,
     },
     /// Remove a stopped agent's state; with --worktree also its worktree and branch,
     /// only when nothing unmerged or uncommitted would be lost.
+    ///
+    /// Example: `claude-editor-hook forget coding --worktree`
     Forget {
         /// The agent.
         name: String,
@@ -267,6 +324,8 @@ pub enum Command {
         force: bool,
     },
     /// Compact a hosted Claude Code agent's conversation, between its tasks.
+    ///
+    /// Example: `claude-editor-hook compact planning`
     Compact {
         /// The agent.
         name: String,
@@ -476,5 +535,63 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         super::EditorHookCli::command().debug_assert();
+    }
+
+    /// Splits an example command line: words, and "double-quoted" words.
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !word.is_empty() {
+                        out.push(std::mem::take(&mut word));
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+        out
+    }
+
+    #[test]
+    fn every_command_has_an_example_that_parses() {
+        use clap::Parser;
+        let cli = super::EditorHookCli::command();
+        for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let about = sub
+                .get_long_about()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let example = about
+                .split("Example: `")
+                .nth(1)
+                .and_then(|e| e.split('`').next())
+                .unwrap_or_else(|| panic!("`{}` has no example", sub.get_name()));
+            // From `claude-editor-hook` on (the MCP example is a `claude mcp add` line).
+            let args = words(example);
+            let at = args
+                .iter()
+                .position(|a| a == "claude-editor-hook")
+                .unwrap_or_else(|| panic!("{example}"));
+            // A shell redirection ends the command.
+            let end = args
+                .iter()
+                .position(|a| a.starts_with('>') || a == "|")
+                .unwrap_or(args.len());
+            let args = &args[at..end];
+            assert_eq!(args[1], sub.get_name(), "{example}");
+            if let Err(e) = super::EditorHookCli::try_parse_from(args) {
+                panic!(
+                    "the example of `{}` does not parse: {example}\n{e}",
+                    sub.get_name()
+                );
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@ use crate::state::{AgentName, StateDir};
 /// and can use its UI; tasks are delivered into it, and it keeps its conversation across
 /// tasks and restarts.
 #[derive(Parser, Debug)]
-#[command(name = "agent-wrap", version)]
+#[command(name = "agent-wrap", version, after_long_help = WRAP_HELP)]
 pub struct WrapCli {
     /// The agent's name: 1-32 of a-z, 0-9, '_' and '-'.
     // Hyphen values: a name like `-x` gets the naming rule's error, not clap's.
@@ -83,6 +83,23 @@ pub struct WrapCli {
     #[arg(last = true, value_name = "CLAUDE_ARGS")]
     pub claude_args: Vec<String>,
 }
+
+/// Examples and the variables `agent-wrap` reads, for `--help`.
+const WRAP_HELP: &str = "\
+Examples:
+  agent-wrap planning                          host Claude Code as agent @planning
+  agent-wrap coding --worktree -- --model sonnet   its own git worktree; args for Claude Code
+  agent-wrap lint --exec 'ruff check -'        any command-line agent: prompt on stdin
+  agent-wrap helper --demo                     the built-in demo agent (offline)
+
+Environment:
+  CLAUDE_AGENTS_DIR        one absolute directory for all state (see claude-editor-hook --help)
+  AGENT_WRAP_KEEP_FOR      --keep-for
+  AGENT_WRAP_KEEP_TASKS    --keep-tasks
+  AGENT_WRAP_DEBUG         append the hosted Claude Code's events and updates to this file
+  It sets AGENT_NAME and AGENT_TASK_ID for an --exec command, and AGENT_WRAP_AGENT_DIR and
+  AGENT_WRAP_EVENTS for the Claude Code it hosts.
+";
 
 pub fn wrap_main() -> std::process::ExitCode {
     // The hosted Claude Code runs us as its hook command and as its editor.
