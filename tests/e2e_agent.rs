@@ -590,6 +590,23 @@ fn chief_and_agent_both_real_claude_and_escape_interrupts_the_agent() {
         s.contains("@reviewer [[slow]] deep review")
     });
     env.wait_status("reviewer", "idle", |_| true);
+    // A cancel is a normal event: neither window says anything "quit unexpectedly"
+    // (docs/claude-code.md#editor-exit-notices).
+    for (who, tmux, pane) in [
+        ("agent", &agent.tmux, &agent.pane),
+        ("chief", &chief.tmux, &chief.pane),
+    ] {
+        let notice = tmux.wait_for_screen(
+            pane,
+            |s| s.contains("quit unexpectedly"),
+            Duration::from_secs(3),
+        );
+        assert!(
+            notice.is_err(),
+            "the {who}'s window: {}",
+            notice.unwrap_or_default()
+        );
+    }
 
     // The agent's box is empty again: the next task goes straight in.
     let (_, after) = env.run_hook(b"@reviewer quick one");
