@@ -1,7 +1,8 @@
 //! Claude Code's own files that we read: its session registry,
 //! `~/.claude/sessions/<pid>.json`, one file per running Claude Code
-//! (docs/claude-code.md#session-registry), and a session's transcript
-//! (docs/claude-code.md#transcript). Every path into them and every reading of them
+//! (docs/claude-code.md#session-registry), a session's transcript
+//! (docs/claude-code.md#transcript), and `~/.claude.json` for the dialogs it shows before
+//! its first prompt (docs/claude-code.md#startup-dialogs). Every path into them and every reading of them
 //! comes from here.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,43 @@ use serde_json::Value;
 /// `~/.claude/sessions`, or `None` without `$HOME`.
 pub fn sessions_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".claude/sessions"))
+}
+
+/// The dialog an interactive Claude Code started in `dir` will show before its first
+/// prompt, from `~/.claude.json` (docs/claude-code.md#startup-dialogs, #trust-key): the
+/// first-run setup, the trust dialog for `dir`, or the question about a custom API key
+/// (when `api_key` is set). `None` when it starts straight into the prompt box.
+pub fn startup_dialog(dir: &Path, api_key: Option<&str>) -> Option<String> {
+    let home = std::env::var_os("HOME")?;
+    let config: Value = crate::state::read_optional(&PathBuf::from(home).join(".claude.json"))
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    if config["hasCompletedOnboarding"] != true {
+        return Some("Claude Code's first-run setup".into());
+    }
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let top = real
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf);
+    let trusted = [Some(real.clone()), top].into_iter().flatten().any(|d| {
+        config["projects"][d.to_string_lossy().as_ref()]["hasTrustDialogAccepted"] == true
+    });
+    if !trusted {
+        return Some(format!("the trust dialog for {}", real.display()));
+    }
+    if let Some(key) = api_key.filter(|k| k.len() >= 20) {
+        let tail = &key[key.len() - 20..];
+        let approved = config["customApiKeyResponses"]["approved"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|k| k == tail));
+        if !approved {
+            return Some("the question whether to use the API key in ANTHROPIC_API_KEY".into());
+        }
+    }
+    None
 }
 
 /// The registry file of the Claude Code with process id `pid`.

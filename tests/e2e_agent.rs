@@ -1064,3 +1064,47 @@ fn a_task_sent_while_claude_restarts_waits_for_it() {
         agent.tmux.capture(&agent.pane)
     );
 }
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn an_agent_behind_the_trust_dialog_shows_waiting_with_the_reason() {
+    let test = "an_agent_behind_the_trust_dialog_shows_waiting_with_the_reason";
+    let Some(claude) = require_claude(test) else {
+        return;
+    };
+    require_tmux(test).unwrap();
+    let env = Env::new();
+    let sandbox = ClaudeSandbox::new();
+    // A directory the sandbox's ~/.claude.json does not trust.
+    let elsewhere = sandbox.path().join("untrusted");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let mut vars = sandbox.env();
+    vars.push(("CLAUDE_AGENTS_DIR".into(), env.state.display().to_string()));
+    let mut tmux = TmuxServer::new();
+    let cmd = vec![
+        WRAP.to_owned(),
+        "newbie".into(),
+        "--claude".into(),
+        claude.display().to_string(),
+    ];
+    let pane = tmux.new_session("agent", &elsewhere, &vars, &cmd);
+    let status = env.wait_status("newbie", "waiting", |s| s["waiting_for"].is_string());
+    let real = std::fs::canonicalize(&elsewhere).unwrap();
+    let why = status["waiting_for"].as_str().unwrap();
+    assert!(
+        why.contains(&format!("the trust dialog for {}", real.display())),
+        "{why}"
+    );
+    // It is what the screen shows.
+    tmux.wait_for_screen(&pane, |s| s.contains("trust"), CLAUDE_WAIT)
+        .unwrap();
+    let out = crate::helper::wait::output_with_timeout(env.cmd(HOOK).arg("status"), SECS);
+    assert!(
+        text(&out.stdout).contains("@newbie waits for the trust dialog"),
+        "{}",
+        text(&out.stdout)
+    );
+}

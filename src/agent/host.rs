@@ -328,7 +328,14 @@ impl<D: Driver> Host<D> {
                     self.finish_run(end);
                     Ok(())
                 }
-                Report::State(state) => self.set_state(state),
+                Report::State(state) => {
+                    self.status.waiting_for = None;
+                    self.set_state(state)
+                }
+                Report::Blocked(why) => {
+                    self.status.waiting_for = Some(why);
+                    self.set_state(AgentState::Waiting)
+                }
                 Report::SessionId(id) => {
                     self.status.claude_session_id = id;
                     Ok(())

@@ -101,6 +101,9 @@ pub trait Driver {
 pub enum Report {
     /// The run is over.
     Ended(RunEnd),
+    /// The agent waits for the human, and why (a dialog Claude Code shows): `waiting`,
+    /// with the reason in `status.json`.
+    Blocked(String),
     /// The agent's state changed.
     State(AgentState),
     /// The agent's Claude Code session, to resume after a restart (`None`: start anew).

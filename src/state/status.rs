@@ -89,6 +89,10 @@ pub struct AgentStatus {
     /// The agent's own git worktree, when it has one (docs/worktrees.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<AgentWorktree>,
+    /// Why the agent is `waiting`, when the host knows: a dialog Claude Code shows
+    /// before its first prompt, with the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
     /// The last failure the host could not report where it belongs (an outcome it
     /// could not record, say), for the coordinator waiting on that task and `status`.
     /// Cleared by the next task that ends normally.
@@ -126,6 +130,7 @@ impl AgentStatus {
             tmux: None,
             claude_session_id: None,
             worktree: None,
+            waiting_for: None,
             error: None,
         }
     }

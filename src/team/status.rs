@@ -73,6 +73,7 @@ pub fn snapshot(state: &StateDir) -> Result<Value> {
                     "queued": queue.len(),
                     "queue": queue,
                     "status_error": info.status_error,
+                    "waiting_for": s.and_then(|s| s.waiting_for.as_deref()).filter(|_| info.state() == crate::state::AgentState::Waiting),
                     "error": s.and_then(|s| s.error.as_deref()),
                     "last_active_us": s.map(|s| s.last_active_us),
                     "tmux": s.and_then(|s| s.tmux.as_ref()),
@@ -261,6 +262,9 @@ pub fn text(doc: &Value, wide: bool) -> String {
                 "@{}: alive (agent-wrap pid {pid}) but its status file is unreadable: {why}",
                 text(&row["name"])
             );
+        }
+        if let Some(why) = row["waiting_for"].as_str() {
+            let _ = writeln!(out, "@{} waits for {why}", text(&row["name"]));
         }
         if let Some(why) = row["error"].as_str().filter(|_| row["status"] != "error") {
             let _ = writeln!(out, "@{}: {why}", text(&row["name"]));

@@ -106,10 +106,20 @@ impl Claude {
             None => (uuid::Uuid::new_v4().to_string(), false),
         };
         self.session_id = Some(session_id.clone());
-        let reports = vec![
+        let mut reports = vec![
             Report::SessionId(Some(session_id.clone())),
             Report::State(AgentState::Starting),
         ];
+        // A dialog before the first prompt holds SessionStart back until the human answers
+        // it (docs/claude-code.md#startup-dialogs): say so, and how, rather than `starting`.
+        let api_key = std::env::var("ANTHROPIC_API_KEY").ok();
+        let dialog = crate::agent::run::working_dir()
+            .and_then(|dir| crate::claude_code::startup_dialog(&dir, api_key.as_deref()));
+        if let Some(dialog) = dialog {
+            reports.push(Report::Blocked(format!(
+                "{dialog}: answer it in the agent's window (or run `claude` there once)"
+            )));
+        }
         // The probe's files (its request, spare tokens) are runtime state.
         let agent_dir = cx.state.runtime_agent_dir(cx.agent);
         let events_dir = cx.state.events_dir(cx.agent);
