@@ -145,6 +145,7 @@ fn fault_01a_a_full_disk_at_the_end_of_a_task_is_reported_not_hung() {
     assert_eq!(out.status.code(), Some(0));
     let after = text(&after);
     let (head, body) = head_and_body(after.as_bytes());
+    eprintln!("fault 1 (full disk): the prompt box says: {head}");
     assert!(took < NOTICED + SECS, "took {took:?}");
     // Either the answer made it (the reserve held it), or the failure says why; the
     // user's prompt is kept below a failure.
