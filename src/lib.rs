@@ -9,6 +9,8 @@
 //! - [`board`]: the team board (SQLite): tasks, dependencies, exactly-once claims, leases.
 //! - [`watch`], [`doorbell`], [`signals`], [`process`]: the event sources that feed the two
 //!   event loops.
+//! - [`events`]: the durable event log every state change is appended to (`events`,
+//!   `top`, notifications).
 //! - [`directive`]: what an `@NAME …` prompt means.
 //! - [`doctor`]: the setup checks of `claude-editor-hook doctor`.
 //! - [`worktree`]: an agent's own git worktree and branch (`diff`, `merge`, `sync`,
@@ -24,6 +26,7 @@ pub mod coordinator;
 pub mod directive;
 pub mod doctor;
 pub mod doorbell;
+pub mod events;
 pub mod process;
 pub mod shell;
 pub mod signals;

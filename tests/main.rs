@@ -8,6 +8,7 @@ mod claude_facts;
 mod doctor;
 mod e2e_agent;
 mod e2e_chief;
+mod events;
 mod faults;
 mod fixture;
 mod harness_smoke;

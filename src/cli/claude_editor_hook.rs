@@ -199,6 +199,22 @@ pub enum Command {
         #[arg(long, requires = "worktree")]
         force: bool,
     },
+    /// Print the event log: tasks queued, delivered, acknowledged and finished, agents'
+    /// status changes, results delivered, board changes (docs/team-view.md).
+    ///
+    /// Example: `claude-editor-hook events --follow`, or `events --since 10m --json`.
+    Events {
+        /// Keep printing new events as they are appended.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only events since T: a duration ago (30s, 10m, 2h, 1d) or microseconds since
+        /// the epoch.
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Print each event as its JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compact a hosted Claude Code agent's conversation, between its tasks.
     Compact {
         /// The agent.
@@ -273,6 +289,14 @@ pub fn editor_hook_main() -> std::process::ExitCode {
             _,
         ) => super::verbs::send(name, prompt, *timeout, *background),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
+        (
+            Some(Command::Events {
+                follow,
+                since,
+                json,
+            }),
+            _,
+        ) => super::events::run(*follow, since.as_deref(), *json),
         (Some(Command::Board(args)), _) => super::board::run(args),
         (
             Some(Command::Up {

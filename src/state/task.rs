@@ -336,7 +336,43 @@ impl super::StateDir {
         let path = self.done_path(&done.task_id);
         let created = super::atomic_create(&path, &serde_json::to_vec_pretty(done)?)?;
         crate::doorbell::ring(&self.wake_path(&done.task_id));
+        if created {
+            // After the ring: the waiting coordinator is not delayed by the log.
+            self.log_finished(done);
+        }
         Ok(created)
+    }
+
+    /// Appends the `task_finished` event of a `done.json` just written, with the agent,
+    /// title and background flag from the envelope.
+    fn log_finished(&self, done: &Done) {
+        #[derive(Deserialize)]
+        struct Head {
+            agent: AgentName,
+            #[serde(default)]
+            title: String,
+            #[serde(default)]
+            background: bool,
+        }
+        let head = super::read_optional(&self.task_path(&done.task_id))
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<Head>(&b).ok());
+        crate::events::append(
+            self.root(),
+            crate::events::What::TaskFinished {
+                task: done.task_id.clone(),
+                agent: head.as_ref().map(|h| h.agent.clone()),
+                title: head
+                    .as_ref()
+                    .map(|h| crate::events::short(&h.title))
+                    .unwrap_or_default(),
+                outcome: done.outcome,
+                reason: done.reason.as_deref().map(crate::events::short),
+                finished_by: done.finished_by,
+                background: head.is_some_and(|h| h.background),
+            },
+        );
     }
 }
 

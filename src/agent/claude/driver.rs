@@ -242,6 +242,7 @@ impl Claude {
                     t.acked_at_us = Some(at);
                     t.human_input |= human_input;
                     t.held = false;
+                    reports.push(Report::Acknowledged(at));
                 }
                 reports.push(Report::State(AgentState::Working));
             }
