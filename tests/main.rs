@@ -13,6 +13,7 @@ mod faults;
 mod fixture;
 mod harness_smoke;
 mod helper;
+mod live_output;
 mod passthrough;
 mod roundtrip;
 mod routes;
