@@ -17,6 +17,7 @@ mod live_output;
 mod passthrough;
 mod roundtrip;
 mod routes;
+mod tokens;
 mod up;
 mod verbs;
 mod view;

@@ -180,6 +180,7 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
         Ok(Some(old)) => {
             status.recent = old.recent;
             status.claude_session_id = old.claude_session_id;
+            status.tokens = old.tokens;
         }
         Ok(None) => {}
         Err(e) => warn(&format!("ignoring the old status: {e:#}")),
@@ -359,6 +360,10 @@ impl<D: Driver> Host<D> {
                     self.status.claude_session_id = id;
                     Ok(())
                 }
+                Report::Usage(id, tokens) => {
+                    self.record_usage(&id, tokens);
+                    Ok(())
+                }
                 Report::Acknowledged(at) => {
                     if let Some(r) = &self.running {
                         crate::events::append_at(
@@ -413,6 +418,28 @@ impl<D: Driver> Host<D> {
         self.log_status();
         self.saved = Some(self.status.clone());
         Ok(())
+    }
+
+    /// Issue 14: the tokens task `id`'s turn used, next to its `done.json`
+    /// (`usage.json`), and added to the agent's totals in `status.json`.
+    fn record_usage(&mut self, id: &TaskId, tokens: crate::state::TokenUsage) {
+        let usage = crate::state::TaskUsage {
+            version: crate::state::FORMAT_VERSION,
+            task_id: id.clone(),
+            tokens,
+        };
+        if self.state.ensure_task_dir(id).is_ok()
+            && let Err(e) = crate::state::write_json(&self.state.usage_path(id), &usage)
+        {
+            warn(&format!("{e:#}"));
+        }
+        self.status
+            .tokens
+            .get_or_insert_with(Default::default)
+            .add(&tokens);
+        if let Err(e) = self.save_status() {
+            warn(&format!("{e:#}"));
+        }
     }
 
     /// Appends `agent_status` when the status just written differs from the last one

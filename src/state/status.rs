@@ -94,6 +94,10 @@ pub struct AgentStatus {
     /// Cleared by the next task that ends normally.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Issue 14: the tokens of every task's turn so far (a hosted Claude Code), kept
+    /// across restarts. Absent until the first count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<super::TokenUsage>,
 }
 
 /// Where a worktree agent works: its worktree, branch and base.
@@ -127,6 +131,7 @@ impl AgentStatus {
             claude_session_id: None,
             worktree: None,
             error: None,
+            tokens: None,
         }
     }
 

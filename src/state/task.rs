@@ -273,6 +273,48 @@ pub struct Done {
     pub changes: Option<TaskChanges>,
 }
 
+/// Tokens a hosted Claude Code's turn used, from its transcript
+/// (docs/claude-code.md#transcript): `tasks/<id>/usage.json`, and summed per agent in
+/// `status.json`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+}
+
+impl TokenUsage {
+    /// Adds `other` to this.
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_creation_input_tokens += other.cache_creation_input_tokens;
+        self.cache_read_input_tokens += other.cache_read_input_tokens;
+    }
+
+    /// Every token counted, input (with the cache's) and output.
+    pub fn total(&self) -> u64 {
+        self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+    }
+}
+
+/// `tasks/<id>/usage.json`: what the task's turn used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskUsage {
+    pub version: u32,
+    pub task_id: TaskId,
+    #[serde(flatten)]
+    pub tokens: TokenUsage,
+}
+
 /// What a task changed in its agent's worktree.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskChanges {
