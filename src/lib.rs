@@ -17,6 +17,7 @@
 //!   `forget`).
 //! - [`claude_code`]: Claude Code's own files we read (its session registry).
 //! - [`shell`]: shell quoting; [`tmux`]: running tmux.
+//! - [`view`]: `top`, the live terminal view of the team.
 
 pub mod agent;
 pub mod board;
@@ -34,5 +35,6 @@ pub mod state;
 pub mod team;
 pub mod time;
 pub mod tmux;
+pub mod view;
 pub mod watch;
 pub mod worktree;

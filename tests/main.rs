@@ -18,6 +18,7 @@ mod passthrough;
 mod roundtrip;
 mod routes;
 mod tokens;
+mod top;
 mod up;
 mod verbs;
 mod view;

@@ -199,6 +199,10 @@ pub enum Command {
         #[arg(long, requires = "worktree")]
         force: bool,
     },
+    /// A live view of the team: one row per agent (those that need you first), the
+    /// board, background tickets and recent events. Keys: Enter jump, c cancel, k stop,
+    /// t tail, / filter, q quit (docs/team-view.md).
+    Top,
     /// Print the event log: tasks queued, delivered, acknowledged and finished, agents'
     /// status changes, results delivered, board changes (docs/team-view.md).
     ///
@@ -289,6 +293,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
             _,
         ) => super::verbs::send(name, prompt, *timeout, *background),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
+        (Some(Command::Top), _) => crate::view::run(),
         (
             Some(Command::Events {
                 follow,
