@@ -14,6 +14,7 @@ mod fixture;
 mod harness_smoke;
 mod helper;
 mod live_output;
+mod notify;
 mod passthrough;
 mod roundtrip;
 mod routes;

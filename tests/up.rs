@@ -136,7 +136,8 @@ fn a_busy_role_gets_one_more_agent_when_the_config_allows_it() {
     assert!(head.starts_with("[@coding-2 · task "), "{head}");
     assert_eq!(body, b"from coding-2\n");
     let windows = tmux.run(&["list-windows", "-t", "=Claude", "-F", "#{window_name}"]);
-    assert_eq!(windows, "team\ncoder\ncoding-2\n");
+    // Issue 14: `up` starts the notifier in a window of its own.
+    assert_eq!(windows, "team\ncoder\nnotify\ncoding-2\n");
 
     drop(std::fs::File::create(&gate).unwrap());
     assert!(wait_child(&mut first, SECS, "the first task").success());

@@ -92,6 +92,9 @@ pub enum Command {
         /// Start the agents only, no chief.
         #[arg(long)]
         no_chief: bool,
+        /// Also open `top` in a window of its own.
+        #[arg(long)]
+        top: bool,
     },
     /// Add the chief-side hooks to a Claude Code settings file (JSON), so finished
     /// background results reach the chief at its next turn.
@@ -203,6 +206,14 @@ pub enum Command {
     /// board, background tickets and recent events. Keys: Enter jump, c cancel, k stop,
     /// t tail, / filter, q quit (docs/team-view.md).
     Top,
+    /// Tell the human when they are needed (an agent waiting, a background result, a
+    /// board finished or failed): the [notify] command of the config, else a tmux
+    /// message and the bell. `up` starts it in window `notify`.
+    Notify {
+        /// The config file (default: as `up` finds it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print the event log: tasks queued, delivered, acknowledged and finished, agents'
     /// status changes, results delivered, board changes (docs/team-view.md).
     ///
@@ -294,6 +305,10 @@ pub fn editor_hook_main() -> std::process::ExitCode {
         ) => super::verbs::send(name, prompt, *timeout, *background),
         (Some(Command::Cancel { task }), _) => super::verbs::cancel(task),
         (Some(Command::Top), _) => crate::view::run(),
+        (Some(Command::Notify { config }), _) => {
+            crate::team::config::Config::load(config.as_deref())
+                .and_then(|c| crate::events::notify::run(&c.notify))
+        }
         (
             Some(Command::Events {
                 follow,
@@ -311,6 +326,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
                 tmux_socket,
                 no_attach,
                 no_chief,
+                top,
             }),
             _,
         ) => crate::team::up::up(&crate::team::up::UpOptions {
@@ -320,6 +336,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
             tmux_socket: tmux_socket.clone(),
             attach: !no_attach,
             chief: !no_chief,
+            top: *top,
         }),
         (Some(Command::SubmitAfter { pid, chief, pane }), _) => {
             crate::coordinator::submit::run_helper(*pid, *chief, pane)

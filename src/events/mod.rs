@@ -8,6 +8,7 @@
 //! history that `top`, notifications and `events` read.
 
 mod log;
+pub mod notify;
 
 pub use log::{
     EVENTS_DIR, EVENTS_FILE, Entry, Follower, MAX_LOG_BYTES, OLD_EVENTS_FILE, append, append_at,

@@ -22,6 +22,10 @@
 //!
 //! [spawn]
 //! coding = 2          # when every coding agent is busy, start up to 2 more
+//!
+//! [notify]            # issue 14: when the human is needed (docs/team-view.md)
+//! command = "notify-send claude-editor-hook \"$(jq -r .message)\""  # gets the event JSON on stdin
+//! min_interval_secs = 10   # the same agent and kind at most this often
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -50,6 +54,35 @@ pub struct Config {
     /// when every agent with that role is busy.
     #[serde(default)]
     pub spawn: std::collections::BTreeMap<String, usize>,
+    /// Issue 14: how `claude-editor-hook notify` tells the human.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: without a command, inside tmux a message in the team's session and
+/// the bell.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Run with `sh -c`, the event as one JSON line on stdin (with a `message`).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// The same agent and kind are notified at most this often.
+    #[serde(default = "ten")]
+    pub min_interval_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            command: None,
+            min_interval_secs: 10,
+        }
+    }
+}
+
+fn ten() -> u64 {
+    10
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -170,6 +203,7 @@ impl Config {
             chief: ChiefConfig::default(),
             agents,
             spawn: Default::default(),
+            notify: NotifyConfig::default(),
         }
     }
 
