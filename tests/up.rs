@@ -52,7 +52,7 @@ fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "chief: Claude:chief\n@helper: started in Claude:helper\n"
+        "chief: Claude:chief\n@helper: started in Claude:helper\nnotify: Claude:notify\n"
     );
     let helper = env.wait_status("helper", "idle", |s| s["roles"][0] == "helping");
 
@@ -83,7 +83,8 @@ fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
     assert!(again.contains("@helper: already running"), "{again}");
     assert_eq!(env.status("helper").unwrap()["pid"], helper["pid"]);
     let windows = tmux.run(&["list-windows", "-t", "=Claude", "-F", "#{window_name}"]);
-    assert_eq!(windows, "chief\nhelper\n");
+    // Issue 14: and the notifier's, once.
+    assert_eq!(windows, "chief\nhelper\nnotify\n");
 }
 
 #[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
