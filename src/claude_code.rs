@@ -102,6 +102,40 @@ pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
     (!texts.is_empty()).then(|| texts.join("\n\n"))
 }
 
+/// The tokens of the turn that answered `prompt`, from byte `from` of the transcript
+/// on: the `usage` of each API message of the turn (its last line, the blocks of one
+/// message sharing `message.id`), summed (docs/claude-code.md#transcript). `None` until
+/// the turn is complete in the transcript (its `turn_duration` line), which may be
+/// after the `Stop` hook.
+pub fn turn_usage(transcript: &Path, from: u64, prompt: &str) -> Option<crate::state::TokenUsage> {
+    let lines = transcript_lines(transcript, from)?;
+    let start = lines.iter().rposition(|v| is_user_prompt(v, prompt))?;
+    let turn = &lines[start + 1..];
+    let end = turn
+        .iter()
+        .position(|v| v["type"] == "system" && v["subtype"] == "turn_duration")?;
+    let mut messages: Vec<(&Value, &Value)> = Vec::new();
+    for v in turn[..end].iter().filter(|v| v["type"] == "assistant") {
+        let id = &v["message"]["id"];
+        let usage = &v["message"]["usage"];
+        match messages.iter_mut().find(|(m, _)| *m == id && !id.is_null()) {
+            Some(entry) => entry.1 = usage,
+            None => messages.push((id, usage)),
+        }
+    }
+    let mut sum = crate::state::TokenUsage::default();
+    for (_, u) in messages {
+        let n = |k: &str| u[k].as_u64().unwrap_or(0);
+        sum.add(&crate::state::TokenUsage {
+            input_tokens: n("input_tokens"),
+            output_tokens: n("output_tokens"),
+            cache_creation_input_tokens: n("cache_creation_input_tokens"),
+            cache_read_input_tokens: n("cache_read_input_tokens"),
+        });
+    }
+    Some(sum)
+}
+
 /// The transcript's length now: where a delivery starting now begins in it.
 pub fn transcript_len(transcript: &Path) -> u64 {
     std::fs::metadata(transcript).map_or(0, |m| m.len())
@@ -209,6 +243,49 @@ mod tests {
         assert!(!turn_ended(&path, mark, "another task"));
         assert!(!turn_ended(&dir.path().join("missing"), 0, "task"));
         assert_eq!(transcript_len(&dir.path().join("missing")), 0);
+    }
+
+    #[test]
+    fn a_turn_s_tokens_sum_its_messages_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let u = |i: u64, o: u64| {
+            format!(
+                r#"{{"input_tokens":{i},"output_tokens":{o},"cache_creation_input_tokens":1,"cache_read_input_tokens":2}}"#
+            )
+        };
+        let lines = [
+            r#"{"type":"user","message":{"content":"task"}}"#.to_owned(),
+            format!(
+                r#"{{"type":"assistant","message":{{"id":"m1","usage":{}}}}}"#,
+                u(10, 1)
+            ),
+            format!(
+                r#"{{"type":"assistant","message":{{"id":"m1","usage":{}}}}}"#,
+                u(10, 5)
+            ),
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","content":"x"}]}}"#
+                .to_owned(),
+            format!(
+                r#"{{"type":"assistant","message":{{"id":"m2","usage":{}}}}}"#,
+                u(20, 7)
+            ),
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        // Not complete yet: no turn_duration line.
+        assert_eq!(turn_usage(&path, 0, "task"), None);
+        let ended = r#"{"type":"system","subtype":"turn_duration"}"#;
+        std::fs::write(&path, format!("{}\n{ended}\n", lines.join("\n"))).unwrap();
+        let sum = turn_usage(&path, 0, "task").unwrap();
+        assert_eq!(
+            sum,
+            crate::state::TokenUsage {
+                input_tokens: 30,
+                output_tokens: 12,
+                cache_creation_input_tokens: 2,
+                cache_read_input_tokens: 4,
+            }
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`board`]: the team board (SQLite): tasks, dependencies, exactly-once claims, leases.
 //! - [`watch`], [`doorbell`], [`signals`], [`process`]: the event sources that feed the two
 //!   event loops.
+//! - [`events`]: the durable event log every state change is appended to (`events`,
+//!   `top`, notifications).
 //! - [`directive`]: what an `@NAME …` prompt means.
 //! - [`doctor`]: the setup checks of `claude-editor-hook doctor`.
 //! - [`mcp`]: `claude-editor-hook mcp`, the coordination tools as an MCP server.
@@ -18,6 +20,7 @@
 //!   `forget`).
 //! - [`claude_code`]: Claude Code's own files we read (its session registry).
 //! - [`shell`]: shell quoting; [`tmux`]: running tmux.
+//! - [`view`]: `top`, the live terminal view of the team.
 
 pub mod agent;
 pub mod board;
@@ -27,6 +30,7 @@ pub mod coordinator;
 pub mod directive;
 pub mod doctor;
 pub mod doorbell;
+pub mod events;
 pub mod mcp;
 pub mod process;
 pub mod run;
@@ -36,5 +40,6 @@ pub mod state;
 pub mod team;
 pub mod time;
 pub mod tmux;
+pub mod view;
 pub mod watch;
 pub mod worktree;

@@ -32,7 +32,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const NEWER: (u32, u32, u32) = (2, 1, 332);
 
 /// Every hook event the product listens to; each runs the recording hook script.
-const HOOK_EVENTS: [&str; 11] = [
+const HOOK_EVENTS: [&str; 12] = [
     "SessionStart",
     "UserPromptSubmit",
     "Stop",
@@ -44,6 +44,7 @@ const HOOK_EVENTS: [&str; 11] = [
     "PermissionRequest",
     "PostToolUse",
     "MessageDisplay",
+    "PreToolUse",
 ];
 
 /// `claude --version` as numbers, e.g. `(2, 1, 197)`.
@@ -1416,6 +1417,87 @@ fn fact_hook_message_display() {
         .map(|e| e["delta"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(text, "line 1\nline 2\nline 3");
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn fact_message_display_per_paragraph() {
+    let Some(cc) = Cc::start("fact_message_display_per_paragraph", Opts::default()) else {
+        return;
+    };
+    // One text block, streamed slowly: two paragraphs, then a long line without a
+    // blank line after it.
+    let pause = Duration::from_millis(1500);
+    cc.sandbox.api.set_reply(move |_| Reply::Paced {
+        chunks: vec![
+            "first paragraph.\n\n".into(),
+            "second paragraph.\n\n".into(),
+            "a line that goes ".into(),
+            "on and on".into(),
+        ],
+        pause,
+        blocks: false,
+    });
+    let submitted = Instant::now();
+    cc.submit("stream slowly");
+    let first = cc.wait_event("the first paragraph's MessageDisplay", |e| {
+        e["hook_event_name"] == "MessageDisplay" && e["delta"] == "first paragraph.\n\n"
+    });
+    let first_at = submitted.elapsed();
+    assert!(first["final"] != true, "{first}");
+    // The transcript holds nothing of the reply while it streams: its assistant line
+    // is written once the message is complete.
+    let transcript = PathBuf::from(first["transcript_path"].as_str().unwrap());
+    let so_far = fs::read_to_string(&transcript).unwrap_or_default();
+    assert!(!so_far.contains("first paragraph"), "{so_far}");
+    // The rest of the reply is 3 pauses away: the first paragraph came on its own,
+    // before its end.
+    let stop = cc.turn_over(1);
+    assert!(
+        submitted.elapsed() >= first_at + pause * 2,
+        "the first paragraph came only at the end ({first_at:?})"
+    );
+    let mut shown = cc.named("MessageDisplay");
+    shown.sort_by_key(|e| e["index"].as_u64());
+    let deltas: Vec<&str> = shown.iter().filter_map(|e| e["delta"].as_str()).collect();
+    // The unfinished line comes only with the end of the block.
+    assert_eq!(
+        deltas.concat(),
+        "first paragraph.\n\nsecond paragraph.\n\na line that goes on and on"
+    );
+    assert!(deltas.contains(&"second paragraph.\n\n"), "{deltas:?}");
+    let at_end = wait_until(WAIT, "the reply in the transcript", || {
+        let text = fs::read_to_string(&transcript).ok()?;
+        text.contains("first paragraph").then_some(text)
+    });
+    assert!(at_end.contains("on and on"));
+    assert_eq!(stop["transcript_path"], first["transcript_path"]);
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn fact_hook_pre_tool_use() {
+    let Some(cc) = Cc::start("fact_hook_pre_tool_use", Opts::default()) else {
+        return;
+    };
+    cc.sandbox.api.set_reply(|_| Reply::BashToolUse {
+        command: "echo pre-tool-fact".into(),
+    });
+    cc.submit("run a tool");
+    cc.turn_over(1);
+    let pre = cc.wait_event("PreToolUse", |e| e["hook_event_name"] == "PreToolUse");
+    assert_eq!(pre["tool_name"], "Bash", "{pre}");
+    assert_eq!(pre["tool_input"]["command"], "echo pre-tool-fact", "{pre}");
+    let names = cc.event_names();
+    let pre_at = names.iter().position(|n| n == "PreToolUse").unwrap();
+    let post_at = names.iter().position(|n| n == "PostToolUse").unwrap();
+    assert!(pre_at < post_at, "{names:?}");
 }
 
 #[cfg_attr(

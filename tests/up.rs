@@ -54,7 +54,7 @@ fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
     assert_eq!(
         text(&out.stdout),
         format!(
-            "config: {}\nchief: Claude:chief\n@helper: started in Claude:helper\n",
+            "config: {}\nchief: Claude:chief\n@helper: started in Claude:helper\nnotify: Claude:notify\n",
             config.display()
         )
     );
@@ -150,7 +150,8 @@ fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
     assert!(again.contains("@helper: already running"), "{again}");
     assert_eq!(env.status("helper").unwrap()["pid"], helper["pid"]);
     let windows = tmux.run(&["list-windows", "-t", "=Claude", "-F", "#{window_name}"]);
-    assert_eq!(windows, "chief\nhelper\n");
+    // Issue 14: and the notifier's, once.
+    assert_eq!(windows, "chief\nhelper\nnotify\n");
 }
 
 #[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
@@ -203,7 +204,8 @@ fn a_busy_role_gets_one_more_agent_when_the_config_allows_it() {
     assert!(head.starts_with("[@coding-2 · task "), "{head}");
     assert_eq!(body, b"from coding-2\n");
     let windows = tmux.run(&["list-windows", "-t", "=Claude", "-F", "#{window_name}"]);
-    assert_eq!(windows, "team\ncoder\ncoding-2\n");
+    // Issue 14: `up` starts the notifier in a window of its own.
+    assert_eq!(windows, "team\ncoder\nnotify\ncoding-2\n");
 
     drop(std::fs::File::create(&gate).unwrap());
     assert!(wait_child(&mut first, SECS, "the first task").success());

@@ -109,6 +109,8 @@ struct Host<D: Driver> {
     /// When finished tasks were last pruned, and how many have finished since.
     pruned_at: Option<Instant>,
     finished_since_prune: usize,
+    /// The status and task last appended to the event log.
+    logged_status: Option<(AgentState, Option<TaskId>)>,
 }
 
 /// Runs the host until a signal stops it. Returns the exit status.
@@ -156,6 +158,7 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
         Ok(Some(old)) => {
             status.recent = old.recent;
             status.claude_session_id = old.claude_session_id;
+            status.tokens = old.tokens;
         }
         Ok(None) => {}
         Err(e) => warn(&format!("ignoring the old status: {e:#}")),
@@ -181,7 +184,9 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
         saved: Some(status_written),
         pruned_at: None,
         finished_since_prune: 0,
+        logged_status: None,
     };
+    host.log_status();
     host.keep_reserve();
     host.recover_interrupted_task();
     let tx = host.driver_tx.clone();
@@ -340,6 +345,23 @@ impl<D: Driver> Host<D> {
                     self.status.claude_session_id = id;
                     Ok(())
                 }
+                Report::Usage(id, tokens) => {
+                    self.record_usage(&id, tokens);
+                    Ok(())
+                }
+                Report::Acknowledged(at) => {
+                    if let Some(r) = &self.running {
+                        crate::events::append_at(
+                            self.state.root(),
+                            at,
+                            crate::events::What::TaskAcknowledged {
+                                task: r.task.id.clone(),
+                                agent: self.opts.name.clone(),
+                            },
+                        );
+                    }
+                    Ok(())
+                }
                 Report::Fatal(why) => {
                     warn(&why);
                     self.on_stop_signal(Signal::Terminate);
@@ -378,8 +400,52 @@ impl<D: Driver> Host<D> {
     /// own writes from someone else's by it.
     fn save_status(&mut self) -> Result<()> {
         self.status.save(&self.state)?;
+        self.log_status();
         self.saved = Some(self.status.clone());
         Ok(())
+    }
+
+    /// Issue 14: the tokens task `id`'s turn used, next to its `done.json`
+    /// (`usage.json`), and added to the agent's totals in `status.json`.
+    fn record_usage(&mut self, id: &TaskId, tokens: crate::state::TokenUsage) {
+        let usage = crate::state::TaskUsage {
+            version: crate::state::FORMAT_VERSION,
+            task_id: id.clone(),
+            tokens,
+        };
+        if self.state.ensure_task_dir(id).is_ok()
+            && let Err(e) = crate::state::write_json(&self.state.usage_path(id), &usage)
+        {
+            warn(&format!("{e:#}"));
+        }
+        self.status
+            .tokens
+            .get_or_insert_with(Default::default)
+            .add(&tokens);
+        if let Err(e) = self.save_status() {
+            warn(&format!("{e:#}"));
+        }
+    }
+
+    /// Appends `agent_status` when the status just written differs from the last one
+    /// logged (src/events/): a rewrite by the self-repair is no change.
+    fn log_status(&mut self) {
+        let now = (
+            self.status.status,
+            self.status.task.as_ref().map(|t| t.id.clone()),
+        );
+        if self.logged_status.as_ref() == Some(&now) {
+            return;
+        }
+        crate::events::append(
+            self.state.root(),
+            crate::events::What::AgentStatus {
+                agent: self.opts.name.clone(),
+                status: now.0,
+                task: now.1.clone(),
+            },
+        );
+        self.logged_status = Some(now);
     }
 
     /// A previous host of this agent died while working: that task is over, and what
@@ -642,6 +708,13 @@ impl<D: Driver> Host<D> {
             task.id, task.requester.parent_pid, task.requester.cwd, task.title
         ));
         let reports = self.driver.start(&task, sink, &self.driver_tx)?;
+        crate::events::append(
+            self.state.root(),
+            crate::events::What::TaskDelivered {
+                task: task.id.clone(),
+                agent: self.opts.name.clone(),
+            },
+        );
         // The run exists now: record it before anything else can fail, so its end is
         // always handled. The status write comes after the start so that it overlaps
         // the run instead of delaying it.
@@ -854,6 +927,7 @@ impl<D: Driver> Host<D> {
         self.status.last_active_us = now_us();
         let saved = self.with_reserve(|| self.status.save(&self.state));
         if saved.is_ok() {
+            self.log_status();
             self.saved = Some(self.status.clone());
         }
         if let Err(e) = saved {

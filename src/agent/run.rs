@@ -110,6 +110,11 @@ pub enum Report {
     SessionId(Option<String>),
     /// The driver cannot go on: the host stops, saying why.
     Fatal(String),
+    /// The running task's delivery was acknowledged (a hosted Claude Code's
+    /// `UserPromptSubmit`), at this time: an event for the log (src/events/).
+    Acknowledged(u64),
+    /// The tokens a finished task's turn used (issue 14), once the transcript has them.
+    Usage(crate::state::TaskId, crate::state::TokenUsage),
 }
 
 /// How a run ended, before the host turns it into an outcome.

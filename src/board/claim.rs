@@ -199,6 +199,7 @@ impl Board {
             }
         };
         tx.commit()?;
+        self.log_change("claim", Some(&task.id));
         Ok(Some(Claimed {
             task,
             goal,

@@ -139,6 +139,7 @@ impl Drainer {
             // though its requester (this host) is not a waiting coordinator.
             task.background = true;
             write_json(&self.state.task_path(&task.id), &task)?;
+            crate::events::queued(&self.state, &task);
             enqueue(&self.state, &self.agent, &task.id)?;
             Ok(task)
         })();

@@ -76,7 +76,24 @@ impl Board {
             )?;
         }
         tx.commit()?;
+        board.log_change("init", None);
         Ok(board)
+    }
+
+    /// Appends a board change to the event log (src/events/), after its commit: one
+    /// event per verb that changed the board. The log is in the app's durable home,
+    /// where the state directory's durable part is.
+    pub(crate) fn log_change(&self, verb: &str, task: Option<&str>) {
+        if let Ok(home) = crate::state::durable_home() {
+            crate::events::append(
+                &home,
+                crate::events::What::Board {
+                    board: crate::events::short(&self.path.to_string()),
+                    verb: verb.to_owned(),
+                    task: task.map(crate::events::short),
+                },
+            );
+        }
     }
 
     /// Opens the existing board at `path`.
@@ -259,6 +276,7 @@ impl Board {
             )?;
         }
         tx.commit()?;
+        self.log_change("add", Some(&ids.join(",")));
         Ok(ids)
     }
 
@@ -360,6 +378,7 @@ impl Board {
         }
         let task = load(&tx, id)?.expect("the task was just updated");
         tx.commit()?;
+        self.log_change(status.as_str(), Some(id));
         Ok(task)
     }
 
@@ -392,6 +411,7 @@ impl Board {
         super::lease::reopen(&tx, &task, &reason)?;
         let task = load(&tx, id)?.expect("the task exists");
         tx.commit()?;
+        self.log_change("release", Some(id));
         Ok(task)
     }
 
@@ -414,6 +434,7 @@ impl Board {
         )?;
         let task = load(&tx, id)?.expect("the task exists");
         tx.commit()?;
+        self.log_change("retry", Some(id));
         Ok(task)
     }
 
@@ -429,6 +450,7 @@ impl Board {
             params![author, text, now_us() as i64],
         )?;
         tx.commit()?;
+        self.log_change("note", None);
         Ok(())
     }
 

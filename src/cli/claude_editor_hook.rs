@@ -159,6 +159,9 @@ pub enum Command {
         /// Start the agents only, no chief.
         #[arg(long)]
         no_chief: bool,
+        /// Also open `top` in a window of its own.
+        #[arg(long)]
+        top: bool,
     },
     /// The team config: which file `up` reads, and a commented one to start from.
     ///
@@ -323,6 +326,38 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// A live view of the team: one row per agent (those that need you first), the
+    /// board, background tickets and recent events. Keys: Enter jump, c cancel, k stop,
+    /// t tail, / filter, q quit (docs/team-view.md).
+    ///
+    /// Example: `claude-editor-hook top`
+    Top,
+    /// Tell the human when they are needed (an agent waiting, a background result, a
+    /// board finished or failed): the [notify] command of the config, else a tmux
+    /// message and the bell. `up` starts it in window `notify`.
+    ///
+    /// Example: `claude-editor-hook notify`
+    Notify {
+        /// The config file (default: as `up` finds it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the event log: tasks queued, delivered, acknowledged and finished, agents'
+    /// status changes, results delivered, board changes (docs/team-view.md).
+    ///
+    /// Example: `claude-editor-hook events --follow`, or `events --since 10m --json`.
+    Events {
+        /// Keep printing new events as they are appended.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only events since T: a duration ago (30s, 10m, 2h, 1d) or microseconds since
+        /// the epoch.
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Print each event as its JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compact a hosted Claude Code agent's conversation, between its tasks.
     ///
     /// Example: `claude-editor-hook compact planning`
@@ -403,6 +438,19 @@ pub fn editor_hook_main() -> std::process::ExitCode {
         (Some(Command::Cancel { task, agent }), _) => {
             super::verbs::cancel(task.as_deref(), agent.as_deref())
         }
+        (Some(Command::Top), _) => crate::view::run(),
+        (Some(Command::Notify { config }), _) => {
+            crate::team::config::Config::load(config.as_deref())
+                .and_then(|c| crate::events::notify::run(&c.notify))
+        }
+        (
+            Some(Command::Events {
+                follow,
+                since,
+                json,
+            }),
+            _,
+        ) => super::events::run(*follow, since.as_deref(), *json),
         (Some(Command::Board(args)), _) => super::board::run(args),
         (Some(Command::Run(args)), _) => super::run::run(args),
         (
@@ -413,6 +461,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
                 tmux_socket,
                 no_attach,
                 no_chief,
+                top,
             }),
             _,
         ) => crate::team::up::up(&crate::team::up::UpOptions {
@@ -422,6 +471,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
             tmux_socket: tmux_socket.clone(),
             attach: !no_attach,
             chief: !no_chief,
+            top: *top,
         }),
         (Some(Command::SubmitAfter { pid, chief, pane }), _) => {
             crate::coordinator::submit::run_helper(*pid, *chief, pane)

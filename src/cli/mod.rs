@@ -9,6 +9,7 @@ mod claude_editor_hook;
 mod compact;
 mod demo;
 mod doctor;
+mod events;
 mod prune;
 mod run;
 mod status;

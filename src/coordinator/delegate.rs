@@ -261,6 +261,8 @@ impl Coordinator {
             Some(pid) => Some(self.watch_host(agent, pid)?),
             None => None,
         };
+        // Logged first: the agent may take the task (and log that) at once.
+        crate::events::queued(&self.state, wait.task);
         wait.entry = Some(enqueue(&self.state, agent, id).inspect_err(|_| {
             // Nothing was queued: leave nothing behind.
             let _ = std::fs::remove_dir_all(self.state.task_dir(id));
@@ -350,7 +352,11 @@ impl Coordinator {
         let queued = self
             .state
             .add_to_outbox(chief, &OutboxEntry::new(&task))
-            .and_then(|()| enqueue(&self.state, agent, &task.id));
+            .and_then(|()| {
+                // Logged first: the agent may take the task (and log that) at once.
+                crate::events::queued(&self.state, &task);
+                enqueue(&self.state, agent, &task.id)
+            });
         if let Err(e) = queued {
             // Nothing was queued: leave nothing behind.
             let _ = std::fs::remove_file(self.state.outbox_entry_path(chief, &task.id));

@@ -27,6 +27,7 @@ const OUTPUT_FILE: &str = "output.log";
 const RESULT_FILE: &str = "result.txt";
 const CANCEL_FILE: &str = "cancel.json";
 const DONE_FILE: &str = "done.json";
+const USAGE_FILE: &str = "usage.json";
 const DOORBELLS: &str = "doorbells";
 const RESERVE_FILE: &str = "reserve";
 /// The durable home's name under `$XDG_STATE_HOME`, shared with boards and worktrees.
@@ -314,6 +315,11 @@ impl StateDir {
 
     pub fn done_path(&self, id: &TaskId) -> PathBuf {
         self.task_dir(id).join(DONE_FILE)
+    }
+
+    /// The tokens a hosted Claude Code's turn used (issue 14).
+    pub fn usage_path(&self, id: &TaskId) -> PathBuf {
+        self.task_dir(id).join(USAGE_FILE)
     }
 
     /// The task's doorbell FIFO (see [`crate::doorbell`]), in the runtime part: a FIFO

@@ -33,7 +33,7 @@ pub use status::{
 };
 pub use task::{
     AgentCommand, CancelRequest, Done, FinishedBy, Outcome, Requester, TaskChanges, TaskEnvelope,
-    TaskId, title_of,
+    TaskId, TaskUsage, TokenUsage, title_of,
 };
 
 /// The format version written into every JSON state file. Readers refuse other versions

@@ -137,7 +137,16 @@ impl StateDir {
     pub fn mark_delivered(&self, chief: &ChiefId, entry: &OutboxEntry) -> Result<()> {
         let mut entry = entry.clone();
         entry.delivered_at_us = Some(crate::time::now_us());
-        write_json(&self.outbox_entry_path(chief, &entry.task_id), &entry)
+        write_json(&self.outbox_entry_path(chief, &entry.task_id), &entry)?;
+        crate::events::append(
+            self.root(),
+            crate::events::What::ResultDelivered {
+                task: entry.task_id.clone(),
+                agent: entry.agent.clone(),
+                chief: chief.as_str().to_owned(),
+            },
+        );
+        Ok(())
     }
 }
 

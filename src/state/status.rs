@@ -98,6 +98,10 @@ pub struct AgentStatus {
     /// Cleared by the next task that ends normally.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Issue 14: the tokens of every task's turn so far (a hosted Claude Code), kept
+    /// across restarts. Absent until the first count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<super::TokenUsage>,
 }
 
 /// Where a worktree agent works: its worktree, branch and base.
@@ -132,6 +136,7 @@ impl AgentStatus {
             worktree: None,
             waiting_for: None,
             error: None,
+            tokens: None,
         }
     }
 

@@ -281,6 +281,48 @@ pub struct Done {
     pub changes: Option<TaskChanges>,
 }
 
+/// Tokens a hosted Claude Code's turn used, from its transcript
+/// (docs/claude-code.md#transcript): `tasks/<id>/usage.json`, and summed per agent in
+/// `status.json`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+}
+
+impl TokenUsage {
+    /// Adds `other` to this.
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_creation_input_tokens += other.cache_creation_input_tokens;
+        self.cache_read_input_tokens += other.cache_read_input_tokens;
+    }
+
+    /// Every token counted, input (with the cache's) and output.
+    pub fn total(&self) -> u64 {
+        self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+    }
+}
+
+/// `tasks/<id>/usage.json`: what the task's turn used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskUsage {
+    pub version: u32,
+    pub task_id: TaskId,
+    #[serde(flatten)]
+    pub tokens: TokenUsage,
+}
+
 /// What a task changed in its agent's worktree.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskChanges {
@@ -344,7 +386,43 @@ impl super::StateDir {
         let path = self.done_path(&done.task_id);
         let created = super::atomic_create(&path, &serde_json::to_vec_pretty(done)?)?;
         crate::doorbell::ring(&self.wake_path(&done.task_id));
+        if created {
+            // After the ring: the waiting coordinator is not delayed by the log.
+            self.log_finished(done);
+        }
         Ok(created)
+    }
+
+    /// Appends the `task_finished` event of a `done.json` just written, with the agent,
+    /// title and background flag from the envelope.
+    fn log_finished(&self, done: &Done) {
+        #[derive(Deserialize)]
+        struct Head {
+            agent: AgentName,
+            #[serde(default)]
+            title: String,
+            #[serde(default)]
+            background: bool,
+        }
+        let head = super::read_optional(&self.task_path(&done.task_id))
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<Head>(&b).ok());
+        crate::events::append(
+            self.root(),
+            crate::events::What::TaskFinished {
+                task: done.task_id.clone(),
+                agent: head.as_ref().map(|h| h.agent.clone()),
+                title: head
+                    .as_ref()
+                    .map(|h| crate::events::short(&h.title))
+                    .unwrap_or_default(),
+                outcome: done.outcome,
+                reason: done.reason.as_deref().map(crate::events::short),
+                finished_by: done.finished_by,
+                background: head.is_some_and(|h| h.background),
+            },
+        );
     }
 }
 

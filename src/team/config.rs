@@ -25,6 +25,9 @@
 //!
 //! [delegate]
 //! max_depth = 4       # how many agents may wait on each other in one chain (docs/mcp.md)
+//! [notify]            # issue 14: when the human is needed (docs/team-view.md)
+//! command = "notify-send claude-editor-hook \"$(jq -r .message)\""  # gets the event JSON on stdin
+//! min_interval_secs = 10   # the same agent and kind at most this often
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -58,6 +61,9 @@ pub struct Config {
     pub spawn: std::collections::BTreeMap<String, usize>,
     #[serde(default)]
     pub delegate: DelegateConfig,
+    /// Issue 14: how `claude-editor-hook notify` tells the human.
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
 
 /// Delegation between agents (`delegate`, `send`).
@@ -83,6 +89,32 @@ impl Default for DelegateConfig {
             max_depth: DEFAULT_MAX_DEPTH,
         }
     }
+}
+
+/// `[notify]`: without a command, inside tmux a message in the team's session and
+/// the bell.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Run with `sh -c`, the event as one JSON line on stdin (with a `message`).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// The same agent and kind are notified at most this often.
+    #[serde(default = "ten")]
+    pub min_interval_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            command: None,
+            min_interval_secs: 10,
+        }
+    }
+}
+
+fn ten() -> u64 {
+    10
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -271,6 +303,7 @@ impl Config {
             agents,
             spawn: Default::default(),
             delegate: DelegateConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 

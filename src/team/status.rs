@@ -81,6 +81,7 @@ pub fn snapshot(state: &StateDir) -> Result<Value> {
                     "roles": s.map(|s| &s.roles),
                     "recent": s.map(|s| &s.recent),
                     "claude_session_id": s.and_then(|s| s.claude_session_id.as_deref()),
+                    "tokens": s.and_then(|s| s.tokens),
                     "worktree": worktree_json(&name),
                 })
             }

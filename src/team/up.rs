@@ -32,6 +32,8 @@ pub struct UpOptions {
     pub attach: bool,
     /// Start the chief too (`--no-chief`: a headless team).
     pub chief: bool,
+    /// Issue 14: open `top` in a window of its own.
+    pub top: bool,
 }
 
 /// `-e K=V` for each variable of our environment that a window needs.
@@ -210,6 +212,42 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
         }
         start_agent_window(&tmux, SESSION, agent, &claude, &wrap, &here)?;
         println!("@{}: started in {SESSION}:{}", agent.name, agent.name);
+    }
+
+    // Issue 14: the notifier (one per session), and `top` when asked for
+    // (docs/team-view.md).
+    let mut extra = vec![("notify", vec!["notify".to_owned()])];
+    if opts.top {
+        extra.push(("top", vec!["top".to_owned()]));
+    }
+    for (window, mut command) in extra {
+        if windows.iter().any(|w| w == window) {
+            continue;
+        }
+        if let Some(config) = &opts.config
+            && window == "notify"
+        {
+            command.extend(["--config".to_owned(), config.display().to_string()]);
+        }
+        let mut args: Vec<String> = [
+            "new-window",
+            "-d",
+            "-t",
+            &format!("={SESSION}:"),
+            "-n",
+            window,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(env_args());
+        args.push("--".into());
+        args.push(exe.display().to_string());
+        args.extend(command);
+        match tmux.run(&args) {
+            Ok(_) => println!("{window}: {SESSION}:{window}"),
+            Err(e) => eprintln!("claude-editor-hook: could not start {window}: {e:#}"),
+        }
     }
 
     if opts.attach {

@@ -48,6 +48,29 @@ pub enum Reply {
     /// `tool_result`, which the tool-result script answers (see
     /// [`FakeApi::set_tool_reply`]).
     ToolUse { name: String, input: Value },
+    /// A text answer streamed slowly, `pause` before each chunk but the first
+    /// (issue 14: live output of a long answer): with `blocks`, each chunk is a text
+    /// block of its own, else one `text_delta` of a single block.
+    Paced {
+        chunks: Vec<String>,
+        pause: Duration,
+        blocks: bool,
+    },
+}
+
+/// A response, written in parts with `pause` before each part after the first.
+struct Response {
+    parts: Vec<Vec<u8>>,
+    pause: Duration,
+}
+
+impl From<Vec<u8>> for Response {
+    fn from(bytes: Vec<u8>) -> Self {
+        Response {
+            parts: vec![bytes],
+            pause: Duration::ZERO,
+        }
+    }
 }
 
 /// What kind of request Claude Code sent.
@@ -103,6 +126,8 @@ struct Shared {
     connections: Mutex<Vec<TcpStream>>,
     /// The `usage` every reply reports, see [`FakeApi::set_usage`].
     usage: Mutex<Usage>,
+    /// When each chunk of a [`Reply::Paced`] went out, see [`FakeApi::paced_sent`].
+    paced_sent: Mutex<Vec<Instant>>,
 }
 
 /// Token counts the fake reports in `message_start` (and `output_tokens`
@@ -149,6 +174,7 @@ impl FakeApi {
             other_requests: Mutex::new(Vec::new()),
             connections: Mutex::new(Vec::new()),
             usage: Mutex::new(Usage::default()),
+            paced_sent: Mutex::new(Vec::new()),
         });
         let accept_shared = Arc::clone(&shared);
         thread::Builder::new()
@@ -184,6 +210,12 @@ impl FakeApi {
     /// see each field arrive in the transcript).
     pub fn set_usage(&self, usage: Usage) {
         *lock(&self.shared.usage) = usage;
+    }
+
+    /// When each chunk of the [`Reply::Paced`] replies so far was written to the
+    /// socket (and flushed), in order.
+    pub fn paced_sent(&self) -> Vec<Instant> {
+        lock(&self.shared.paced_sent).clone()
     }
 
     /// The prompts received so far (kind `Prompt` only), oldest first.
@@ -319,8 +351,17 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             .get("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let response = route(&request, shared);
-        writer.write_all(&response)?;
-        writer.flush()?;
+        for (i, part) in response.parts.iter().enumerate() {
+            if i > 0 {
+                thread::sleep(response.pause);
+            }
+            writer.write_all(part)?;
+            writer.flush()?;
+            // The chunks of a paced reply: every part between its head and its end.
+            if i > 0 && i + 1 < response.parts.len() {
+                lock(&shared.paced_sent).push(Instant::now());
+            }
+        }
         if close {
             break;
         }
@@ -414,7 +455,7 @@ fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
 }
 
 /// Builds the full HTTP response for `request`.
-fn route(request: &HttpRequest, shared: &Shared) -> Vec<u8> {
+fn route(request: &HttpRequest, shared: &Shared) -> Response {
     let path = request.path.split('?').next().unwrap_or("");
     match (request.method.as_str(), path) {
         ("POST", "/v1/messages") => return messages(request, shared),
@@ -425,7 +466,8 @@ fn route(request: &HttpRequest, shared: &Shared) -> Vec<u8> {
                 "application/json",
                 &[],
                 &json!({"input_tokens": 10}).to_string(),
-            );
+            )
+            .into();
         }
         _ => {}
     }
@@ -439,13 +481,15 @@ fn route(request: &HttpRequest, shared: &Shared) -> Vec<u8> {
             &format!("fake api has no {} {}", request.method, request.path),
         ),
     }
+    .into()
 }
 
-fn messages(request: &HttpRequest, shared: &Shared) -> Vec<u8> {
+fn messages(request: &HttpRequest, shared: &Shared) -> Response {
     let body: Value = match serde_json::from_slice(&request.body) {
         Ok(body) => body,
         Err(err) => {
-            return error_response(400, "invalid_request_error", &format!("bad json: {err}"));
+            return error_response(400, "invalid_request_error", &format!("bad json: {err}"))
+                .into();
         }
     };
     let recorded = record(
@@ -484,17 +528,30 @@ fn messages(request: &HttpRequest, shared: &Shared) -> Vec<u8> {
         message,
     } = &message.reply
     {
-        return error_response(*status, kind, message);
+        return error_response(*status, kind, message).into();
     }
-    if body["stream"].as_bool() == Some(true) {
+    let stream = body["stream"].as_bool() == Some(true);
+    if let (
+        Reply::Paced {
+            chunks,
+            pause,
+            blocks,
+        },
+        true,
+    ) = (&message.reply, stream)
+    {
+        return message.paced_sse(chunks, *pause, *blocks);
+    }
+    if stream {
         http_response(
             200,
             "text/event-stream",
             &[("cache-control", "no-cache")],
             &message.sse(),
         )
+        .into()
     } else {
-        http_response(200, "application/json", &[], &message.json().to_string())
+        http_response(200, "application/json", &[], &message.json().to_string()).into()
     }
 }
 
@@ -565,6 +622,16 @@ impl Message {
     fn content_and_stop(&self) -> (Vec<Value>, &'static str) {
         match &self.reply {
             Reply::Text(text) => (vec![json!({"type": "text", "text": text})], "end_turn"),
+            Reply::Paced { chunks, blocks, .. } => (
+                match blocks {
+                    true => chunks
+                        .iter()
+                        .map(|c| json!({"type": "text", "text": c}))
+                        .collect(),
+                    false => vec![json!({"type": "text", "text": chunks.concat()})],
+                },
+                "end_turn",
+            ),
             Reply::Texts(texts) => (
                 texts
                     .iter()
@@ -610,6 +677,52 @@ impl Message {
             "id": self.id, "type": "message", "role": "assistant", "model": self.model,
             "content": blocks, "stop_reason": stop, "stop_sequence": null, "usage": self.usage(),
         })
+    }
+
+    /// One text block whose deltas come `pause` apart, in HTTP chunked encoding.
+    fn paced_sse(&self, chunks: &[String], pause: Duration, blocks: bool) -> Response {
+        let event = |e: Value| {
+            let name = e["type"].as_str().unwrap_or("").to_owned();
+            let data = format!("event: {name}\ndata: {e}\n\n");
+            format!("{:x}\r\n{data}\r\n", data.len()).into_bytes()
+        };
+        let mut head = concat!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n",
+            "transfer-encoding: chunked\r\nrequest-id: req_fake\r\n\r\n"
+        )
+        .as_bytes()
+        .to_vec();
+        head.extend(event(json!({"type": "message_start", "message": {
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+            "stop_reason": null, "stop_sequence": null, "usage": self.usage()}})));
+        let start = |index: usize| {
+            event(json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "text", "text": ""}}))
+        };
+        let stop = |index: usize| event(json!({"type": "content_block_stop", "index": index}));
+        let mut parts = vec![head];
+        let mut index = 0;
+        for (n, chunk) in chunks.iter().enumerate() {
+            let mut part = Vec::new();
+            if n == 0 || blocks {
+                index = if blocks { n } else { 0 };
+                part.extend(start(index));
+            }
+            part.extend(event(json!({"type": "content_block_delta", "index": index,
+                "delta": {"type": "text_delta", "text": chunk}})));
+            if blocks {
+                part.extend(stop(index));
+            }
+            parts.push(part);
+        }
+        let mut end = if blocks { Vec::new() } else { stop(0) };
+        end.extend(event(json!({"type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"output_tokens": self.usage.output_tokens}})));
+        end.extend(event(json!({"type": "message_stop"})));
+        end.extend_from_slice(b"0\r\n\r\n");
+        parts.push(end);
+        Response { parts, pause }
     }
 
     fn sse(&self) -> String {

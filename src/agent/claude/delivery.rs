@@ -72,6 +72,9 @@ pub struct Delivery {
     held: VecDeque<Vec<u8>>,
     /// True from our delivery's acknowledgement until the next delivery starts.
     streaming: bool,
+    /// The output streamed so far ends a line (or there is none): a tool's activity
+    /// line goes on a line of its own.
+    output_at_line_start: bool,
     /// The delivery whose probe timed out: a late answer from it is still taken.
     timed_out: Option<u64>,
     /// The delivery whose probe has started (its `started` report came).
@@ -116,6 +119,7 @@ impl Delivery {
             last_text: String::new(),
             held: VecDeque::new(),
             streaming: false,
+            output_at_line_start: true,
             timed_out: None,
             probe_started: None,
             human_turn: false,
@@ -282,6 +286,7 @@ impl Delivery {
         )));
         self.last_text = text.clone();
         self.streaming = false;
+        self.output_at_line_start = true;
         self.probe_started = None;
         self.timed_out = None;
         self.our_prompt_id = None;

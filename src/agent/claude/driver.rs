@@ -35,10 +35,28 @@ enum Timer {
     Restart,
     /// The human's keys have been quiet: check a held task's box again.
     Reprobe,
+    /// Look again for a finished turn's tokens in the transcript.
+    Usage,
+}
+
+/// How long after the end of a turn its tokens are looked for in the transcript, which
+/// may be written after the `Stop` hook (docs/claude-code.md#transcript): the first
+/// look again comes after this, each next one after twice the wait before it.
+const USAGE_RETRY: Duration = Duration::from_millis(100);
+/// How many looks again, at most (about 3 s in all).
+const USAGE_TRIES: u32 = 5;
+
+/// A finished turn whose tokens are not in the transcript yet.
+struct PendingUsage {
+    task: crate::state::TaskId,
+    transcript: PathBuf,
+    prompt: String,
+    tries: u32,
 }
 
 /// The task in flight.
 struct Task {
+    id: crate::state::TaskId,
     prompt: String,
     command: Option<AgentCommand>,
     sink: OutputSink,
@@ -57,6 +75,8 @@ pub struct Claude {
     task: Option<Task>,
     /// The output log of the task that just finished, for its late streamed text.
     last_sink: Option<OutputSink>,
+    /// Issue 14: the last finished turn, until its tokens are found.
+    pending_usage: Option<PendingUsage>,
     timers: Timers<Timer>,
     /// When Claude Code was restarted recently, for the backoff and the limit.
     restarts: Vec<Instant>,
@@ -85,6 +105,7 @@ impl Claude {
             tx: None,
             task: None,
             last_sink: None,
+            pending_usage: None,
             timers: Timers::default(),
             restarts: Vec::new(),
             resume_failures: 0,
@@ -252,16 +273,29 @@ impl Claude {
                     t.acked_at_us = Some(at);
                     t.human_input |= human_input;
                     t.held = false;
+                    reports.push(Report::Acknowledged(at));
                 }
                 reports.push(Report::State(AgentState::Working));
             }
             Update::Answered(answer) => {
+                if let (Some(t), Some(transcript)) = (&self.task, &answer.transcript)
+                    && t.command.is_none()
+                {
+                    self.pending_usage = Some(PendingUsage {
+                        task: t.id.clone(),
+                        transcript: transcript.clone(),
+                        prompt: answer.prompt.clone(),
+                        tries: 0,
+                    });
+                }
                 let text = answer
                     .transcript
                     .as_deref()
                     .and_then(|t| crate::claude_code::turn_text(t, &answer.prompt))
                     .unwrap_or(answer.last_message);
                 self.end(RunStatus::Answered, text.into_bytes(), Some(at), reports);
+                // After the end: the outcome is recorded first.
+                self.look_for_usage(reports);
             }
             Update::Failed(why) | Update::Undeliverable(why) => {
                 self.end(RunStatus::Failed(why), Vec::new(), Some(at), reports);
@@ -303,6 +337,30 @@ impl Claude {
                 if let Some(sink) = sink {
                     sink.write(delta.as_bytes());
                 }
+            }
+        }
+    }
+
+    /// Reports the last turn's tokens once the transcript has them; looks again a few
+    /// times, with growing waits, while it does not.
+    fn look_for_usage(&mut self, reports: &mut Vec<Report>) {
+        let Some(p) = &mut self.pending_usage else {
+            return;
+        };
+        match crate::claude_code::turn_usage(&p.transcript, 0, &p.prompt) {
+            Some(tokens) => {
+                reports.push(Report::Usage(p.task.clone(), tokens));
+                self.pending_usage = None;
+                self.timers.cancel(Timer::Usage);
+            }
+            None if p.tries < USAGE_TRIES => {
+                self.timers
+                    .start(Timer::Usage, USAGE_RETRY * (1 << p.tries));
+                p.tries += 1;
+            }
+            None => {
+                debug("no token counts in the transcript for the last turn");
+                self.pending_usage = None;
             }
         }
     }
@@ -450,6 +508,7 @@ impl Driver for Claude {
             None => session.load(&task.prompt)?,
         };
         self.task = Some(Task {
+            id: task.id.clone(),
             prompt: task.prompt.clone(),
             command: task.command,
             sink,
@@ -545,6 +604,7 @@ impl Driver for Claude {
                     }
                 }
                 Timer::Restart => {}
+                Timer::Usage => self.look_for_usage(&mut reports),
             }
         }
         if let Some(s) = &mut self.session {

@@ -51,6 +51,13 @@ pub enum Event {
         tool_name: String,
     },
     PostToolUse {},
+    /// A tool is about to run (docs/claude-code.md#hook-pre-tool-use).
+    PreToolUse {
+        #[serde(default)]
+        tool_name: String,
+        #[serde(default)]
+        tool_input: serde_json::Value,
+    },
     PreCompact {},
     PostCompact {
         #[serde(default)]

@@ -369,6 +369,7 @@ pub fn hook_settings(command: &str) -> String {
     let events = [
         "PermissionRequest",
         "PostToolUse",
+        "PreToolUse",
         "PreCompact",
         "PostCompact",
         "SessionStart",

@@ -114,10 +114,23 @@ impl Delivery {
                     }));
                 }
             }
-            // MessageDisplay hooks run as their own processes and may land just after
-            // Stop: text streamed since our last delivery belongs to that task.
-            Event::MessageDisplay { delta } if self.streaming => {
-                self.report(Update::Output(delta));
+            // MessageDisplay hooks (one per finished paragraph while the turn streams,
+            // docs/claude-code.md#message-display-per-paragraph) run as their own
+            // processes and may land just after Stop: text streamed since our last
+            // delivery belongs to that task.
+            Event::MessageDisplay { delta } if self.streaming => self.output(delta),
+            // Issue 14: what a tool is about to do, as a line of the task's output
+            // (docs/claude-code.md#hook-pre-tool-use).
+            Event::PreToolUse {
+                tool_name,
+                tool_input,
+            } if working => {
+                let line = format!("▸ running {}\n", tool_activity(&tool_name, &tool_input));
+                let line = match self.output_at_line_start {
+                    true => line,
+                    false => format!("\n{line}"),
+                };
+                self.output(line);
             }
             Event::Notification {
                 notification_type,
@@ -127,6 +140,14 @@ impl Delivery {
             }
             _ => {}
         }
+    }
+
+    /// Streamed text of our turn, for `output.log`.
+    fn output(&mut self, text: String) {
+        if !text.is_empty() {
+            self.output_at_line_start = text.ends_with('\n');
+        }
+        self.report(Update::Output(text));
     }
 
     fn on_probe(&mut self, report: ProbeReport) {
@@ -214,5 +235,35 @@ impl Delivery {
             Some(pid) => self.out.push(Effect::WatchProbeExit { pid, nonce }),
             None => self.start(Timer::Enter, ENTER_SETTLE),
         }
+    }
+}
+
+/// One line saying what a tool call does: `Bash: cargo test`, `Read: src/lib.rs`; its
+/// most telling input, cut to one short line.
+pub(super) fn tool_activity(tool: &str, input: &serde_json::Value) -> String {
+    let telling = [
+        "command",
+        "file_path",
+        "path",
+        "pattern",
+        "url",
+        "query",
+        "description",
+    ]
+    .iter()
+    .find_map(|key| input[*key].as_str())
+    .or_else(|| input.as_object()?.values().find_map(|v| v.as_str()));
+    let tool: String = tool.chars().filter(|c| !c.is_control()).take(60).collect();
+    match telling {
+        Some(what) => {
+            let line = what.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let mut line: String = line.chars().filter(|c| !c.is_control()).collect();
+            if let Some((at, _)) = line.char_indices().nth(120) {
+                line.truncate(at);
+                line.push('…');
+            }
+            format!("{tool}: {}", line.trim())
+        }
+        None => tool,
     }
 }

@@ -871,6 +871,44 @@ fn streamed_text_is_ours_from_the_acknowledgement_until_the_next_delivery() {
 }
 
 #[test]
+fn a_tool_about_to_run_is_a_line_of_the_output_of_its_own() {
+    let mut d = ready();
+    let pre = |tool: &str, input: serde_json::Value| {
+        Input::Event(Event::PreToolUse {
+            tool_name: tool.into(),
+            tool_input: input,
+        })
+    };
+    assert!(d.step(pre("Bash", serde_json::json!({}))).is_empty());
+    working(&mut d, "x");
+    let out = d.step(pre(
+        "Bash",
+        serde_json::json!({"command": "cargo test\nmore"}),
+    ));
+    assert_eq!(
+        reports(&out),
+        vec![Update::Output("▸ running Bash: cargo test\n".into())]
+    );
+    d.step(Input::Event(Event::MessageDisplay {
+        delta: "no newline".into(),
+    }));
+    let out = d.step(pre("Read", serde_json::json!({"file_path": "/a/b.rs"})));
+    assert_eq!(
+        reports(&out),
+        vec![Update::Output("\n▸ running Read: /a/b.rs\n".into())]
+    );
+    let long = "x".repeat(300);
+    let out = d.step(pre("Other", serde_json::json!({"thing": long})));
+    let Update::Output(line) = &reports(&out)[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        line.chars().count(),
+        "▸ running Other: ".len() - 2 + 121 + 1
+    );
+}
+
+#[test]
 fn a_permission_prompt_needs_the_human_and_a_tool_result_resumes() {
     let mut d = ready();
     working(&mut d, "x");
