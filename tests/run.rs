@@ -1121,6 +1121,15 @@ fn json_lines_and_a_plan_from_an_exec_planner() {
     assert_eq!(last["done"], 2);
     assert!(Path::new(last["report"].as_str().unwrap()).exists());
     assert_eq!(events[2]["task"], "p", "q waits for p");
+    // The team's event log has the run's end, for `top`, `events` and notifications.
+    let log = output_with_timeout(env.cmd(HOOK).args(["events", "--json"]), SECS);
+    let ended = text(&log.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["kind"] == "run_finished")
+        .unwrap_or_else(|| panic!("no run_finished in {}", text(&log.stdout)));
+    assert_eq!(ended["state"], "done", "{ended}");
+    assert_eq!(ended["done"], 2);
 }
 
 #[test]

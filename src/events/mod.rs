@@ -87,6 +87,16 @@ pub enum What {
         #[serde(default)]
         task: Option<String>,
     },
+    /// An automatic run (`run "GOAL"`, docs/run.md) ended: its state (`done`, `failed`,
+    /// `cancelled`) and counts.
+    RunFinished {
+        run: String,
+        state: String,
+        done: usize,
+        failed: usize,
+        blocked: usize,
+        total: usize,
+    },
     /// A kind this build does not know (written by a newer one).
     #[serde(other)]
     Unknown,
@@ -102,7 +112,7 @@ impl Event {
             | What::AgentStatus { agent, .. }
             | What::ResultDelivered { agent, .. } => Some(agent),
             What::TaskFinished { agent, .. } => agent.as_ref(),
-            What::Board { .. } | What::Unknown => None,
+            What::Board { .. } | What::RunFinished { .. } | What::Unknown => None,
         }
     }
 
@@ -116,7 +126,7 @@ impl Event {
             | What::ResultDelivered { task, .. } => Some(task.as_str()),
             What::AgentStatus { task, .. } => task.as_ref().map(|t| t.as_str()),
             What::Board { task, .. } => task.as_deref(),
-            What::Unknown => None,
+            What::RunFinished { .. } | What::Unknown => None,
         }
     }
 
@@ -130,6 +140,7 @@ impl Event {
             What::AgentStatus { .. } => "agent_status",
             What::ResultDelivered { .. } => "result_delivered",
             What::Board { .. } => "board",
+            What::RunFinished { .. } => "run_finished",
             What::Unknown => "unknown",
         }
     }
@@ -184,6 +195,16 @@ impl Event {
                 let t = task.as_ref().map(|t| format!(" {t}")).unwrap_or_default();
                 format!("board {board}: {verb}{t}")
             }
+            What::RunFinished {
+                run,
+                state,
+                done,
+                failed,
+                blocked,
+                total,
+            } => format!(
+                "run {run} {state}: {done}/{total} done, {failed} failed, {blocked} blocked"
+            ),
             What::Unknown => "(an event of a newer kind)".into(),
         }
     }

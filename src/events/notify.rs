@@ -25,7 +25,7 @@ use crate::team::config::NotifyConfig;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {
     /// What kind of need: `needs_human`, `background_ready`, `board_failed`,
-    /// `board_finished`.
+    /// `board_finished`, `run_finished`, `run_failed`.
     pub kind: &'static str,
     /// One line for the human.
     pub message: String,
@@ -112,6 +112,26 @@ impl Notifier {
                 Note {
                     kind: "board_finished",
                     message: format!("board {board}: every task is done"),
+                },
+            ),
+            What::RunFinished {
+                run,
+                state,
+                done,
+                failed,
+                blocked,
+                total,
+            } => (
+                format!("run-{run}"),
+                Note {
+                    kind: if state == "done" {
+                        "run_finished"
+                    } else {
+                        "run_failed"
+                    },
+                    message: format!(
+                        "run {run} {state}: {done}/{total} done, {failed} failed, {blocked} blocked"
+                    ),
                 },
             ),
             _ => return None,
@@ -309,5 +329,27 @@ mod tests {
             n.step(&board("done"), |_| true).unwrap().kind,
             "board_finished"
         );
+    }
+
+    #[test]
+    fn a_finished_or_failed_run_is_one_note() {
+        let mut n = Notifier::new(10);
+        let run = |state: &str, failed: usize| Event {
+            version: 1,
+            at_us: 1,
+            what: What::RunFinished {
+                run: "20261202-010000".into(),
+                state: state.into(),
+                done: 3 - failed,
+                failed,
+                blocked: 0,
+                total: 3,
+            },
+        };
+        let note = n.step(&run("done", 0), |_| false).unwrap();
+        assert_eq!(note.kind, "run_finished");
+        assert!(note.message.contains("3/3 done"), "{}", note.message);
+        let note = n.step(&run("failed", 1), |_| false).unwrap();
+        assert_eq!(note.kind, "run_failed");
     }
 }

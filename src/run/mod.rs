@@ -298,6 +298,20 @@ fn execute(
         t0.elapsed().as_micros() as u64,
     );
     crate::state::atomic_write(&folder.report_path(), text.as_bytes())?;
+    // The team's event log, for `events`, `top` and the notifier.
+    if let Ok(home) = crate::state::durable_home() {
+        crate::events::append(
+            &home,
+            crate::events::What::RunFinished {
+                run: folder.id.clone(),
+                state: meta.state.as_str().into(),
+                done: counts.done,
+                failed: counts.failed,
+                blocked: counts.blocked,
+                total: counts.total,
+            },
+        );
+    }
     progress.event(&RunEvent::Finished {
         run: folder.id.clone(),
         exit: exit.code(),
