@@ -840,12 +840,18 @@ fn an_agent_drains_a_task_with_board_claim_and_board_done_and_cannot_ask_itself(
             Reply::Text(crate::helper::fake_api::tool_done_reply(result))
         }
     });
-    let out = env
-        .cmd(HOOK)
-        .args(["send", "worker", "drain the board"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // An interactive Claude Code connects its MCP servers after SessionStart: a task
+    // delivered in that moment finds no team tools ("No such tool available"), and
+    // nothing was claimed. Ask again until the tools are there.
+    let out = crate::helper::wait::wait_until(Duration::from_secs(60), "the team tools", || {
+        let out = env
+            .cmd(HOOK)
+            .args(["send", "worker", "drain the board"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (!text(&out.stdout).contains("No such tool available")).then_some(out)
+    });
     let done = tool_json(text(&out.stdout).trim_start_matches("FAKE-TOOL-DONE: "));
     assert_eq!(done["status"], "done", "board_done's result: {done}");
     let shown: Value = serde_json::from_str(&cli(&["board", "show", &id, "--json"])).unwrap();
