@@ -184,12 +184,23 @@ impl TmuxServer {
         self.display(target, "#{pane_dead}") == "1"
     }
 
-    /// The exit status of a dead pane's program, `None` while it runs.
+    /// The exit status of a dead pane's program, `None` while it runs or when a
+    /// signal killed it. tmux marks a pane dead when its pty closes, which can be
+    /// before it has reaped the program: the status is waited for (10 s at most).
     pub fn pane_exit_status(&self, target: &str) -> Option<i32> {
         if !self.pane_dead(target) {
             return None;
         }
-        self.display(target, "#{pane_dead_status}").parse().ok()
+        super::wait::wait_until_or(Duration::from_secs(10), || {
+            let status = self.display(target, "#{pane_dead_status}");
+            let signal = self.display(target, "#{pane_dead_signal}");
+            match status.parse::<i32>() {
+                Ok(code) => Some(Some(code)),
+                Err(_) if !signal.is_empty() => Some(None),
+                Err(_) => None,
+            }
+        })
+        .flatten()
     }
 
     /// Expands a tmux format such as `#{pane_pid}` for `target`.
