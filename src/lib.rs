@@ -21,6 +21,7 @@
 //! - [`claude_code`]: Claude Code's own files we read (its session registry).
 //! - [`shell`]: shell quoting; [`tmux`]: running tmux.
 //! - [`view`]: `top`, the live terminal view of the team.
+//! - [`restart`]: `agent-wrap --restart`, which starts a crashed host again.
 
 pub mod agent;
 pub mod board;
@@ -33,6 +34,7 @@ pub mod doorbell;
 pub mod events;
 pub mod mcp;
 pub mod process;
+pub mod restart;
 pub mod run;
 pub mod shell;
 pub mod signals;

@@ -384,7 +384,12 @@ fn kill(pid: u32) {
 /// It writes the transcript asynchronously: a SIGKILL right after a turn can lose it, and
 /// then `--resume` finds no conversation (agent-wrap falls back to a new session).
 fn wait_transcript(agent: &HostedAgent, session: &str, needle: &str) {
-    let projects = agent.sandbox.home.root().join(".claude/projects");
+    wait_transcript_in(&agent.sandbox, session, needle);
+}
+
+/// [`wait_transcript`] for any sandbox.
+pub fn wait_transcript_in(sandbox: &ClaudeSandbox, session: &str, needle: &str) {
+    let projects = sandbox.home.root().join(".claude/projects");
     wait_until(CLAUDE_WAIT, "the transcript on disk", || {
         std::fs::read_dir(&projects)
             .ok()?

@@ -17,6 +17,7 @@ mod live_output;
 mod mcp;
 mod notify;
 mod passthrough;
+mod restart;
 mod roundtrip;
 mod routes;
 mod run;

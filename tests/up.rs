@@ -11,6 +11,31 @@ use crate::helper::wait::output_with_timeout;
 
 const CLAUDE_WAIT: Duration = Duration::from_secs(60);
 
+/// `claude-editor-hook up --no-attach ARGS…` in `sandbox` (its environment only, its
+/// project as the working directory), on `tmux`'s server, with `config` and `claude`.
+pub fn claude_up(
+    env: &Env,
+    sandbox: &ClaudeSandbox,
+    tmux: &TmuxServer,
+    config: &std::path::Path,
+    claude: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = Command::new(HOOK);
+    cmd.env_clear()
+        .envs(sandbox.env())
+        .env("CLAUDE_AGENTS_DIR", &env.state)
+        .current_dir(sandbox.project_dir())
+        .args(["up", "--no-attach", "--tmux-socket"])
+        .arg(tmux.socket())
+        .arg("--config")
+        .arg(config)
+        .arg("--claude")
+        .arg(claude)
+        .args(args);
+    output_with_timeout(&mut cmd, SECS)
+}
+
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -33,22 +58,7 @@ fn up_starts_the_chief_and_the_agents_once_and_ctrl_g_works_inside() {
         "[[agent]]\nname = \"helper\"\nroles = [\"helping\"]\ndriver = \"demo\"\n",
     )
     .unwrap();
-    let up = || {
-        let mut cmd = Command::new(HOOK);
-        cmd.env_clear()
-            .envs(sandbox.env())
-            .env("CLAUDE_AGENTS_DIR", &env.state)
-            .current_dir(sandbox.project_dir())
-            .arg("up")
-            .arg("--no-attach")
-            .arg("--tmux-socket")
-            .arg(tmux.socket())
-            .arg("--config")
-            .arg(&config)
-            .arg("--claude")
-            .arg(&claude);
-        output_with_timeout(&mut cmd, SECS)
-    };
+    let up = || claude_up(&env, &sandbox, &tmux, &config, &claude, &[]);
     let out = up();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(

@@ -53,6 +53,10 @@ pub struct HostOptions {
     pub board: Option<String>,
     /// What is kept of finished tasks.
     pub retention: Retention,
+    /// Run by `agent-wrap --restart` (src/restart/): told once the host is up ...
+    pub ready: Option<crate::restart::ReadyPipe>,
+    /// ... and, for a restart, which one (recorded in `status.json`).
+    pub restarted: Option<crate::state::Restarted>,
 }
 
 enum HostEvent<E> {
@@ -165,6 +169,7 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
     }
     status.tmux = crate::tmux::here();
     status.worktree = opts.worktree.clone(); // issue 15
+    status.restarted = opts.restarted.clone();
     status.save(state)?;
     let status_written = status.clone();
 
@@ -206,6 +211,9 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
         "agent @{name} ready ({} driver), waiting for tasks",
         host.driver.name()
     ));
+    if let Some(ready) = &host.opts.ready {
+        ready.report();
+    }
     let code = host.run(&rx);
     host.shutdown(code)
 }

@@ -139,7 +139,7 @@ pub enum Command {
     /// Start (or complete) the team in tmux session `Claude`: the chief in window 0 and
     /// one window per agent of the config (or planning, coding, testing).
     ///
-    /// Example: `claude-editor-hook up --agents planning,coding`
+    /// Example: `claude-editor-hook up --agents planning,coding --restart`
     Up {
         /// Only these agents, comma-separated.
         #[arg(long, value_delimiter = ',')]
@@ -162,6 +162,10 @@ pub enum Command {
         /// Also open `top` in a window of its own.
         #[arg(long)]
         top: bool,
+        /// Start each agent window with `agent-wrap --restart`: a host that crashes
+        /// comes back in the same window (a stop on purpose does not).
+        #[arg(long)]
+        restart: bool,
     },
     /// The team config: which file `up` reads, and a commented one to start from.
     ///
@@ -462,6 +466,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
                 no_attach,
                 no_chief,
                 top,
+                restart,
             }),
             _,
         ) => crate::team::up::up(&crate::team::up::UpOptions {
@@ -472,6 +477,7 @@ pub fn editor_hook_main() -> std::process::ExitCode {
             attach: !no_attach,
             chief: !no_chief,
             top: *top,
+            restart: *restart,
         }),
         (Some(Command::SubmitAfter { pid, chief, pane }), _) => {
             crate::coordinator::submit::run_helper(*pid, *chief, pane)

@@ -75,6 +75,25 @@ pub struct WrapCli {
     #[arg(long, value_name = "N", default_value_t = crate::agent::host::TASKS_KEPT, env = "AGENT_WRAP_KEEP_TASKS")]
     pub keep_tasks: usize,
 
+    /// When this agent-wrap dies (killed by a signal, or a crash after it was up), start
+    /// it again in this window, after 0.5 s, 1 s, 2 s, 4 s and 8 s, at most 5 times
+    /// within a minute. A stop on purpose (`kill NAME`, `down`, a signal) is not
+    /// restarted.
+    #[arg(long)]
+    pub restart: bool,
+
+    /// Internal (`--restart`): the pipe to report on once the host is up.
+    #[arg(long, hide = true, value_name = "FD")]
+    pub ready_fd: Option<i32>,
+
+    /// Internal (`--restart`): this host is the N-th restart ...
+    #[arg(long, hide = true, value_name = "N", requires = "ready_fd")]
+    pub restarted: Option<usize>,
+
+    /// ... after the host before it ended this way.
+    #[arg(long, hide = true, value_name = "HOW", requires = "restarted")]
+    pub restarted_after: Option<String>,
+
     /// The Claude Code program to host.
     #[arg(long, value_name = "PATH", default_value = "claude", conflicts_with_all = ["exec", "demo"])]
     pub claude: std::path::PathBuf,
@@ -91,6 +110,7 @@ Examples:
   agent-wrap coding --worktree -- --model sonnet   its own git worktree; args for Claude Code
   agent-wrap lint --exec 'ruff check -'        any command-line agent: prompt on stdin
   agent-wrap helper --demo                     the built-in demo agent (offline)
+  agent-wrap planning --restart                start it again when it crashes
 
 Environment:
   CLAUDE_AGENTS_DIR        one absolute directory for all state (see claude-editor-hook --help)
@@ -126,6 +146,20 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
             "agent name '{name}' is reserved (it has a meaning in prompts); pick another"
         );
     }
+    // `--restart`: supervise a host of our own instead (src/restart/); the host is told
+    // so by `--ready-fd`.
+    if cli.restart && cli.ready_fd.is_none() {
+        StateDir::from_env()?;
+        return crate::restart::supervise(&name, std::env::args_os().skip(1).collect());
+    }
+    let ready = cli
+        .ready_fd
+        .map(crate::restart::ReadyPipe::take)
+        .transpose()?;
+    let restarted = cli.restarted.map(|count| crate::state::Restarted {
+        count,
+        after: cli.restarted_after.clone().unwrap_or_default(),
+    });
     let state = StateDir::from_env()?;
     let fork = match &cli.fork {
         Some(from) => Some(fork_source(&state, &name, from)?),
@@ -164,6 +198,8 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
             max_age: cli.keep_for,
             max_tasks: cli.keep_tasks,
         },
+        ready: ready.clone(),
+        restarted: restarted.clone(),
     };
     match (cli.exec.clone(), cli.demo) {
         (Some(cmd), _) => run_host(&state, opts(true), Exec::new(cmd)),
@@ -216,5 +252,29 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         super::WrapCli::command().debug_assert();
+    }
+
+    /// What a supervisor passes to its host, before the arguments it was given.
+    #[test]
+    fn a_supervised_host_parses_its_internal_arguments_before_the_name() {
+        use clap::Parser;
+        let cli = super::WrapCli::try_parse_from([
+            "agent-wrap",
+            "--ready-fd",
+            "5",
+            "--restarted=2",
+            "--restarted-after=killed by SIGKILL",
+            "w",
+            "--restart",
+            "--exec",
+            "cat",
+        ])
+        .unwrap();
+        assert_eq!(cli.name, "w");
+        assert_eq!(cli.ready_fd, Some(5));
+        assert_eq!(cli.restarted, Some(2));
+        assert_eq!(cli.restarted_after.as_deref(), Some("killed by SIGKILL"));
+        assert!(cli.restart);
+        assert_eq!(cli.exec.as_deref(), Some("cat"));
     }
 }

@@ -97,6 +97,20 @@ pub enum What {
         blocked: usize,
         total: usize,
     },
+    /// `agent-wrap --restart` saw the agent's host crash (killed by a signal, or a
+    /// failure after it was up): restarted (`restart`, the count within the last minute,
+    /// after `pause_ms`), or not, and why (`reason`).
+    AgentCrashed {
+        agent: AgentName,
+        /// `killed by SIGKILL`, `exit status 101`.
+        how: String,
+        #[serde(default)]
+        restart: Option<usize>,
+        #[serde(default)]
+        pause_ms: Option<u64>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// A kind this build does not know (written by a newer one).
     #[serde(other)]
     Unknown,
@@ -110,7 +124,8 @@ impl Event {
             | What::TaskDelivered { agent, .. }
             | What::TaskAcknowledged { agent, .. }
             | What::AgentStatus { agent, .. }
-            | What::ResultDelivered { agent, .. } => Some(agent),
+            | What::ResultDelivered { agent, .. }
+            | What::AgentCrashed { agent, .. } => Some(agent),
             What::TaskFinished { agent, .. } => agent.as_ref(),
             What::Board { .. } | What::RunFinished { .. } | What::Unknown => None,
         }
@@ -126,7 +141,7 @@ impl Event {
             | What::ResultDelivered { task, .. } => Some(task.as_str()),
             What::AgentStatus { task, .. } => task.as_ref().map(|t| t.as_str()),
             What::Board { task, .. } => task.as_deref(),
-            What::RunFinished { .. } | What::Unknown => None,
+            What::RunFinished { .. } | What::AgentCrashed { .. } | What::Unknown => None,
         }
     }
 
@@ -141,6 +156,7 @@ impl Event {
             What::ResultDelivered { .. } => "result_delivered",
             What::Board { .. } => "board",
             What::RunFinished { .. } => "run_finished",
+            What::AgentCrashed { .. } => "agent_crashed",
             What::Unknown => "unknown",
         }
     }
@@ -205,6 +221,24 @@ impl Event {
             } => format!(
                 "run {run} {state}: {done}/{total} done, {failed} failed, {blocked} blocked"
             ),
+            What::AgentCrashed {
+                agent,
+                how,
+                restart,
+                pause_ms,
+                reason,
+            } => match (restart, pause_ms) {
+                (Some(n), Some(ms)) => format!(
+                    "{} crashed ({how}): restart {n} within a minute, in {}",
+                    who(agent),
+                    crate::time::human_us(ms * 1000)
+                ),
+                _ => format!(
+                    "{} crashed ({how}) and is not restarted: {}",
+                    who(agent),
+                    reason.as_deref().unwrap_or("no reason given")
+                ),
+            },
             What::Unknown => "(an event of a newer kind)".into(),
         }
     }

@@ -25,7 +25,7 @@ use crate::team::config::NotifyConfig;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {
     /// What kind of need: `needs_human`, `background_ready`, `board_failed`,
-    /// `board_finished`, `run_finished`, `run_failed`.
+    /// `board_finished`, `run_finished`, `run_failed`, `agent_crashed`.
     pub kind: &'static str,
     /// One line for the human.
     pub message: String,
@@ -132,6 +132,19 @@ impl Notifier {
                     message: format!(
                         "run {run} {state}: {done}/{total} done, {failed} failed, {blocked} blocked"
                     ),
+                },
+            ),
+            // A crash that was restarted needs nobody; one that was not leaves the
+            // agent offline until someone starts it.
+            What::AgentCrashed {
+                restart: None,
+                agent,
+                ..
+            } => (
+                agent.to_string(),
+                Note {
+                    kind: "agent_crashed",
+                    message: event.describe(),
                 },
             ),
             _ => return None,
@@ -351,5 +364,30 @@ mod tests {
         assert!(note.message.contains("3/3 done"), "{}", note.message);
         let note = n.step(&run("failed", 1), |_| false).unwrap();
         assert_eq!(note.kind, "run_failed");
+    }
+
+    #[test]
+    fn a_crash_is_a_note_only_when_the_agent_was_not_restarted() {
+        let mut n = Notifier::new(10);
+        let crash = |restart: Option<usize>| Event {
+            version: 1,
+            at_us: 1,
+            what: What::AgentCrashed {
+                agent: AgentName::parse("w").unwrap(),
+                how: "killed by SIGKILL".into(),
+                restart,
+                pause_ms: restart.map(|_| 500),
+                reason: restart
+                    .is_none()
+                    .then(|| "it crashed 6 times within a minute".into()),
+            },
+        };
+        assert!(n.step(&crash(Some(1)), |_| false).is_none());
+        let note = n.step(&crash(None), |_| false).unwrap();
+        assert_eq!(note.kind, "agent_crashed");
+        assert_eq!(
+            note.message,
+            "@w crashed (killed by SIGKILL) and is not restarted: it crashed 6 times within a minute"
+        );
     }
 }

@@ -29,7 +29,7 @@ pub use name::{AgentName, RESERVED_NAMES};
 pub use outbox::{CHIEF_ID_ENV, ChiefId, OutboxEntry, chief_id};
 pub use retention::{Pruned, Retention, TASK_RETENTION, TASKS_KEPT, prune};
 pub use status::{
-    AgentInfo, AgentState, AgentStatus, AgentWorktree, RecentTask, TaskRef, TmuxLocation,
+    AgentInfo, AgentState, AgentStatus, AgentWorktree, RecentTask, Restarted, TaskRef, TmuxLocation,
 };
 pub use task::{
     AgentCommand, CancelRequest, Done, FinishedBy, Outcome, Requester, TaskChanges, TaskEnvelope,

@@ -102,6 +102,19 @@ pub struct AgentStatus {
     /// across restarts. Absent until the first count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<super::TokenUsage>,
+    /// This host is a restart by `agent-wrap --restart` (src/restart/): which one, and
+    /// how the host before it ended. Absent for a host that is not one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<Restarted>,
+}
+
+/// A host started again by `agent-wrap --restart` after the one before it crashed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restarted {
+    /// Restarts since the supervisor started: 1 for the first.
+    pub count: usize,
+    /// How the host before this one ended: `killed by SIGKILL`, `exit status 101`.
+    pub after: String,
 }
 
 /// Where a worktree agent works: its worktree, branch and base.
@@ -137,6 +150,7 @@ impl AgentStatus {
             waiting_for: None,
             error: None,
             tokens: None,
+            restarted: None,
         }
     }
 

@@ -5,6 +5,8 @@
 //! planning, coding and testing, each with the role of its name. Example:
 //!
 //! ```toml
+//! restart = false     # start crashed agents again (agent-wrap --restart); `up --restart`
+//!
 //! [chief]
 //! submit = false      # submit answers to the chief without a keypress
 //! hooks = true        # background results reach the chief at its next turn
@@ -19,6 +21,7 @@
 //! base = "main"       # optional, with worktree: what the branch starts from
 //! claude_args = ["--model", "sonnet"]
 //! board = ""         # optional: drain this board when idle ("" = the project's board)
+//! restart = true      # optional: start it again when it crashes (default: the team's `restart`)
 //!
 //! [spawn]
 //! coding = 2          # when every coding agent is busy, start up to 2 more
@@ -51,6 +54,10 @@ pub struct Config {
     /// The team's working directory: the chief's, and every agent's without its own
     /// `cwd` (default: where `up` runs).
     pub cwd: Option<String>,
+    /// Start every agent's window with `agent-wrap --restart`, which starts a crashed
+    /// host again (`up --restart` does it for one run; an agent's own `restart` wins).
+    #[serde(default)]
+    pub restart: bool,
     #[serde(default)]
     pub chief: ChiefConfig,
     #[serde(default, rename = "agent")]
@@ -162,6 +169,8 @@ pub struct AgentConfig {
     pub base: Option<String>,
     /// Drain this board when idle: a board name or path, or "" for the project's board.
     pub board: Option<String>,
+    /// `agent-wrap --restart` for this agent (default: the team's `restart`).
+    pub restart: Option<bool>,
 }
 
 /// Where a [`Config`] came from.
@@ -294,17 +303,25 @@ impl Config {
                 worktree: false,
                 base: None,
                 board: None,
+                restart: None,
             })
             .collect();
         Self {
             claude: None,
             cwd: None,
+            restart: false,
             chief: ChiefConfig::default(),
             agents,
             spawn: Default::default(),
             delegate: DelegateConfig::default(),
             notify: NotifyConfig::default(),
         }
+    }
+
+    /// Returns true if and only if `agent`'s window runs `agent-wrap --restart`: its own
+    /// `restart`, else the team's.
+    pub fn restarts(&self, agent: &AgentConfig) -> bool {
+        agent.restart.unwrap_or(self.restart)
     }
 
     fn check(&self) -> Result<()> {

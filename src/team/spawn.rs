@@ -57,6 +57,7 @@ pub fn spawn_for_role(state: &StateDir, role: &str) -> Result<Option<AgentName>>
         &config.claude_program(None),
         &exe.with_file_name("agent-wrap"),
         &here,
+        config.restarts(&agent),
     )?;
     mark_starting(&name);
     Ok(Some(name))

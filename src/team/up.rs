@@ -3,7 +3,9 @@
 //!
 //! The chief is Claude Code with this hook as its editor, the chief-side hooks and the
 //! team's MCP tools (`--mcp-config`), all set for that process only; each Claude Code
-//! agent gets the tools the same way. Each agent runs `agent-wrap NAME` as its window's command.
+//! agent gets the tools the same way. Each agent runs `agent-wrap NAME` as its window's
+//! command, with `--restart` when asked (`up --restart`, or `restart` in the config),
+//! so that a host that crashed comes back in the same window (src/restart/).
 //! Running `up` again starts only what is missing: a live agent (its host holds its
 //! lock) is never started twice. Windows get `up`'s own environment, passed explicitly,
 //! so an already running tmux server cannot hand them a stale one.
@@ -34,6 +36,9 @@ pub struct UpOptions {
     pub chief: bool,
     /// Issue 14: open `top` in a window of its own.
     pub top: bool,
+    /// Every agent window runs `agent-wrap --restart` (src/restart/), whatever the
+    /// config says.
+    pub restart: bool,
 }
 
 /// `-e K=V` for each variable of our environment that a window needs.
@@ -210,7 +215,8 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
                 format!("={SESSION}:{}", agent.name),
             ]);
         }
-        start_agent_window(&tmux, SESSION, agent, &claude, &wrap, &here)?;
+        let restart = opts.restart || config.restarts(agent);
+        start_agent_window(&tmux, SESSION, agent, &claude, &wrap, &here, restart)?;
         println!("@{}: started in {SESSION}:{}", agent.name, agent.name);
     }
 
@@ -266,7 +272,8 @@ pub fn up(opts: &UpOptions) -> Result<i32> {
     Ok(0)
 }
 
-/// Opens window NAME in the session, running `agent-wrap NAME` as `agent` says.
+/// Opens window NAME in the session, running `agent-wrap NAME` as `agent` says, with
+/// `--restart` when `restart`.
 pub(crate) fn start_agent_window(
     tmux: &Tmux<'_>,
     session: &str,
@@ -274,6 +281,7 @@ pub(crate) fn start_agent_window(
     claude: &Path,
     wrap: &Path,
     here: &Path,
+    restart: bool,
 ) -> Result<()> {
     let cwd = agent
         .cwd
@@ -296,6 +304,9 @@ pub(crate) fn start_agent_window(
     args.push("--".into());
     args.push(wrap.display().to_string());
     args.push(agent.name.to_string());
+    if restart {
+        args.push("--restart".into());
+    }
     if let Some(board) = &agent.board {
         args.push(format!("--board={board}"));
     }

@@ -17,6 +17,7 @@ use super::session::{ClaudeConfig, ClaudeEvent, Session, SessionPaths};
 use crate::agent::output::OutputSink;
 use crate::agent::run::{Context, Driver, Report, RunEnd, RunStatus};
 use crate::agent::timer::Timers;
+use crate::restart::{Backoff, RESTART_LIMIT};
 use crate::state::{AgentCommand, AgentState, TaskEnvelope};
 use crate::time::now_us;
 use crate::watch::DirWatcher;
@@ -24,10 +25,6 @@ use crate::watch::DirWatcher;
 /// How long the human's keys must be quiet before a held task's box is checked again
 /// (they may have cleared their draft, which fires no hook).
 pub const REPROBE_QUIET: Duration = Duration::from_millis(1500);
-/// Restarts are counted over this window ...
-const RESTART_WINDOW: Duration = Duration::from_secs(60);
-/// ... and after this many in it the host gives up.
-const RESTART_LIMIT: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
@@ -79,7 +76,7 @@ pub struct Claude {
     pending_usage: Option<PendingUsage>,
     timers: Timers<Timer>,
     /// When Claude Code was restarted recently, for the backoff and the limit.
-    restarts: Vec<Instant>,
+    restarts: Backoff,
     /// Consecutive starts that died before accepting input (a failing `--resume`).
     resume_failures: u32,
     session_id: Option<String>,
@@ -107,7 +104,7 @@ impl Claude {
             last_sink: None,
             pending_usage: None,
             timers: Timers::default(),
-            restarts: Vec::new(),
+            restarts: Backoff::default(),
             resume_failures: 0,
             session_id: None,
             interrupted_prompt: None,
@@ -185,15 +182,12 @@ impl Claude {
             self.session_id = None;
             reports.push(Report::SessionId(None));
         }
-        self.restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
-        if self.restarts.len() >= RESTART_LIMIT {
+        let Some(pause) = self.restarts.next(Instant::now()) else {
             reports.push(Report::Fatal(format!(
                 "Claude Code exited {RESTART_LIMIT} times within a minute (last: {how}); agent-wrap stops"
             )));
             return reports;
-        }
-        let pause = Duration::from_millis(500) * (1 << self.restarts.len());
-        self.restarts.push(Instant::now());
+        };
         reports.push(Report::State(AgentState::Starting));
         self.timers.start(Timer::Restart, pause);
         reports
