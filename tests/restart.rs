@@ -254,3 +254,51 @@ fn a_restarted_claude_code_agent_comes_back_with_its_conversation() {
         "the second turn went out without the first"
     );
 }
+
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
+#[test]
+fn a_closed_window_and_down_are_stops_on_purpose_for_a_restart_team() {
+    let test = "a_closed_window_and_down_are_stops_on_purpose_for_a_restart_team";
+    if require_tmux(test).is_none() {
+        return;
+    }
+    let env = Env::new();
+    let tmux = TmuxServer::new();
+    let config_home = env.dir.path().join("config");
+    std::fs::create_dir_all(config_home.join("claude-editor-hook")).unwrap();
+    std::fs::write(
+        config_home.join("claude-editor-hook/config.toml"),
+        "restart = true\n[[agent]]\nname = \"a\"\ndriver = \"exec\"\ncommand = 'sleep 600'\n\n\
+         [[agent]]\nname = \"b\"\ndriver = \"exec\"\ncommand = 'cat'\n",
+    )
+    .unwrap();
+    up(&env, &tmux, &config_home, &[]);
+    env.wait_status("a", "idle", |_| true);
+    env.wait_status("b", "idle", |_| true);
+    let (mut hook, file) = env.spawn_hook(b"@a a long job");
+    env.wait_status("a", "working", |_| true);
+    // tmux closes the pane's terminal: SIGHUP to the supervisor, passed on to the host.
+    tmux.run(&["kill-window", "-t", "=Claude:a"]);
+    assert!(wait_child(&mut hook, SECS, "the coordinator").success());
+    let head = head_and_body(&std::fs::read(file).unwrap()).0;
+    assert!(head.contains("agent-wrap received SIGHUP"), "{head}");
+    env.wait_status("a", "offline", |_| true);
+
+    let mut down = env.cmd(HOOK);
+    down.env("XDG_CONFIG_HOME", &config_home)
+        .args(["down", "--tmux-socket"])
+        .arg(tmux.socket());
+    let out = output_with_timeout(&mut down, SECS);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("stopped @b"),
+        "{}",
+        text(&out.stdout)
+    );
+    env.wait_status("b", "offline", |_| true);
+    assert!(
+        !events(&env).iter().any(|e| e["kind"] == "agent_crashed"),
+        "{:?}",
+        events(&env)
+    );
+}
