@@ -3,7 +3,8 @@
 //! (docs/claude-code.md#session-registry), a session's transcript
 //! (docs/claude-code.md#transcript), and `~/.claude.json` for the dialogs it shows before
 //! its first prompt (docs/claude-code.md#startup-dialogs). Every path into them and every reading of them
-//! comes from here.
+//! comes from here. Also which renderer a hosted Claude Code should run
+//! ([`fullscreen_for_host`]).
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,35 @@ pub fn startup_dialog(dir: &Path, api_key: Option<&str>) -> Option<String> {
         }
     }
     None
+}
+
+/// The variable that turns Claude Code's fullscreen renderer on (`1`) or off (`0`)
+/// (docs/claude-code.md#editor-repaint).
+pub const FULLSCREEN_ENV: &str = "CLAUDE_CODE_NO_FLICKER";
+
+/// The first verified version whose classic renderer no longer repaints the whole
+/// conversation after an external editor (docs/claude-code.md#editor-repaint).
+pub const REPAINT_FIXED_IN: crate::doctor::version::Version =
+    crate::doctor::version::Version(2, 1, 332);
+
+/// Returns true if and only if the Claude Code at `program` should run its fullscreen
+/// renderer under `agent-wrap`: it is older than [`REPAINT_FIXED_IN`], where the classic
+/// renderer repaints the whole conversation below itself after every external-editor
+/// run, which is how tasks are delivered, so each task would leave a second copy of the
+/// conversation in the agent's window (docs/claude-code.md#editor-repaint). A choice of
+/// the user's own (`CLAUDE_CODE_NO_FLICKER` or `CLAUDE_CODE_DISABLE_ALTERNATE_SCREEN` set)
+/// is kept, and so is the renderer of a version that cannot be told.
+pub fn fullscreen_for_host(program: &Path) -> bool {
+    let chosen = [FULLSCREEN_ENV, "CLAUDE_CODE_DISABLE_ALTERNATE_SCREEN"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if chosen {
+        return false;
+    }
+    crate::process::output_within(std::time::Duration::from_secs(10), program, &["--version"])
+        .ok()
+        .and_then(|text| crate::doctor::version::Version::parse(&text))
+        .is_some_and(|v| v < REPAINT_FIXED_IN)
 }
 
 /// The registry file of the Claude Code with process id `pid`.

@@ -74,6 +74,42 @@ pub fn notify_exit<E: Send + 'static>(
     })
 }
 
+/// Runs `program args` and returns its trimmed stdout, or why it could not: it failed
+/// to start, exited non-zero, or gave no answer within `timeout` (it is then killed).
+pub fn output_within(
+    timeout: std::time::Duration,
+    program: &std::path::Path,
+    args: &[&str],
+) -> std::result::Result<String, String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let pid = child.id();
+    let stdout = child.stdout.take();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut out) = stdout {
+            let _ = std::io::Read::read_to_string(&mut out, &mut text);
+        }
+        let _ = tx.send((child.wait(), text));
+    });
+    match rx.recv_timeout(timeout) {
+        Ok((Ok(status), text)) if status.success() => Ok(text.trim().to_owned()),
+        Ok((Ok(status), _)) => Err(format!("exited with {status}")),
+        Ok((Err(e), _)) => Err(e.to_string()),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            Err(format!("gave no answer within {}s", timeout.as_secs()))
+        }
+    }
+}
+
 /// Returns true if and only if a process with this pid exists.
 pub fn is_alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {

@@ -63,3 +63,77 @@ impl ScreenOrPanic for TmuxServer {
             .unwrap_or_else(|s| panic!("waiting for {what}; screen:\n{s}"))
     }
 }
+
+/// What a delivered task or a compaction must not leave in the agent's window
+/// (issue 10, item 9): a second banner and Claude Code's editor line (its classic
+/// renderer repaints after an external editor on older versions,
+/// docs/claude-code.md#editor-repaint), and a line per PreCompact or PostCompact hook
+/// (docs/claude-code.md#compact-hook-notices).
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn delivered_tasks_and_a_compaction_leave_the_agents_window_as_a_typed_session_would() {
+    use crate::e2e_agent::start_hosted_in;
+    use crate::helper::claude::ClaudeSandbox;
+    let test = "delivered_tasks_and_a_compaction_leave_the_agents_window_as_a_typed_session_would";
+    let env = Env::new();
+    let sandbox = ClaudeSandbox::new();
+    // A user who has run Claude Code for a while: its classic renderer is their default
+    // (a fresh install of 2.1.332 starts in the fullscreen one, docs/claude-code.md#editor-repaint).
+    sandbox.home.update_config(|c| {
+        c["fullscreenUpsellSeenCount"] = 3.into();
+    });
+    let Some(agent) = start_hosted_in(sandbox, test, &env, "clean", &[], &[]) else {
+        return;
+    };
+    for task in ["one", "two"] {
+        let (_, after) = env.run_hook(format!("@clean {task}").as_bytes());
+        assert!(
+            text(&after).contains(&format!("FAKE-REPLY: {task}")),
+            "{}",
+            text(&after)
+        );
+    }
+    // The answer is drawn a moment after the turn's Stop, which ends the task.
+    agent
+        .tmux
+        .wait_for_screen(
+            &agent.pane,
+            |s| s.contains("FAKE-REPLY: two"),
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap_or_else(|s| panic!("no answer on screen:\n{s}"));
+    let history = agent.tmux.capture_history(&agent.pane);
+    let banners = history.matches("Claude Code v").count();
+    assert_eq!(banners, 1, "one banner, as typed:\n{history}");
+    assert!(
+        !history.contains("Save and close"),
+        "no editor line:\n{history}"
+    );
+    for answer in ["FAKE-REPLY: one", "FAKE-REPLY: two"] {
+        assert!(history.contains(answer), "{answer}:\n{history}");
+    }
+
+    let out = env
+        .cmd(HOOK)
+        .args(["compact", "clean", "--timeout", "60"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "@clean: Compacted the conversation.\n");
+    let history = agent
+        .tmux
+        .wait_for_screen(
+            &agent.pane,
+            |s| s.contains("Compacted"),
+            std::time::Duration::from_secs(30),
+        )
+        .map(|_| agent.tmux.capture_history(&agent.pane))
+        .unwrap_or_else(|s| panic!("no compaction on screen:\n{s}"));
+    assert!(
+        !history.contains("completed successfully") && !history.contains("Save and close"),
+        "{history}"
+    );
+}

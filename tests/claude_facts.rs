@@ -31,7 +31,8 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The first version where the facts marked "changed in 2.1.332" hold.
 const NEWER: (u32, u32, u32) = (2, 1, 332);
 
-/// Every hook event the product listens to; each runs the recording hook script.
+/// Every hook event the facts record (the product's, and PreCompact and PostCompact for
+/// `compact-command` and `compact-hook-notices`); each runs the recording hook script.
 const HOOK_EVENTS: [&str; 12] = [
     "SessionStart",
     "UserPromptSubmit",
@@ -1572,8 +1573,12 @@ fn fact_compact_command() {
     cc.submit("second");
     let stop = cc.turn_over(2);
     cc.wait_status("idle");
-    cc.sandbox.api.set_reply(|p| {
+    // The summary is held until the registry was seen busy.
+    let release = Arc::new(AtomicBool::new(false));
+    let held = Arc::clone(&release);
+    cc.sandbox.api.set_reply(move |p| {
         if p.starts_with("CRITICAL: Respond with TEXT ONLY") {
+            wait_until_or(WAIT, || held.load(Ordering::SeqCst).then_some(()));
             Reply::Text("<analysis>fake</analysis>\n<summary>FAKE SUMMARY</summary>".into())
         } else {
             Reply::Text(crate::helper::fake_api::default_reply(p))
@@ -1583,6 +1588,12 @@ fn fact_compact_command() {
     cc.keys(&["Enter"]);
     let pre = cc.wait_event("PreCompact", |e| e["hook_event_name"] == "PreCompact");
     assert_eq!(pre["trigger"], "manual", "{pre}");
+    cc.wait_status("busy");
+    release.store(true, Ordering::SeqCst);
+    let start = cc.wait_event("SessionStart (compact)", |e| {
+        e["hook_event_name"] == "SessionStart" && e["source"] == "compact"
+    });
+    assert_eq!(start["session_id"], stop["session_id"]);
     let post = cc.wait_event("PostCompact", |e| e["hook_event_name"] == "PostCompact");
     assert_eq!(post["session_id"], stop["session_id"]);
     assert!(
@@ -1591,21 +1602,25 @@ fn fact_compact_command() {
             .is_some_and(|s| !s.is_empty()),
         "{post}"
     );
+    let names = cc.event_names();
+    let compact_at = names.iter().position(|n| n == "PreCompact").unwrap();
+    let start_at = compact_at
+        + names[compact_at..]
+            .iter()
+            .position(|n| n == "SessionStart")
+            .unwrap();
+    let post_at = names.iter().position(|n| n == "PostCompact").unwrap();
+    assert!(
+        start_at < post_at,
+        "SessionStart before PostCompact: {names:?}"
+    );
     let prompts = cc.sandbox.api.prompts();
     let summaries = prompts
         .iter()
         .filter(|p| p.starts_with("CRITICAL: Respond with TEXT ONLY"))
         .count();
-    for r in cc.sandbox.api.requests() {
-        eprintln!(
-            "request {:?} n_messages {} tools {} prompt {:?}",
-            r.kind,
-            r.n_messages,
-            r.body["tools"].as_array().map_or(0, Vec::len),
-            r.prompt.chars().take(40).collect::<String>()
-        );
-    }
     assert_eq!(summaries, 1, "one summary request");
+    cc.wait_status("idle");
     cc.submit("after");
     cc.turn_over(3);
     assert_eq!(
@@ -1615,9 +1630,134 @@ fn fact_compact_command() {
         cc.event_names()
     );
     let names = cc.event_names();
-    let compact_at = names.iter().position(|n| n == "PreCompact").unwrap();
     let stops_after = names[compact_at..].iter().filter(|n| *n == "Stop").count();
     assert_eq!(stops_after, 1, "no Stop for /compact: {names:?}");
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn fact_compact_hook_notices() {
+    let Some(cc) = Cc::start("fact_compact_hook_notices", Opts::default()) else {
+        return;
+    };
+    cc.submit("first");
+    cc.turn_over(1);
+    cc.submit("second");
+    cc.turn_over(2);
+    cc.sandbox.api.set_reply(|p| {
+        if p.starts_with("CRITICAL: Respond with TEXT ONLY") {
+            Reply::Text("<analysis>fake</analysis>\n<summary>FAKE SUMMARY</summary>".into())
+        } else {
+            Reply::Text(crate::helper::fake_api::default_reply(p))
+        }
+    });
+    cc.type_shown("/compact");
+    cc.keys(&["Enter"]);
+    cc.wait_event("PostCompact", |e| e["hook_event_name"] == "PostCompact");
+    let notice = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains("completed successfully"))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    };
+    let screen = cc.wait_screen("the hooks' lines", |s| notice(s).len() >= 2);
+    let lines = notice(&screen);
+    let hook = format!(
+        "[sh {}]",
+        shell_quote(&cc.dirs().base.join("hook.sh").display().to_string())
+    );
+    assert_eq!(
+        lines,
+        [
+            format!("PreCompact {hook} completed successfully"),
+            format!("PostCompact {hook} completed successfully"),
+        ],
+        "{screen}"
+    );
+    // The compaction's SessionStart ran the same hook, and left nothing on screen.
+    assert!(
+        cc.named("SessionStart")
+            .iter()
+            .any(|e| e["source"] == "compact"),
+        "{:?}",
+        cc.event_names()
+    );
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn fact_editor_repaint() {
+    let test = "fact_editor_repaint";
+    // A user of some standing: on 2.1.332 a fresh install (fewer than three showings of
+    // its fullscreen offer) starts in the fullscreen renderer.
+    let seasoned = |c: &mut Value| c["fullscreenUpsellSeenCount"] = 3.into();
+    let Some(cc) = Cc::start_with(test, ClaudeSandbox::new(), seasoned, Opts::default()) else {
+        return;
+    };
+    cc.ready_box();
+    cc.submit("first");
+    cc.turn_over(1);
+    let banners = |h: &str| h.matches("Claude Code v").count();
+    // Typed text on screen: any repaint of the editor runs before it has been drawn.
+    let history_now = |cc: &Cc, word: &str| {
+        cc.type_shown(word);
+        let h = cc.tmux.capture_history(&cc.pane);
+        cc.keys(&["C-u"]);
+        cc.wait_screen("the word gone", |s| !s.contains(word));
+        h
+    };
+    let alternate = |cc: &Cc| cc.tmux.display(&cc.pane, "#{alternate_on}");
+    assert_eq!(
+        alternate(&cc),
+        "0",
+        "the classic renderer, on the main screen"
+    );
+    let before = history_now(&cc, "before-runs");
+    for _ in 0..2 {
+        cc.warm_up();
+    }
+    let after = history_now(&cc, "after-runs");
+    let added = banners(&after) - banners(&before);
+    if cc.newer() {
+        assert_eq!(added, 0, "{after}");
+        assert!(!after.contains("Save and close"), "{after}");
+    } else {
+        assert_eq!(added, 2, "one repaint per editor run:\n{after}");
+        assert!(
+            after
+                .matches("Save and close editor to continue...")
+                .count()
+                >= 2,
+            "{after}"
+        );
+        assert!(after.contains("first"));
+    }
+
+    // The fullscreen renderer, asked for with the variable: the alternate screen from
+    // the start, and nothing added by the editor runs.
+    let sandbox = cc.stop();
+    let opts = Opts {
+        env: vec![("CLAUDE_CODE_NO_FLICKER".into(), "1".into())],
+        ..Opts::default()
+    };
+    let Some(cc) = Cc::start_with(test, sandbox, seasoned, opts) else {
+        return;
+    };
+    cc.ready_box();
+    cc.wait_screen("the box", |s| s.contains('❯'));
+    assert_eq!(alternate(&cc), "1", "fullscreen: on the alternate screen");
+    for _ in 0..2 {
+        cc.warm_up();
+    }
+    let after = history_now(&cc, "after-runs");
+    assert!(banners(&after) <= 1, "{after}");
+    assert!(!after.contains("Save and close"), "{after}");
 }
 
 #[cfg_attr(

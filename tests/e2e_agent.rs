@@ -45,9 +45,20 @@ fn start_hosted(
     args: &[String],
     claude_args: &[&str],
 ) -> Option<HostedAgent> {
+    start_hosted_in(ClaudeSandbox::new(), test, env, name, args, claude_args)
+}
+
+/// [`host_agent`] in a sandbox the test prepared (its `~/.claude.json`, say).
+pub fn start_hosted_in(
+    sandbox: ClaudeSandbox,
+    test: &str,
+    env: &Env,
+    name: &str,
+    args: &[String],
+    claude_args: &[&str],
+) -> Option<HostedAgent> {
     let claude = require_claude(test)?;
     require_tmux(test)?;
-    let sandbox = ClaudeSandbox::new();
     let mut vars = sandbox.env();
     vars.push(("CLAUDE_AGENTS_DIR".into(), env.state.display().to_string()));
     // The host's trace, for a failing test to show.

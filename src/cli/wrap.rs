@@ -213,6 +213,7 @@ fn run(cli: WrapCli) -> anyhow::Result<i32> {
                 program: cli.claude.clone(),
                 extra_args: cli.claude_args.clone(),
                 fork_from: fork.map(|(_, session)| session),
+                fullscreen: crate::claude_code::fullscreen_for_host(&cli.claude),
             };
             run_host(&state, opts(false), Claude::new(config))
         }

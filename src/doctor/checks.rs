@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use super::version::{Verified, Version};
@@ -137,42 +137,6 @@ fn registered_mcp_servers() -> Vec<String> {
         .collect()
 }
 
-/// Runs `program args` and returns its trimmed stdout, or why it could not.
-fn program_output(program: &Path, args: &[&str]) -> Result<String, String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let pid = child.id();
-    let stdout = child.stdout.take();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut out) = stdout {
-            let _ = std::io::Read::read_to_string(&mut out, &mut text);
-        }
-        let _ = tx.send((child.wait(), text));
-    });
-    match rx.recv_timeout(PROGRAM_TIMEOUT) {
-        Ok((Ok(status), text)) if status.success() => Ok(text.trim().to_owned()),
-        Ok((Ok(status), _)) => Err(format!("exited with {status}")),
-        Ok((Err(e), _)) => Err(e.to_string()),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            Err(format!(
-                "gave no answer within {}s",
-                PROGRAM_TIMEOUT.as_secs()
-            ))
-        }
-    }
-}
-
 /// `program` as a path: itself when it has a slash, else found on `PATH`.
 fn resolve(program: &Path) -> Option<PathBuf> {
     if program.components().count() > 1 {
@@ -197,7 +161,7 @@ fn claude_code(program: &Path, verified: Verified) -> Finding {
             &format!("{install}, or name the program with `claude = \"PATH\"` in the config"),
         );
     };
-    let text = match program_output(&path, &["--version"]) {
+    let text = match crate::process::output_within(PROGRAM_TIMEOUT, &path, &["--version"]) {
         Ok(text) => text,
         Err(why) => {
             return Finding::error(
@@ -232,7 +196,7 @@ fn tmux() -> Finding {
             "not found on PATH: agents run in tmux windows",
             "install tmux (apt-get install tmux, brew install tmux)",
         ),
-        Some(path) => match program_output(&path, &["-V"]) {
+        Some(path) => match crate::process::output_within(PROGRAM_TIMEOUT, &path, &["-V"]) {
             Ok(v) => Finding::ok("tmux", format!("{v} at {}", path.display())),
             Err(why) => {
                 Finding::error("tmux", format!("`tmux -V` failed: {why}"), "reinstall tmux")
@@ -448,13 +412,17 @@ type ChiefProcess = (i32, Vec<(String, String)>, String);
 fn up_chief() -> Option<ChiefProcess> {
     let target = format!("={}:chief", crate::team::up::SESSION);
     let tmux = resolve(Path::new("tmux"))?;
-    let pid: i32 = program_output(&tmux, &["list-panes", "-t", &target, "-F", "#{pane_pid}"])
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()?;
+    let pid: i32 = crate::process::output_within(
+        PROGRAM_TIMEOUT,
+        &tmux,
+        &["list-panes", "-t", &target, "-F", "#{pane_pid}"],
+    )
+    .ok()?
+    .lines()
+    .next()?
+    .trim()
+    .parse()
+    .ok()?;
     let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     let env = environ
         .split(|&b| b == 0)

@@ -33,7 +33,8 @@ enum Phase {
     Probing {
         nonce: u64,
         text: String,
-        /// The agent command `/compact`, not a task: PreCompact acknowledges it.
+        /// The agent command `/compact`, not a task: the registry's `busy` acknowledges
+        /// it.
         compact: bool,
     },
     /// The box holds `text`; Enter goes (again) until UserPromptSubmit.
@@ -44,9 +45,16 @@ enum Phase {
     },
     /// Our prompt (`text`, delivery `nonce`) runs.
     Working { nonce: u64, text: String },
-    /// Our `/compact` was loaded; PreCompact then PostCompact follow
-    /// (docs/claude-code.md#compact-command).
-    Compacting { started: bool, enters: u32 },
+    /// Our `/compact` was loaded. It fires no hook of its own that we install: the
+    /// PreCompact and PostCompact hooks would each leave a line in the agent's window
+    /// (docs/claude-code.md#compact-hook-notices). It has `started` once the registry,
+    /// `idle` since the load (`idle_seen`), says `busy` after our Enter, and it is done
+    /// at its `SessionStart` with source `compact` (docs/claude-code.md#compact-command).
+    Compacting {
+        started: bool,
+        enters: u32,
+        idle_seen: bool,
+    },
     /// After an interrupt: the box is checked and cleared of our task.
     Clearing { nonce: u64, text: String },
     /// The probe found a draft (delivery `nonce`) and leaves the box as it was. Claude
@@ -486,6 +494,28 @@ impl Delivery {
         }
     }
 
+    /// Our `/compact` runs: no more Enter, and the human's held keys go in.
+    fn compaction_started(&mut self) {
+        if let Phase::Compacting { started, .. } = &mut self.phase {
+            *started = true;
+            self.cancel(Timer::Enter);
+            self.pump(false);
+            self.report(Update::Acked { human_input: false });
+        }
+    }
+
+    /// Our `/compact` is done: its `SessionStart` (source `compact`) came.
+    fn compacted(&mut self) {
+        if matches!(self.phase, Phase::Compacting { .. }) {
+            self.set_phase(Phase::Idle);
+            self.report(Update::Answered(Answer {
+                last_message: "Compacted the conversation.".into(),
+                transcript: None,
+                prompt: String::new(),
+            }));
+        }
+    }
+
     /// Sends Enter for the delivery in flight and waits for its acknowledgement, or ends
     /// the return from a draft probe.
     fn press_enter(&mut self) {
@@ -498,10 +528,18 @@ impl Delivery {
             | Phase::Compacting {
                 enters,
                 started: false,
+                ..
             } => enters,
             _ => return,
         };
         if *enters >= MAX_ENTERS + LATE_ACK_WAITS {
+            // A compaction whose start the registry did not show (its `idle` and `busy`
+            // read as one change) is still `busy` this long after Enter: it runs. A turn
+            // that ended just before it never stays busy for seconds.
+            if matches!(self.phase, Phase::Compacting { .. }) && !self.registry_idle {
+                self.compaction_started();
+                return;
+            }
             self.set_phase(Phase::Idle);
             self.report(Update::Undeliverable(
                 "Claude Code did not take the task after Enter".into(),
@@ -522,6 +560,21 @@ impl Delivery {
     /// the turn was interrupted.
     fn on_registry(&mut self, idle: bool) {
         self.registry_idle = idle;
+        if let Phase::Compacting {
+            started: false,
+            enters,
+            idle_seen,
+        } = &mut self.phase
+        {
+            // `busy` left over from the turn before counts only after an `idle`: the
+            // registry's update trails that turn's Stop (docs/claude-code.md#hook-stop).
+            if idle {
+                *idle_seen = true;
+            } else if *idle_seen && *enters > 0 {
+                self.compaction_started();
+                return;
+            }
+        }
         if !idle {
             return;
         }

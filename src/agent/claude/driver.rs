@@ -690,6 +690,7 @@ mod tests {
             program: "claude".into(),
             extra_args: Vec::new(),
             fork_from: None,
+            fullscreen: false,
         })
     }
 
@@ -732,6 +733,7 @@ mod tests {
             program: "claude".into(),
             extra_args: Vec::new(),
             fork_from: Some("source".into()),
+            fullscreen: false,
         });
         c.session_id = Some("copy".into());
         let ready = |id: &str| Update::Ready {

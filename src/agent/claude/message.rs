@@ -58,11 +58,6 @@ pub enum Event {
         #[serde(default)]
         tool_input: serde_json::Value,
     },
-    PreCompact {},
-    PostCompact {
-        #[serde(default)]
-        compact_summary: String,
-    },
     MessageDisplay {
         #[serde(default)]
         delta: String,

@@ -45,6 +45,10 @@ pub struct ClaudeConfig {
     /// Issue 15 (`agent-wrap NAME2 --fork NAME`): the session whose conversation a new
     /// session starts as a copy of (docs/claude-code.md#session-resume).
     pub fork_from: Option<String>,
+    /// Run Claude Code's fullscreen renderer: its classic one repaints the whole
+    /// conversation after each delivery on older versions
+    /// ([`crate::claude_code::fullscreen_for_host`]).
+    pub fullscreen: bool,
 }
 
 /// Everything the hosted process needs to know about its host.
@@ -361,17 +365,21 @@ fn claude_command(
     cmd.env(super::USER_EDITOR_ENV, user_editor);
     cmd.env(super::EVENTS_ENV, paths.events_dir);
     cmd.env(super::AGENT_DIR_ENV, paths.agent_dir);
+    if config.fullscreen {
+        cmd.env(crate::claude_code::FULLSCREEN_ENV, "1");
+    }
     Ok(cmd)
 }
 
-/// `--settings` JSON that runs `command` for every hook the host listens to.
+/// `--settings` JSON that runs `command` for every hook the host listens to. Not
+/// PreCompact and PostCompact: Claude Code prints a line for each of those hooks in the
+/// conversation (docs/claude-code.md#compact-hook-notices), and `SessionStart` with
+/// source `compact` and the registry tell a compaction without one.
 pub fn hook_settings(command: &str) -> String {
     let events = [
         "PermissionRequest",
         "PostToolUse",
         "PreToolUse",
-        "PreCompact",
-        "PostCompact",
         "SessionStart",
         "UserPromptSubmit",
         "Stop",

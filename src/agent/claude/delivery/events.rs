@@ -11,6 +11,12 @@ impl Delivery {
                 if let Some(id) = session_id {
                     self.session_id = id;
                 }
+                // A compaction ran, in the same session: ours is done (or it was Claude
+                // Code's own, during a turn, which goes on).
+                if source.as_deref() == Some("compact") && self.ready {
+                    self.compacted();
+                    return;
+                }
                 // Issue 15: Claude Code 2.1.332 fires a fork's SessionStart before its box
                 // takes keys, and a Ctrl-G sent then is lost
                 // (docs/claude-code.md#hook-session-start): a fork is ready once its
@@ -93,27 +99,6 @@ impl Delivery {
                 self.report(Update::NeedsHuman(format!("permission for {tool_name}")));
             }
             Event::PostToolUse {} if working => self.report(Update::Resumed),
-            Event::PreCompact {} => {
-                if let Phase::Compacting { started, .. } = &mut self.phase {
-                    *started = true;
-                    self.cancel(Timer::Enter);
-                    self.pump(false);
-                    self.report(Update::Acked { human_input: false });
-                }
-            }
-            Event::PostCompact { compact_summary } => {
-                if matches!(self.phase, Phase::Compacting { .. }) {
-                    self.set_phase(Phase::Idle);
-                    self.report(Update::Answered(Answer {
-                        last_message: format!(
-                            "Compacted the conversation (summary: {} characters).",
-                            compact_summary.chars().count()
-                        ),
-                        transcript: None,
-                        prompt: String::new(),
-                    }));
-                }
-            }
             // MessageDisplay hooks (one per finished paragraph while the turn streams,
             // docs/claude-code.md#message-display-per-paragraph) run as their own
             // processes and may land just after Stop: text streamed since our last
@@ -208,6 +193,7 @@ impl Delivery {
                         Phase::Compacting {
                             started: false,
                             enters: 0,
+                            idle_seen: self.registry_idle,
                         }
                     } else {
                         Phase::Submitted {

@@ -267,16 +267,18 @@ fn a_task_whose_text_is_slash_compact_is_an_ordinary_prompt() {
     let nonce = loaded(&mut d, "/compact");
     d.step(Input::ProbeExited { nonce });
     d.step(Input::Timer(Timer::Enter));
-    // Acknowledged by UserPromptSubmit like any prompt, not by PreCompact.
-    let out = d.step(Input::Event(Event::PreCompact {}));
+    // Acknowledged by UserPromptSubmit like any prompt, not by the registry.
+    d.step(Input::Registry { idle: true });
+    let out = d.step(Input::Registry { idle: false });
     assert!(reports(&out).is_empty());
     let out = d.step(submit("\\/compact"));
     assert_eq!(reports(&out), vec![Update::Acked { human_input: false }]);
 }
 
-#[test]
-fn the_compact_command_is_acknowledged_by_precompact_and_answered_by_postcompact() {
-    let mut d = ready();
+/// Starts the agent command `/compact` up to its first Enter; the registry was `busy`
+/// from the turn before when it was loaded.
+fn compact_entered(d: &mut Delivery) {
+    d.step(Input::Registry { idle: false });
     let out = d.step(Input::Compact("  ".into()));
     let request = probe_request(&out).unwrap();
     assert_eq!(request.text, "/compact");
@@ -286,19 +288,68 @@ fn the_compact_command_is_acknowledged_by_precompact_and_answered_by_postcompact
     });
     let out = d.step(Input::Timer(Timer::Enter));
     assert_eq!(writes(&out), vec![b"\r".to_vec()]);
-    let out = d.step(Input::Event(Event::PreCompact {}));
+}
+
+#[test]
+fn the_compact_command_starts_when_the_registry_turns_busy_and_ends_at_its_session_start() {
+    let mut d = ready();
+    compact_entered(&mut d);
+    // The busy of the turn before is no start; busy after an idle is.
+    let out = d.step(Input::Registry { idle: false });
+    assert!(reports(&out).is_empty(), "{out:?}");
+    d.step(Input::Registry { idle: true });
+    let out = d.step(Input::Registry { idle: false });
     assert_eq!(reports(&out), vec![Update::Acked { human_input: false }]);
-    let out = d.step(Input::Event(Event::PostCompact {
-        compact_summary: "abc".into(),
-    }));
+    assert!(out.contains(&Effect::CancelTimer(Timer::Enter)), "{out:?}");
+    let out = d.step(session_start(Some("s2"), "compact"));
     let [Update::Answered(answer)] = &reports(&out)[..] else {
         panic!("{out:?}")
     };
-    assert_eq!(
-        answer.last_message,
-        "Compacted the conversation (summary: 3 characters)."
-    );
+    assert_eq!(answer.last_message, "Compacted the conversation.");
     assert!(d.can_load());
+}
+
+#[test]
+fn a_compaction_the_registry_never_showed_starting_is_taken_as_running_while_busy() {
+    let mut d = ready();
+    compact_entered(&mut d);
+    // Its idle and busy were read as one change: busy all along, until Enter gives up.
+    let mut out = Vec::new();
+    for _ in 0..MAX_ENTERS + LATE_ACK_WAITS {
+        out = d.step(Input::Timer(Timer::Enter));
+    }
+    assert_eq!(reports(&out), vec![Update::Acked { human_input: false }]);
+    let out = d.step(session_start(Some("s2"), "compact"));
+    assert!(
+        matches!(&reports(&out)[..], [Update::Answered(_)]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_compaction_that_never_starts_fails_like_any_task_after_enter() {
+    let mut d = ready();
+    compact_entered(&mut d);
+    d.step(Input::Registry { idle: true });
+    let mut out = Vec::new();
+    for _ in 0..MAX_ENTERS + LATE_ACK_WAITS {
+        out = d.step(Input::Timer(Timer::Enter));
+    }
+    assert_eq!(
+        reports(&out),
+        vec![Update::Undeliverable(
+            "Claude Code did not take the task after Enter".into()
+        )]
+    );
+}
+
+#[test]
+fn claude_codes_own_compaction_during_our_turn_leaves_the_turn_running() {
+    let mut d = ready();
+    working(&mut d, "a long task");
+    let out = d.step(session_start(Some("s2"), "compact"));
+    assert!(reports(&out).is_empty(), "{out:?}");
+    assert_eq!(d.working_prompt(), Some("a long task"));
 }
 
 #[test]
@@ -309,12 +360,11 @@ fn compact_instructions_follow_the_command() {
 }
 
 #[test]
-fn a_compaction_that_stops_without_postcompact_fails() {
+fn a_compaction_that_stops_without_finishing_fails() {
     let mut d = ready();
-    let out = d.step(Input::Compact(String::new()));
-    let nonce = probe_request(&out).unwrap().nonce;
-    d.step(probe(ProbeResult::Loaded, nonce));
-    d.step(Input::Event(Event::PreCompact {}));
+    compact_entered(&mut d);
+    d.step(Input::Registry { idle: true });
+    d.step(Input::Registry { idle: false });
     let out = d.step(Input::Registry { idle: true });
     assert_eq!(starts(&out, Timer::IdleCheck), Some(STOP_GRACE_AFTER_IDLE));
     let out = d.step(Input::Timer(Timer::IdleCheck));
@@ -1062,10 +1112,9 @@ fn in_phase(phase: &str) -> Delivery {
             d.step(probe(ProbeResult::Loaded, nonce));
         }
         "compacting, started" => {
-            let out = d.step(Input::Compact(String::new()));
-            let nonce = probe_request(&out).unwrap().nonce;
-            d.step(probe(ProbeResult::Loaded, nonce));
-            d.step(Input::Event(Event::PreCompact {}));
+            compact_entered(&mut d);
+            d.step(Input::Registry { idle: true });
+            d.step(Input::Registry { idle: false });
         }
         "human turn" => {
             d.step(submit("mine"));
@@ -1139,7 +1188,14 @@ fn a_held_key_in_every_holding_phase_comes_out_once_the_box_is_free() {
                 d.step(Input::Timer(Timer::Clear));
                 d.step(probe(ProbeResult::Cleared, d.last_nonce()))
             }
-            "compacting" => d.step(Input::Event(Event::PreCompact {})),
+            "compacting" => {
+                d.step(Input::ProbeExited {
+                    nonce: d.last_nonce(),
+                });
+                d.step(Input::Timer(Timer::Enter));
+                d.step(Input::Registry { idle: true });
+                d.step(Input::Registry { idle: false })
+            }
             _ => unreachable!(),
         };
         assert!(writes(&out).contains(&b"k".to_vec()), "{phase}: {out:?}");
