@@ -634,6 +634,110 @@ fn chief_and_agent_both_real_claude_and_escape_interrupts_the_agent() {
     );
 }
 
+/// Neither window shows Claude Code's "… quit unexpectedly" (or "closed unexpectedly")
+/// notice for the next few seconds: an editor that ended normally shows none
+/// (docs/claude-code.md#editor-exit-notices; a notice shows within 0.2 s, or up to 7.6 s
+/// late behind another notice, which none of these runs shows).
+fn no_notice_in(windows: &[(&str, &TmuxServer, &str)]) {
+    for (who, tmux, pane) in windows {
+        let notice =
+            tmux.wait_for_screen(pane, |s| s.contains("unexpectedly"), Duration::from_secs(3));
+        assert!(
+            notice.is_err(),
+            "the {who}'s window: {}",
+            notice.unwrap_or_default()
+        );
+    }
+}
+
+/// Empties the chief's prompt box: two Escapes, the second after the hint
+/// (docs/claude-code.md#box-escape-clears).
+fn clear_chief_box(chief: &crate::e2e_chief::Chief, gone: &str) {
+    chief.tmux.send_keys(&chief.pane, &["Escape"]);
+    chief.screen_until("the hint to press Escape again", |s| {
+        s.to_lowercase().contains("esc again to clear")
+    });
+    chief.tmux.send_keys(&chief.pane, &["Escape"]);
+    chief.screen_until("an empty box", |s| !s.contains(gone));
+}
+
+// See: issue 10, item 4 ("Normal events look like crashes").
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn a_timeout_ctrl_c_and_an_interrupt_in_the_agent_leave_no_quit_unexpectedly_notice() {
+    let env = Env::new();
+    let test = "a_timeout_ctrl_c_and_an_interrupt_in_the_agent_leave_no_quit_unexpectedly_notice";
+    let Some(agent) = host_agent(test, &env, "steady") else {
+        return;
+    };
+    let timeout = [("CLAUDE_EDITOR_HOOK_TIMEOUT", "15")];
+    let Some(chief) = crate::e2e_chief::start_chief_with(test, &env, &timeout, false) else {
+        return;
+    };
+    slow_on_marker(&agent);
+    let windows = [
+        ("agent", &agent.tmux, agent.pane.as_str()),
+        ("chief", &chief.tmux, chief.pane.as_str()),
+    ];
+    let delegate = |prompt: &str| {
+        chief.tmux.send_literal(&chief.pane, prompt);
+        chief.screen_until("the typed prompt", |s| s.contains(prompt));
+        chief.tmux.send_keys(&chief.pane, &["C-g"]);
+        let tail = prompt.split("]] ").nth(1).unwrap().to_owned();
+        agent
+            .sandbox
+            .api
+            .wait_for_prompt(|p| p.contains(&tail), CLAUDE_WAIT)
+            .expect("the slow task reached the agent");
+    };
+    let outcome = |tail: &str| {
+        wait_until(CLAUDE_WAIT, "the task's outcome", || {
+            env.done_files().into_iter().find(|d| {
+                let id = d["task_id"].as_str().unwrap_or_default();
+                std::fs::read_to_string(env.state.join("tasks").join(id).join("task.json"))
+                    .is_ok_and(|t| t.contains(tail))
+            })
+        })
+    };
+
+    // The chief's --timeout: the reason above the prompt, which is kept.
+    delegate("@steady [[slow]] timed job");
+    chief.screen_until("the timeout's reason in the box", |s| {
+        s.contains("timed out after 15s") && s.contains("@steady [[slow]] timed job")
+    });
+    assert_eq!(outcome("timed job")["outcome"], "cancelled");
+    env.wait_status("steady", "idle", |_| true);
+    no_notice_in(&windows);
+    clear_chief_box(&chief, "timed job");
+
+    // Ctrl-C in the chief's waiting view: cancelled, the prompt exactly as it was.
+    delegate("@steady [[slow]] stopped job");
+    chief.tmux.send_keys(&chief.pane, &["C-c"]);
+    let done = outcome("stopped job");
+    assert_eq!(done["outcome"], "cancelled");
+    assert_eq!(done["reason"], "cancelled with Ctrl-C");
+    let screen = chief.screen_until("the prompt back, unchanged", |s| {
+        s.contains("@steady [[slow]] stopped job")
+    });
+    assert!(!screen.contains("[claude-editor-hook]"), "{screen}");
+    env.wait_status("steady", "idle", |_| true);
+    no_notice_in(&windows);
+    clear_chief_box(&chief, "stopped job");
+
+    // Escape in the agent's window interrupts the delegated turn: the chief is told.
+    delegate("@steady [[slow]] interrupted job");
+    agent.tmux.send_keys(&agent.pane, &["Escape"]);
+    chief.screen_until("the interrupt's reason in the box", |s| {
+        s.contains("@steady interrupted") && s.contains("@steady [[slow]] interrupted job")
+    });
+    assert_eq!(outcome("interrupted job")["outcome"], "interrupted");
+    env.wait_status("steady", "idle", |_| true);
+    no_notice_in(&windows);
+}
+
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
