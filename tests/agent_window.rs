@@ -122,7 +122,6 @@ fn delivered_tasks_and_a_compaction_leave_the_agents_window_as_a_typed_session_w
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "@clean: Compacted the conversation.\n");
     let history = agent
         .tmux
         .wait_for_screen(
@@ -136,4 +135,5 @@ fn delivered_tasks_and_a_compaction_leave_the_agents_window_as_a_typed_session_w
         !history.contains("completed successfully") && !history.contains("Save and close"),
         "{history}"
     );
+    assert_eq!(text(&out.stdout), "@clean: Compacted the conversation.\n");
 }
