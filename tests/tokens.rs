@@ -61,6 +61,26 @@ fn each_task_records_the_tokens_the_api_reported_and_the_agent_sums_them() {
             serde_json::from_slice::<serde_json::Value>(&std::fs::read(&path).ok()?).ok()
         })
     };
+    // The hosted Claude Code acknowledged each delivery (its UserPromptSubmit), in the
+    // event log between the delivery and the end.
+    let out = output_with_timeout(env.cmd(HOOK).args(["events", "--json"]), SECS);
+    let kinds: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["task"] == ids[0].as_str() && e["kind"] != "agent_status")
+        .map(|e| e["kind"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "task_queued",
+            "task_delivered",
+            "task_acknowledged",
+            "task_finished"
+        ],
+        "{}",
+        text(&out.stdout)
+    );
     let first = usage(&ids[0]);
     assert_eq!(first["version"], 1);
     assert_eq!(first["task_id"], ids[0].as_str());
