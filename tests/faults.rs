@@ -457,6 +457,38 @@ fn fault_06b_a_removed_state_dir_is_recreated_and_the_agent_reregisters() {
     );
 }
 
+#[test]
+fn fault_06c_a_state_dir_that_cannot_be_re_created_stops_the_host_saying_why() {
+    let env = Env::new();
+    let mut agent = env.agent("r1", &["--exec", "cat"]);
+    // A file takes the state dir's place in one step (RENAME_EXCHANGE), then the old
+    // tree goes: the host sees its directories removed and cannot make them again.
+    let file = env.dir.path().join("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        &file,
+        nix::fcntl::AT_FDCWD,
+        &env.state,
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+    )
+    .unwrap();
+    let t = Instant::now();
+    fs::remove_dir_all(&file).unwrap();
+    let code = agent.wait_exit(NOTICED);
+    eprintln!(
+        "fault 6 (state dir not re-creatable): stopped in {:?}",
+        t.elapsed()
+    );
+    assert_eq!(code, 1);
+    let log = fs::read_to_string(env.dir.path().join("agent-r1.log")).unwrap();
+    assert!(
+        log.contains("agent-wrap: the state of @r1 was removed and cannot be re-created")
+            && log.contains("it is not a directory"),
+        "{log}"
+    );
+}
+
 // 7. Gaps in the safety checks.
 
 #[test]
