@@ -1,7 +1,8 @@
 //! Marks the end-to-end tests ignored, with the reason, when what they drive is not
 //! installed, so a plain `cargo test` counts them as ignored instead of passing them
 //! silently. With `REQUIRE_CLAUDE_E2E=1` (CI) nothing is ignored, and a missing Claude
-//! Code or tmux fails those tests. The same lookup as `tests/helper/claude.rs`.
+//! Code or tmux fails those tests. The same holds for the tests that need root
+//! (`missing_root`: they mount a small tmpfs). The same lookup as `tests/helper/claude.rs`.
 //!
 //! `CLAUDE_E2E_ONLY=1` marks the Claude Code tests ignored whatever is installed, so
 //! that `cargo test -- --ignored` runs exactly them: `.ci/run` does that on the oldest
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(missing_claude)");
     println!("cargo::rustc-check-cfg=cfg(missing_tmux)");
+    println!("cargo::rustc-check-cfg=cfg(missing_root)");
     for var in [
         "CLAUDE_BIN",
         "REQUIRE_CLAUDE_E2E",
@@ -33,6 +35,14 @@ fn main() {
     }
     if env::var("REQUIRE_CLAUDE_E2E").as_deref() == Ok("1") {
         return;
+    }
+    // The full-disk faults mount a small tmpfs, which takes root.
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !root {
+        println!("cargo::rustc-cfg=missing_root");
     }
     let tmux = on_path("tmux").is_some();
     if !tmux {

@@ -81,6 +81,8 @@ struct Opts {
     cwd: Option<PathBuf>,
     /// The probe editor's file name (default `probe.sh`).
     probe_name: Option<&'static str>,
+    /// A `statusLine` command for the `--settings` JSON.
+    status_line: Option<String>,
 }
 
 /// An interactive Claude Code in a private tmux pane, with a recording hook for every
@@ -139,10 +141,14 @@ impl Cc {
             env.push(("EDITOR".into(), editor));
         }
         env.extend(opts.env);
+        let mut settings: Value = serde_json::from_str(&hook_settings(&hooks)).unwrap();
+        if let Some(cmd) = &opts.status_line {
+            settings["statusLine"] = serde_json::json!({"type": "command", "command": cmd});
+        }
         let mut command = vec![
             claude.display().to_string(),
             "--settings".to_string(),
-            hook_settings(&hooks),
+            settings.to_string(),
         ];
         command.extend(opts.args);
         let mut tmux = TmuxServer::new();
@@ -2880,4 +2886,71 @@ fn fact_mcp_tool_result() {
         .and_then(|c| c.iter().find(|b| b["type"] == "tool_result"))
         .expect("the tool_result block");
     assert_eq!(block["is_error"], true, "{block}");
+}
+
+#[cfg_attr(
+    missing_claude,
+    ignore = "needs Claude Code and tmux: see README, Tests"
+)]
+#[test]
+fn fact_status_line_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("status.sh");
+    write_exec(
+        &script,
+        &format!(
+            "#!/bin/sh\nf={}/$(date +%s%N)-$$\ncat > \"$f.tmp\"\nmv \"$f.tmp\" \"$f.json\"\necho STATUS-LINE-SHOWN\n",
+            shell_quote(&dir.path().display().to_string())
+        ),
+    );
+    let opts = Opts {
+        status_line: Some(format!("sh {}", shell_quote(&script.display().to_string()))),
+        ..Opts::default()
+    };
+    let Some(cc) = Cc::start("fact_status_line_cost", opts) else {
+        return;
+    };
+    // Every payload the status-line command got, oldest first.
+    let payloads = || -> Vec<Value> {
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .filter_map(|p| serde_json::from_str(&fs::read_to_string(p).ok()?).ok())
+            .collect()
+    };
+    let cost = |v: &Value| v["cost"]["total_cost_usd"].as_f64();
+    cc.sandbox.api.set_usage(Usage {
+        input_tokens: 1000,
+        output_tokens: 2000,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 0,
+    });
+    cc.submit("hello status line");
+    let stop = cc.turn_over(1);
+    let first = wait_until(WAIT, "a status-line payload with a cost", || {
+        payloads()
+            .into_iter()
+            .rfind(|p| cost(p).is_some_and(|c| c > 0.0))
+    });
+    assert_eq!(first["session_id"], stop["session_id"], "{first:#}");
+    assert!(
+        cc.tmux.capture(&cc.pane).contains("STATUS-LINE-SHOWN"),
+        "the command's output is the status line"
+    );
+    // The figure is the session's running total.
+    cc.submit("second");
+    cc.turn_over(2);
+    let was = cost(&first).unwrap();
+    let second = wait_until(WAIT, "a higher cost after the second turn", || {
+        payloads()
+            .into_iter()
+            .rfind(|p| cost(p).is_some_and(|c| c > was))
+    });
+    eprintln!("cost after one turn {was}, after two {:?}", cost(&second));
 }

@@ -150,3 +150,96 @@ fn notify_does_nothing_outside_tmux_without_a_command() {
         text(&out.stdout)
     );
 }
+
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
+#[test]
+fn without_a_command_notify_shows_a_tmux_message_and_rings_the_chiefs_window() {
+    if crate::helper::tmux::require_tmux(
+        "without_a_command_notify_shows_a_tmux_message_and_rings_the_chiefs_window",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let env = Env::new();
+    let config = env.dir.path().join("config.toml");
+    std::fs::write(&config, "[notify]\nmin_interval_secs = 0\n").unwrap();
+    let ready = env.dir.path().join("notify.out");
+    let mut tmux = crate::helper::tmux::TmuxServer::new();
+    let vars = vec![(
+        "CLAUDE_AGENTS_DIR".to_owned(),
+        env.state.display().to_string(),
+    )];
+    // Window 0 stands for the chief; notify runs in a window of its own, as `up` starts it.
+    let chief = tmux.new_session(
+        "team",
+        env.dir.path(),
+        &vars,
+        &["sh".into(), "-c".into(), "sleep 600".into()],
+    );
+    tmux.run(&[
+        "new-window",
+        "-d",
+        "-t",
+        "team",
+        "-n",
+        "notify",
+        "-e",
+        &format!("CLAUDE_AGENTS_DIR={}", env.state.display()),
+        "sh",
+        "-c",
+        &format!(
+            "exec {HOOK} notify --config '{}' > '{}'",
+            config.display(),
+            ready.display()
+        ),
+    ]);
+    // tmux shows a message to a client: one attaches from a pane of a second server,
+    // as the human's terminal would, and looks at the notify window, so that the bell
+    // in window 0 raises its flag.
+    let mut terminal = crate::helper::tmux::TmuxServer::new();
+    let tmux_bin = crate::helper::tmux::require_tmux("attach").unwrap();
+    terminal.new_session(
+        "terminal",
+        env.dir.path(),
+        &[("TERM".to_owned(), "xterm-256color".to_owned())],
+        &[
+            tmux_bin.display().to_string(),
+            "-S".into(),
+            tmux.socket().display().to_string(),
+            "attach".into(),
+            "-t".into(),
+            "team:notify".into(),
+        ],
+    );
+    let client = wait_until(SECS, "a client attached", || {
+        let c = tmux.run(&["list-clients", "-F", "#{client_name}"]);
+        c.lines().next().map(str::to_owned)
+    });
+    wait_until(SECS, "notify to follow the log", || {
+        std::fs::read_to_string(&ready)
+            .ok()
+            .filter(|s| s.starts_with("notify: following "))
+    });
+    assert_eq!(tmux.display(&chief, "#{window_bell_flag}"), "0");
+
+    let _bg = env.agent("bg", &["--exec", "echo bg-answer"]);
+    let out = output_with_timeout(
+        env.cmd(HOOK)
+            .env("CLAUDE_EDITOR_HOOK_CHIEF_ID", "chief-1")
+            .args(["send", "--background", "bg", "watch the build"]),
+        SECS,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // tmux keeps every message it showed: `show-messages` lists them.
+    let shown = wait_until(SECS, "the message in tmux's message log", || {
+        let log = tmux.run(&["show-messages", "-t", &client]);
+        log.lines()
+            .find(|l| l.contains("claude-editor-hook: "))
+            .map(str::to_owned)
+    });
+    assert!(shown.contains("@bg"), "{shown}");
+    wait_until(SECS, "the bell in the chief's window", || {
+        (tmux.display(&chief, "#{window_bell_flag}") == "1").then_some(())
+    });
+}

@@ -1001,6 +1001,64 @@ fn persistent_agents_are_the_workers_with_agents() {
     );
 }
 
+#[test]
+fn tasks_sent_to_agents_are_logged_queued_before_delivered() {
+    let env = Env::new();
+    let _a = env.agent("alpha", &["--exec", "head -1"]);
+    let _b = env.agent("beta", &["--exec", "head -1"]);
+    let file = write_tasks(
+        &env,
+        &json!([{"id": "one", "title": "One"}, {"id": "two", "title": "Two"}]),
+    );
+    let out = run(
+        &env,
+        &[
+            "Go",
+            "--agents",
+            "alpha,beta",
+            "--tasks",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The host logs task_finished after done.json, which ended the run's attempt.
+    let events = wait_until(SECS, "two finished tasks in the log", || {
+        let out = output_with_timeout(env.cmd(HOOK).args(["events", "--json"]), SECS);
+        let all: Vec<Value> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let n = all.iter().filter(|e| e["kind"] == "task_finished").count();
+        (n == 2).then_some(all)
+    });
+    let ids: HashSet<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "task_finished")
+        .map(|e| e["task"].as_str().unwrap())
+        .collect();
+    for id in ids {
+        let kinds: Vec<&str> = events
+            .iter()
+            .filter(|e| e["task"] == id && e["kind"] != "agent_status")
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["task_queued", "task_delivered", "task_finished"],
+            "{id}: {events:#?}"
+        );
+        let queued = events
+            .iter()
+            .find(|e| e["kind"] == "task_queued" && e["task"] == id)
+            .unwrap();
+        assert_eq!(queued["background"], true);
+        assert!(
+            queued["title"].as_str().unwrap().starts_with("run "),
+            "{queued}"
+        );
+    }
+}
+
 #[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
 #[test]
 fn on_a_terminal_the_bars_show_each_worker_and_ctrl_c_cancels() {

@@ -242,3 +242,89 @@ fn top_quits_cleanly_on_a_signal_and_refuses_without_a_terminal() {
     assert_eq!(tmux.pane_exit_status(&pane), Some(128 + 15));
     assert_eq!(tmux.display(&pane, "#{alternate_on}").trim(), "0");
 }
+
+#[cfg_attr(missing_tmux, ignore = "needs tmux: see README, Tests")]
+#[test]
+fn top_shows_the_board_and_the_background_tickets_and_follows_them() {
+    if require_tmux("top_shows_the_board_and_the_background_tickets_and_follows_them").is_none() {
+        return;
+    }
+    let env = Env::new();
+    let board = env.dir.path().join("board");
+    let cli = |args: &[&str]| {
+        let out = crate::helper::wait::output_with_timeout(
+            env.cmd(HOOK)
+                .arg("board")
+                .arg("--board")
+                .arg(&board)
+                .args(args),
+            SECS,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    };
+    cli(&["init", "ship the release"]);
+    cli(&["add", "write the notes"]);
+    cli(&["add", "tag it", "-d", "t1"]);
+    let gate = env.dir.path().join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let _bg = env.agent(
+        "bg",
+        &[
+            "--exec",
+            &format!("cat '{}' >/dev/null; echo built", gate.display()),
+        ],
+    );
+    let out = crate::helper::wait::output_with_timeout(
+        env.cmd(HOOK)
+            .env("CLAUDE_EDITOR_HOOK_CHIEF_ID", "chief-7")
+            .args(["send", "--background", "bg", "build the docs"]),
+        SECS,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let mut tmux = TmuxServer::new();
+    let vars = vec![
+        (
+            "CLAUDE_AGENTS_DIR".to_owned(),
+            env.state.display().to_string(),
+        ),
+        (
+            "CLAUDE_EDITOR_HOOK_BOARD".to_owned(),
+            board.display().to_string(),
+        ),
+    ];
+    let pane = tmux.new_session(
+        "top",
+        env.dir.path(),
+        &vars,
+        &[HOOK.to_owned(), "top".to_owned()],
+    );
+    let screen = |pred: &dyn Fn(&str) -> bool, what: &str| {
+        tmux.wait_for_screen(&pane, pred, SCREEN_WAIT)
+            .unwrap_or_else(|s| panic!("no {what} on the screen:\n{s}"))
+    };
+    let first = screen(
+        &|s| s.contains("background @bg") && s.contains("board "),
+        "board and ticket lines",
+    );
+    let board_line = first.lines().find(|l| l.starts_with("board ")).unwrap();
+    assert!(board_line.contains("0/2 done"), "{first}");
+    let ticket = first
+        .lines()
+        .find(|l| l.starts_with("background @bg"))
+        .unwrap();
+    assert!(
+        ticket.contains("running for chief chief-7: build the docs"),
+        "{first}"
+    );
+    // Both follow the state: the board moves on, the ticket's result is ready.
+    cli(&["claim", "w1"]);
+    cli(&["done", "t1", "notes written", "--worker", "w1"]);
+    drop(fs::File::create(&gate).unwrap());
+    fs::remove_file(&gate).unwrap();
+    let later = screen(
+        &|s| s.contains("1/2 done") && s.contains("ready for chief chief-7"),
+        "the board's progress and the ready ticket",
+    );
+    assert!(!later.contains("running for chief"), "{later}");
+}

@@ -163,6 +163,7 @@ pub fn run_host<D: Driver>(state: &StateDir, opts: HostOptions, driver: D) -> Re
             status.recent = old.recent;
             status.claude_session_id = old.claude_session_id;
             status.tokens = old.tokens;
+            status.cost_usd = old.cost_usd;
         }
         Ok(None) => {}
         Err(e) => warn(&format!("ignoring the old status: {e:#}")),
@@ -357,6 +358,13 @@ impl<D: Driver> Host<D> {
                     self.record_usage(&id, tokens);
                     Ok(())
                 }
+                // The status line runs often (every message update); the file is
+                // rewritten only when the figure changed.
+                Report::Cost(usd) if self.status.cost_usd != Some(usd) => {
+                    self.status.cost_usd = Some(usd);
+                    self.save_status()
+                }
+                Report::Cost(_) => Ok(()),
                 Report::Acknowledged(at) => {
                     if let Some(r) = &self.running {
                         crate::events::append_at(

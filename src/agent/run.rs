@@ -115,6 +115,8 @@ pub enum Report {
     Acknowledged(u64),
     /// The tokens a finished task's turn used (issue 14), once the transcript has them.
     Usage(crate::state::TaskId, crate::state::TokenUsage),
+    /// The cost Claude Code reports for the agent's current session, in US dollars.
+    Cost(f64),
 }
 
 /// How a run ended, before the host turns it into an outcome.

@@ -128,6 +128,11 @@ pub fn wrap_main() -> std::process::ExitCode {
         Some("--hook") => {
             return std::process::ExitCode::from(crate::agent::claude::hook::run() as u8);
         }
+        Some("--status-line") => {
+            return std::process::ExitCode::from(
+                crate::agent::claude::hook::run_status_line() as u8
+            );
+        }
         Some("--probe") if args.len() == 3 => {
             let code = crate::agent::claude::probe::run(std::path::Path::new(&args[2]));
             return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));

@@ -40,7 +40,8 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum What {
-    /// A coordinator (or a draining host) queued a task in an agent's inbox.
+    /// A coordinator, a draining host or the run's `--agents` driver queued a task in an
+    /// agent's inbox.
     TaskQueued {
         task: TaskId,
         agent: AgentName,

@@ -83,6 +83,8 @@ pub fn delegate<E: Send + 'static>(
     write_json(&state.task_path(&id), &task)?;
     // Recorded before it is queued: a resumed run cancels what a dead one left queued.
     crate::state::atomic_write(&delegated_path(job), id.as_str().as_bytes())?;
+    // Logged first, as a coordinator does: the agent may take the task (and log that) at once.
+    crate::events::queued(&state, &task);
     enqueue(&state, &agent, &id).context("failed to queue the task")?;
     let worker = job.worker;
     let (theirs, task_id, name) = (state.clone(), id.clone(), agent.clone());

@@ -102,6 +102,11 @@ pub struct AgentStatus {
     /// across restarts. Absent until the first count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<super::TokenUsage>,
+    /// Issue 14: the cost Claude Code reports for the agent's current session, in US
+    /// dollars (its status line's `cost.total_cost_usd`, docs/claude-code.md#status-line-cost).
+    /// Claude Code's own figure, not ours: it starts again with a new session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     /// This host is a restart by `agent-wrap --restart` (src/restart/): which one, and
     /// how the host before it ended. Absent for a host that is not one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +155,7 @@ impl AgentStatus {
             waiting_for: None,
             error: None,
             tokens: None,
+            cost_usd: None,
             restarted: None,
         }
     }

@@ -82,6 +82,7 @@ pub fn snapshot(state: &StateDir) -> Result<Value> {
                     "recent": s.map(|s| &s.recent),
                     "claude_session_id": s.and_then(|s| s.claude_session_id.as_deref()),
                     "tokens": s.and_then(|s| s.tokens),
+                    "cost_usd": s.and_then(|s| s.cost_usd),
                     "restarted": s.and_then(|s| s.restarted.as_ref()),
                     "worktree": worktree_json(&name),
                 })

@@ -197,6 +197,7 @@ mod tests {
             queued: 0,
             latest: String::new(),
             tokens: None,
+            cost_usd: None,
             tmux: Some(TmuxLocation {
                 window: "Claude:x".into(),
                 pane: format!("%{}", name.len()),

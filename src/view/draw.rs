@@ -49,6 +49,15 @@ pub fn short_count(n: u64) -> String {
     }
 }
 
+/// `$0.09`, `$1.23`, `$123`: dollars in at most six characters.
+pub fn short_cost(usd: f64) -> String {
+    // Below 99.995 two decimals stay within six characters once rounded.
+    match usd {
+        ..99.995 => format!("${usd:.2}"),
+        _ => format!("${usd:.0}"),
+    }
+}
+
 pub fn draw(f: &mut Frame<'_>, v: &View<'_>) {
     let area = f.area();
     let visible = v.app.visible(&v.team.rows);
@@ -81,6 +90,12 @@ pub fn draw(f: &mut Frame<'_>, v: &View<'_>) {
                 .bg(Color::Yellow)
                 .add_modifier(Modifier::BOLD),
         ));
+    }
+    // The team's cost, as Claude Code reports it per session: always in view, since
+    // the COST column needs a wide terminal.
+    let costs: Vec<f64> = v.team.rows.iter().filter_map(|r| r.cost_usd).collect();
+    if !costs.is_empty() {
+        title.push(Span::raw(format!(" · {}", short_cost(costs.iter().sum()))));
     }
     if !v.app.filter.is_empty() || v.app.mode == Mode::Filter {
         title.push(Span::raw(format!(" · filter: {}", v.app.filter)));
@@ -164,13 +179,22 @@ pub fn draw(f: &mut Frame<'_>, v: &View<'_>) {
     f.render_widget(Paragraph::new(footer), keys);
 }
 
+/// From this width on, the rows have a COST column (below it the title shows the sum).
+const COST_COLUMN_FROM: u16 = 100;
+
 fn draw_rows(f: &mut Frame<'_>, area: Rect, v: &View<'_>, visible: &[&Row]) {
     let selected = v.app.selected_row(&v.team.rows).map(|r| r.name.clone());
+    let cost_column = area.width >= COST_COLUMN_FROM;
+    let mut names = vec![
+        "AGENT", "ROLES", "STATUS", "TASK", "AGE", "Q", "LATEST", "TOKENS",
+    ];
+    if cost_column {
+        names.push("COST");
+    }
     let header = TableRow::new(
-        [
-            "AGENT", "ROLES", "STATUS", "TASK", "AGE", "Q", "LATEST", "TOKENS",
-        ]
-        .map(|h| Cell::from(h).style(Style::new().add_modifier(Modifier::BOLD))),
+        names
+            .into_iter()
+            .map(|h| Cell::from(h).style(Style::new().add_modifier(Modifier::BOLD))),
     );
     let rows: Vec<TableRow> = visible
         .iter()
@@ -196,7 +220,7 @@ fn draw_rows(f: &mut Frame<'_>, area: Rect, v: &View<'_>, visible: &[&Row]) {
             } else {
                 Style::new()
             };
-            TableRow::new(vec![
+            let mut cells = vec![
                 Cell::from(format!("{mark}{}", r.name)),
                 Cell::from(r.roles.join(",")),
                 Cell::from(status).style(state_style(r)),
@@ -205,11 +229,14 @@ fn draw_rows(f: &mut Frame<'_>, area: Rect, v: &View<'_>, visible: &[&Row]) {
                 Cell::from(r.queued.to_string()),
                 Cell::from(r.latest.clone()),
                 Cell::from(r.tokens.map(|t| short_count(t.total())).unwrap_or_default()),
-            ])
-            .style(style)
+            ];
+            if cost_column {
+                cells.push(Cell::from(r.cost_usd.map(short_cost).unwrap_or_default()));
+            }
+            TableRow::new(cells).style(style)
         })
         .collect();
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(11),
         Constraint::Length(8),
         Constraint::Length(8),
@@ -219,5 +246,80 @@ fn draw_rows(f: &mut Frame<'_>, area: Rect, v: &View<'_>, visible: &[&Row]) {
         Constraint::Fill(3),
         Constraint::Length(6),
     ];
+    if cost_column {
+        widths.push(Constraint::Length(6));
+    }
     f.render_widget(Table::new(rows, widths).header(header), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_costs_fit_their_columns() {
+        assert_eq!(short_count(999), "999");
+        assert_eq!(short_count(12_345), "12.3k");
+        assert_eq!(short_count(1_234_567), "1.2M");
+        assert_eq!(short_cost(0.0512), "$0.05");
+        assert_eq!(short_cost(12.345), "$12.35");
+        assert_eq!(short_cost(1234.5), "$1234");
+        assert!(short_cost(99.999).len() <= 6);
+    }
+
+    /// The screen `draw` makes of one agent with a cost, `width` columns wide.
+    fn screen(width: u16) -> String {
+        use crate::state::{AgentName, AgentState};
+        let row = super::super::model::Row {
+            name: AgentName::parse("coding").unwrap(),
+            roles: vec!["coding".into()],
+            state: AgentState::Idle,
+            status_error: None,
+            task: None,
+            last: None,
+            since_us: 0,
+            queued: 0,
+            latest: String::new(),
+            tokens: None,
+            cost_usd: Some(0.0512),
+            tmux: None,
+        };
+        let team = super::super::model::Team {
+            rows: vec![row],
+            ..Default::default()
+        };
+        let app = App::default();
+        let view = View {
+            team: &team,
+            app: &app,
+            events: &[],
+            tail: &[],
+            now_us: 0,
+        };
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, 24)).unwrap();
+        terminal.draw(|f| draw(f, &view)).unwrap();
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.height)
+            .map(|y| {
+                (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_cost_is_in_the_title_and_on_a_wide_terminal_in_a_column() {
+        let narrow = screen(80);
+        let title = narrow.lines().next().unwrap();
+        assert!(title.contains("· $0.05"), "{narrow}");
+        assert!(!narrow.contains("COST"), "{narrow}");
+        let wide = screen(120);
+        let header = wide.lines().nth(1).unwrap();
+        assert!(header.trim_end().ends_with("COST"), "{wide}");
+        let row = wide.lines().nth(2).unwrap();
+        assert!(row.trim_end().ends_with("$0.05"), "{wide}");
+    }
 }

@@ -31,6 +31,8 @@ pub struct Row {
     /// The last non-empty line of the current (or last) task's output.
     pub latest: String,
     pub tokens: Option<TokenUsage>,
+    /// The cost Claude Code reports for the agent's session.
+    pub cost_usd: Option<f64>,
     pub tmux: Option<TmuxLocation>,
 }
 
@@ -164,6 +166,7 @@ fn row(state: &StateDir, info: AgentInfo) -> Row {
         queued,
         latest,
         tokens: s.and_then(|s| s.tokens),
+        cost_usd: s.and_then(|s| s.cost_usd),
         tmux: s.and_then(|s| s.tmux.clone()).filter(|_| alive),
     }
 }
@@ -252,6 +255,7 @@ mod tests {
             queued: 0,
             latest: String::new(),
             tokens: None,
+            cost_usd: None,
             tmux: None,
         }
     }

@@ -322,6 +322,7 @@ impl Claude {
             }
             // The human's own prompt: working, and not routable until it ends.
             Update::HumanTurn => reports.push(Report::State(AgentState::Working)),
+            Update::Cost(usd) => reports.push(Report::Cost(usd)),
             Update::Idle => self.load_held(reports),
             Update::Output(delta) => {
                 let sink = match &mut self.task {

@@ -68,6 +68,12 @@ pub enum Event {
         #[serde(default)]
         message: String,
     },
+    /// Written by `agent-wrap --status-line`, Claude Code's status-line command: the
+    /// cost Claude Code reports for the session (docs/claude-code.md#status-line-cost).
+    StatusLine {
+        #[serde(default)]
+        cost_usd: Option<f64>,
+    },
     /// Written by the probe, not by Claude Code.
     Probe(ProbeReport),
     #[serde(other)]

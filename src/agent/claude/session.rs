@@ -338,10 +338,10 @@ fn claude_command(
             exe.display()
         );
     }
-    let hook = format!("{} --hook", crate::shell::quote(&exe.display().to_string()));
+    let exe_word = crate::shell::quote(&exe.display().to_string());
     let mut cmd = CommandBuilder::new(&config.program);
     cmd.arg("--settings");
-    cmd.arg(hook_settings(&hook));
+    cmd.arg(hook_settings(&exe_word));
     cmd.arg(if resume { "--resume" } else { "--session-id" });
     cmd.arg(session_id);
     // Issue 15: a new session that begins as a copy of another; `--session-id` names
@@ -371,11 +371,15 @@ fn claude_command(
     Ok(cmd)
 }
 
-/// `--settings` JSON that runs `command` for every hook the host listens to. Not
+/// `--settings` JSON that runs `<agent_wrap> --hook` for every hook the host listens
+/// to, and `<agent_wrap> --status-line` as the status line: the only place an
+/// interactive Claude Code reports its cost (docs/claude-code.md#status-line-cost). It
+/// takes the place of the user's own status line in the agent's window only. Not
 /// PreCompact and PostCompact: Claude Code prints a line for each of those hooks in the
 /// conversation (docs/claude-code.md#compact-hook-notices), and `SessionStart` with
 /// source `compact` and the registry tell a compaction without one.
-pub fn hook_settings(command: &str) -> String {
+pub fn hook_settings(agent_wrap: &str) -> String {
+    let command = format!("{agent_wrap} --hook");
     let events = [
         "PermissionRequest",
         "PostToolUse",
@@ -391,11 +395,16 @@ pub fn hook_settings(command: &str) -> String {
     let hooks: serde_json::Map<String, serde_json::Value> = events
         .iter()
         .map(|e| {
-            let entry = serde_json::json!([{"hooks": [{"type": "command", "command": command}]}]);
+            let entry = serde_json::json!([{"hooks": [{"type": "command", "command": &command}]}]);
             ((*e).to_owned(), entry)
         })
         .collect();
-    serde_json::json!({ "hooks": hooks }).to_string()
+    let status_line = format!("{agent_wrap} --status-line");
+    serde_json::json!({
+        "hooks": hooks,
+        "statusLine": {"type": "command", "command": status_line},
+    })
+    .to_string()
 }
 
 #[cfg(test)]
@@ -404,11 +413,12 @@ mod tests {
 
     #[test]
     fn settings_name_every_hook() {
-        let v: serde_json::Value = serde_json::from_str(&hook_settings("'/a b' --hook")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&hook_settings("'/a b'")).unwrap();
         assert_eq!(
             v["hooks"]["Stop"][0]["hooks"][0]["command"],
             "'/a b' --hook"
         );
+        assert_eq!(v["statusLine"]["command"], "'/a b' --status-line");
         assert!(v["hooks"]["SessionStart"].is_array());
     }
 }

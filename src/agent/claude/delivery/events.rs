@@ -117,6 +117,9 @@ impl Delivery {
                 };
                 self.output(line);
             }
+            Event::StatusLine {
+                cost_usd: Some(usd),
+            } => self.report(Update::Cost(usd)),
             Event::Notification {
                 notification_type,
                 message,

@@ -170,6 +170,8 @@ pub enum Update {
     Output(String),
     /// Delivery gave up: the text is the reason.
     Undeliverable(String),
+    /// The cost Claude Code reports for its session so far, in US dollars.
+    Cost(f64),
 }
 
 /// Our turn's answer: Stop's last message, or the whole turn from the transcript.
