@@ -49,6 +49,8 @@ struct PendingUsage {
     transcript: PathBuf,
     prompt: String,
     tries: u32,
+    /// When to look for it next.
+    due: Instant,
 }
 
 /// The task in flight.
@@ -73,7 +75,9 @@ pub struct Claude {
     /// The output log of the task that just finished, for its late streamed text.
     last_sink: Option<OutputSink>,
     /// Issue 14: the last finished turn, until its tokens are found.
-    pending_usage: Option<PendingUsage>,
+    /// Issue 14: finished turns whose tokens are not in the transcript yet, oldest
+    /// first: the next task may end before the transcript has the last one's.
+    pending_usage: Vec<PendingUsage>,
     timers: Timers<Timer>,
     /// When Claude Code was restarted recently, for the backoff and the limit.
     restarts: Backoff,
@@ -102,7 +106,7 @@ impl Claude {
             tx: None,
             task: None,
             last_sink: None,
-            pending_usage: None,
+            pending_usage: Vec::new(),
             timers: Timers::default(),
             restarts: Backoff::default(),
             resume_failures: 0,
@@ -275,11 +279,12 @@ impl Claude {
                 if let (Some(t), Some(transcript)) = (&self.task, &answer.transcript)
                     && t.command.is_none()
                 {
-                    self.pending_usage = Some(PendingUsage {
+                    self.pending_usage.push(PendingUsage {
                         task: t.id.clone(),
                         transcript: transcript.clone(),
                         prompt: answer.prompt.clone(),
                         tries: 0,
+                        due: Instant::now(),
                     });
                 }
                 let text = answer
@@ -336,27 +341,36 @@ impl Claude {
         }
     }
 
-    /// Reports the last turn's tokens once the transcript has them; looks again a few
-    /// times, with growing waits, while it does not.
+    /// Reports each finished turn's tokens once the transcript has them; looks again a
+    /// few times, with growing waits, while it does not, each turn on its own schedule.
     fn look_for_usage(&mut self, reports: &mut Vec<Report>) {
-        let Some(p) = &mut self.pending_usage else {
-            return;
-        };
-        match crate::claude_code::turn_usage(&p.transcript, 0, &p.prompt) {
-            Some(tokens) => {
-                reports.push(Report::Usage(p.task.clone(), tokens));
-                self.pending_usage = None;
-                self.timers.cancel(Timer::Usage);
+        let now = Instant::now();
+        self.pending_usage.retain_mut(|p| {
+            if p.due > now {
+                return true;
             }
-            None if p.tries < USAGE_TRIES => {
-                self.timers
-                    .start(Timer::Usage, USAGE_RETRY * (1 << p.tries));
-                p.tries += 1;
+            match crate::claude_code::turn_usage(&p.transcript, 0, &p.prompt) {
+                Some(tokens) => {
+                    reports.push(Report::Usage(p.task.clone(), tokens));
+                    false
+                }
+                None if p.tries < USAGE_TRIES => {
+                    p.due = now + USAGE_RETRY * (1 << p.tries);
+                    p.tries += 1;
+                    true
+                }
+                None => {
+                    debug(&format!(
+                        "no token counts in the transcript for task {}",
+                        p.task
+                    ));
+                    false
+                }
             }
-            None => {
-                debug("no token counts in the transcript for the last turn");
-                self.pending_usage = None;
-            }
+        });
+        match self.pending_usage.iter().map(|p| p.due).min() {
+            Some(at) => self.timers.start_at(Timer::Usage, at),
+            None => self.timers.cancel(Timer::Usage),
         }
     }
 
@@ -764,5 +778,54 @@ mod tests {
         c.schedule_restart("exit status 1", true);
         c.schedule_restart("exit status 1", false);
         assert_eq!(c.session_id.as_deref(), Some("new"));
+    }
+
+    /// The next task may end before the transcript has the last turn's tokens: each
+    /// finished turn is looked for until found, not only the newest.
+    #[test]
+    fn tokens_of_a_turn_are_found_even_after_the_next_turn_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let transcript = dir.path().join("t.jsonl");
+        let turn = |prompt: &str, id: &str, tokens: u64| {
+            format!(
+                "{{\"type\":\"user\",\"message\":{{\"content\":\"{prompt}\"}}}}\n\
+                 {{\"type\":\"assistant\",\"message\":{{\"id\":\"{id}\",\"usage\":{{\"input_tokens\":{tokens}}}}}}}\n\
+                 {{\"type\":\"system\",\"subtype\":\"turn_duration\"}}\n"
+            )
+        };
+        std::fs::write(&transcript, "").unwrap();
+        let mut c = claude();
+        for (task, prompt) in [("t-1", "first"), ("t-2", "second")] {
+            c.pending_usage.push(PendingUsage {
+                task: crate::state::TaskId::parse(task).unwrap(),
+                transcript: transcript.clone(),
+                prompt: prompt.into(),
+                tries: 0,
+                due: Instant::now(),
+            });
+        }
+        let mut reports = Vec::new();
+        c.look_for_usage(&mut reports);
+        assert!(reports.is_empty());
+        assert_eq!(c.pending_usage.len(), 2);
+        std::fs::write(
+            &transcript,
+            turn("first", "m1", 7) + &turn("second", "m2", 9),
+        )
+        .unwrap();
+        for p in &mut c.pending_usage {
+            p.due = Instant::now();
+        }
+        c.look_for_usage(&mut reports);
+        let found: Vec<(String, u64)> = reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Usage(id, t) => Some((id.to_string(), t.input_tokens)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(found, [("t-1".into(), 7), ("t-2".into(), 9)]);
+        assert!(c.pending_usage.is_empty());
+        assert!(c.timers.next().is_none());
     }
 }
