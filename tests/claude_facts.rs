@@ -1565,6 +1565,18 @@ fn fact_hook_env() {
     assert_eq!(env["TMUX_PANE"], cc.pane.as_str(), "{env}");
 }
 
+/// How the prompt of `/compact`'s summary request begins (docs/claude-code.md#compact-command).
+const SUMMARY_PROMPT: &str = "CRITICAL: Respond with TEXT ONLY";
+
+/// The fake's answer: a summary in the tags Claude Code asks for, to its summary request.
+fn summary_reply(p: &str) -> Reply {
+    if p.starts_with(SUMMARY_PROMPT) {
+        Reply::Text("<analysis>fake</analysis>\n<summary>FAKE SUMMARY</summary>".into())
+    } else {
+        Reply::Text(crate::helper::fake_api::default_reply(p))
+    }
+}
+
 #[cfg_attr(
     missing_claude,
     ignore = "needs Claude Code and tmux: see README, Tests"
@@ -1583,12 +1595,10 @@ fn fact_compact_command() {
     let release = Arc::new(AtomicBool::new(false));
     let held = Arc::clone(&release);
     cc.sandbox.api.set_reply(move |p| {
-        if p.starts_with("CRITICAL: Respond with TEXT ONLY") {
+        if p.starts_with(SUMMARY_PROMPT) {
             wait_until_or(WAIT, || held.load(Ordering::SeqCst).then_some(()));
-            Reply::Text("<analysis>fake</analysis>\n<summary>FAKE SUMMARY</summary>".into())
-        } else {
-            Reply::Text(crate::helper::fake_api::default_reply(p))
         }
+        summary_reply(p)
     });
     cc.type_shown("/compact");
     cc.keys(&["Enter"]);
@@ -1623,7 +1633,7 @@ fn fact_compact_command() {
     let prompts = cc.sandbox.api.prompts();
     let summaries = prompts
         .iter()
-        .filter(|p| p.starts_with("CRITICAL: Respond with TEXT ONLY"))
+        .filter(|p| p.starts_with(SUMMARY_PROMPT))
         .count();
     assert_eq!(summaries, 1, "one summary request");
     cc.wait_status("idle");
@@ -1653,13 +1663,7 @@ fn fact_compact_hook_notices() {
     cc.turn_over(1);
     cc.submit("second");
     cc.turn_over(2);
-    cc.sandbox.api.set_reply(|p| {
-        if p.starts_with("CRITICAL: Respond with TEXT ONLY") {
-            Reply::Text("<analysis>fake</analysis>\n<summary>FAKE SUMMARY</summary>".into())
-        } else {
-            Reply::Text(crate::helper::fake_api::default_reply(p))
-        }
-    });
+    cc.sandbox.api.set_reply(summary_reply);
     cc.type_shown("/compact");
     cc.keys(&["Enter"]);
     cc.wait_event("PostCompact", |e| e["hook_event_name"] == "PostCompact");
