@@ -237,6 +237,154 @@ impl Follower {
     }
 }
 
+/// Where a reader is in the log: the file, by inode, and the byte just after the last
+/// line it read. Its text form `INODE-OFFSET` is the id of an event in `serve`'s event
+/// stream (docs/web.md), so that a client resumes right after the last event it saw,
+/// across a rotation (the rotated file keeps its inode as [`OLD_EVENTS_FILE`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub ino: u64,
+    pub offset: u64,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ino, self.offset)
+    }
+}
+
+impl std::str::FromStr for Position {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        let parsed = s
+            .split_once('-')
+            .and_then(|(i, o)| Some((i.parse().ok()?, o.parse().ok()?)));
+        match parsed {
+            Some((ino, offset)) => Ok(Position { ino, offset }),
+            None => anyhow::bail!("not an event id (INODE-OFFSET): {s:?}"),
+        }
+    }
+}
+
+/// A line read at a known place: where it starts and where the next one starts.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub start: Position,
+    pub end: Position,
+    pub entry: Entry,
+}
+
+/// The two generations of the log, opened once for a read: (file, inode, length).
+fn open_generation(dir: &Path, name: &str) -> Option<(File, u64, u64)> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(dir.join(name))
+        .ok()?;
+    let m = f.metadata().ok().filter(|m| m.is_file())?;
+    Some((f, m.ino(), m.len()))
+}
+
+/// The whole lines of `file` in `[from, from + max)`, placed; a line longer than `max`
+/// (only a damaged file has one) is skipped, so a reader always moves on. With
+/// `mid_line`, `from` may be inside a line, whose torn start is skipped.
+fn read_lines_at(
+    file: &mut File,
+    ino: u64,
+    from: u64,
+    max: u64,
+    mid_line: bool,
+) -> (Vec<Placed>, u64) {
+    let mut buf = Vec::new();
+    if file.seek(SeekFrom::Start(from)).is_err() || file.take(max).read_to_end(&mut buf).is_err() {
+        return (Vec::new(), from);
+    }
+    let whole = match buf.iter().rposition(|&b| b == b'\n') {
+        Some(end) => end + 1,
+        None if buf.len() as u64 == max => buf.len(),
+        None => 0,
+    };
+    let mut out = Vec::new();
+    let mut at = from;
+    let mut lines = buf[..whole].split_inclusive(|&b| b == b'\n');
+    if mid_line && let Some(torn) = lines.next() {
+        at += torn.len() as u64;
+    }
+    for line in lines {
+        let next = at + line.len() as u64;
+        if let Some(entry) = parse_line(line) {
+            out.push(Placed {
+                start: Position { ino, offset: at },
+                end: Position { ino, offset: next },
+                entry,
+            });
+        }
+        at = next;
+    }
+    (out, from + whole as u64)
+}
+
+/// The events after `from`, at most about `max` bytes of them, oldest first, and where
+/// the next read goes on. A position in the previous generation finishes it and goes on
+/// in the log. `None`: the log no longer holds `from` (rotated away twice, or removed).
+pub fn read_after(root: &Path, from: Position, max: u64) -> Option<(Vec<Placed>, Position)> {
+    let dir = root.join(EVENTS_DIR);
+    let current = open_generation(&dir, EVENTS_FILE);
+    if let Some((mut f, ino, len)) = current
+        && ino == from.ino
+    {
+        if from.offset > len {
+            return None;
+        }
+        let (lines, next) = read_lines_at(&mut f, ino, from.offset, max, false);
+        return Some((lines, Position { ino, offset: next }));
+    }
+    let (mut old, ino, len) = open_generation(&dir, OLD_EVENTS_FILE)?;
+    if ino != from.ino || from.offset > len {
+        return None;
+    }
+    let (lines, next) = read_lines_at(&mut old, ino, from.offset, max, false);
+    if next < len {
+        return Some((lines, Position { ino, offset: next }));
+    }
+    // The old generation is finished: go on at the start of the log (which exists, or
+    // the next append creates; an unknown inode then restarts the reader).
+    let next = match open_generation(&dir, EVENTS_FILE) {
+        Some((_, ino, _)) => Position { ino, offset: 0 },
+        None => Position { ino, offset: len },
+    };
+    Some((lines, next))
+}
+
+/// The end of the log now: where a reader that wants only new events starts.
+pub fn end_position(root: &Path) -> Option<Position> {
+    let (_, ino, len) = open_generation(&root.join(EVENTS_DIR), EVENTS_FILE)?;
+    Some(Position { ino, offset: len })
+}
+
+/// The last `n` events kept, oldest first, read from the end (at most about 1 KiB per
+/// event is read, never the whole log).
+pub fn tail(root: &Path, n: usize) -> Vec<Placed> {
+    let dir = root.join(EVENTS_DIR);
+    let want = (n as u64) * 1024 + 4096;
+    let mut out: Vec<Placed> = Vec::new();
+    for name in [EVENTS_FILE, OLD_EVENTS_FILE] {
+        if out.len() >= n {
+            break;
+        }
+        let Some((mut f, ino, len)) = open_generation(&dir, name) else {
+            continue;
+        };
+        let from = len.saturating_sub(want);
+        let (mut lines, _) = read_lines_at(&mut f, ino, from, len - from, from > 0);
+        lines.append(&mut out);
+        out = lines;
+    }
+    let skip = out.len().saturating_sub(n);
+    out.drain(..skip);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +443,55 @@ mod tests {
         let kept: Vec<_> = read_all(root).into_iter().map(|e| e.event.at_us).collect();
         assert_eq!(kept, [0, 1, 2, 9, 10, 11]);
         assert!(std::fs::metadata(&log).unwrap().len() < 1000);
+    }
+
+    #[test]
+    fn positions_resume_right_after_an_event_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert!(end_position(root).is_none());
+        assert!(tail(root, 5).is_empty());
+        for n in 0..5 {
+            append_at(root, n as u64, delivered(n));
+        }
+        let last = tail(root, 3);
+        let at: Vec<_> = last.iter().map(|p| p.entry.event.at_us).collect();
+        assert_eq!(at, [2, 3, 4]);
+        assert_eq!(last[2].end, end_position(root).unwrap());
+        let id = last[0].end.to_string();
+        let from: Position = id.parse().unwrap();
+        let (after, next) = read_after(root, from, 1 << 20).unwrap();
+        let at: Vec<_> = after.iter().map(|p| p.entry.event.at_us).collect();
+        assert_eq!(at, [3, 4]);
+        assert_eq!(next, end_position(root).unwrap());
+        // A small budget reads whole lines only, and goes on from there.
+        let (one, next1) = read_after(root, from, 120).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(read_after(root, next1, 1 << 20).unwrap().0.len(), 1);
+        // Rotation: the old generation is finished, then the new one read from its start.
+        let log = log_path(root);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .set_len(MAX_LOG_BYTES)
+            .unwrap();
+        let mut big = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        big.write_all(b"\n").unwrap();
+        let before = end_position(root).unwrap();
+        append_at(root, 5, delivered(5));
+        append_at(root, 6, delivered(6));
+        let (lines, next) = read_after(root, before, 1 << 20).unwrap();
+        let at: Vec<_> = lines.iter().map(|p| p.entry.event.at_us).collect();
+        assert_eq!(at, [5]);
+        let (lines, _) = read_after(root, next, 1 << 20).unwrap();
+        let at: Vec<_> = lines.iter().map(|p| p.entry.event.at_us).collect();
+        assert_eq!(at, [6]);
+        assert_eq!(tail(root, 2).len(), 2);
+        // An id the log does not hold, or garbage.
+        assert!(read_after(root, Position { ino: 1, offset: 0 }, 100).is_none());
+        assert!("12".parse::<Position>().is_err());
+        assert!("a-b".parse::<Position>().is_err());
     }
 
     #[test]

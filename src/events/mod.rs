@@ -11,8 +11,8 @@ mod log;
 pub mod notify;
 
 pub use log::{
-    EVENTS_DIR, EVENTS_FILE, Entry, Follower, MAX_LOG_BYTES, OLD_EVENTS_FILE, append, append_at,
-    log_path, read_all, read_old,
+    EVENTS_DIR, EVENTS_FILE, Entry, Follower, MAX_LOG_BYTES, OLD_EVENTS_FILE, Placed, Position,
+    append, append_at, end_position, log_path, read_after, read_all, read_old, tail,
 };
 
 use serde::{Deserialize, Serialize};
