@@ -17,7 +17,9 @@
 //! - [`drain`]: persistent agents taking board tasks when they are idle.
 //! - [`import`]: `add --from tasks.json`.
 //! - [`chief`]: the chief's `@board` and `@board add`.
+//! - [`api`]: the verbs with JSON arguments, as the MCP tools and the web API call them.
 
+pub mod api;
 pub mod check;
 pub mod chief;
 pub mod claim;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
@@ -20,12 +20,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::inflight::Inflight;
-use crate::board::{Board, BoardPath, ClaimEnd, ClaimRequest, DEFAULT_LEASE, Holder, NewTask};
+pub use crate::board::api::{
+    AddArgs, BoardArg, ClaimArgs, DoneArgs, FailArgs, InitArgs, NoteArgs, Reply,
+};
 use crate::coordinator::caller::Caller;
 use crate::coordinator::delegate::{Observer, Progress};
 use crate::coordinator::send::{SendRequest, Sent, send};
 use crate::coordinator::{Coordinator, Event};
-use crate::state::{StateDir, lock_holder};
+use crate::state::StateDir;
 
 /// The server: who called it, and the delegations it is waiting on.
 #[derive(Clone)]
@@ -57,113 +59,6 @@ pub struct DelegateArgs {
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
-/// Which board; every board tool takes it.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BoardArg {
-    /// The board: a name, or a path. Default: `$CLAUDE_EDITOR_HOOK_BOARD`, else the
-    /// board of the project (the git top level of the working directory).
-    #[serde(default)]
-    pub board: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InitArgs {
-    /// The goal everyone works towards.
-    pub goal: String,
-    /// The master plan, in markdown.
-    #[serde(default)]
-    pub plan: Option<String>,
-    /// The board: a name, or a path. Default: `$CLAUDE_EDITOR_HOOK_BOARD`, else the project's.
-    #[serde(default)]
-    pub board: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddArgs {
-    /// A one-line title.
-    pub title: String,
-    /// What to do, in full.
-    #[serde(default)]
-    pub body: Option<String>,
-    /// 1 is the highest (default 3).
-    #[serde(default)]
-    pub priority: Option<i64>,
-    /// Ids of tasks that must be done first.
-    #[serde(default)]
-    pub deps: Vec<String>,
-    /// Only workers with this role (or none) take it.
-    #[serde(default)]
-    pub role: Option<String>,
-    /// The board: a name, or a path. Default: `$CLAUDE_EDITOR_HOOK_BOARD`, else the project's.
-    #[serde(default)]
-    pub board: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimArgs {
-    /// Who claims. Default: the calling agent.
-    #[serde(default)]
-    pub worker: Option<String>,
-    /// Only tasks with one of these roles, or none.
-    #[serde(default)]
-    pub roles: Vec<String>,
-    /// For a worker that is not a hosted agent: how long the claim holds, in seconds
-    /// (default 1800). A hosted agent's claim lasts as long as its agent-wrap.
-    #[serde(default)]
-    pub lease_s: Option<u64>,
-    /// The board: a name, or a path. Default: `$CLAUDE_EDITOR_HOOK_BOARD`, else the project's.
-    #[serde(default)]
-    pub board: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DoneArgs {
-    /// The task id, e.g. `t3`.
-    pub id: String,
-    /// The result: a summary other tasks build on.
-    #[serde(default)]
-    pub result: Option<String>,
-    /// The claimer. Default: the calling agent.
-    #[serde(default)]
-    pub worker: Option<String>,
-    /// The board: a name, or a path. Default: `$CLAUDE_EDITOR_HOOK_BOARD`, else the project's.
-    #[serde(default)]
-    pub board: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FailArgs {
-    /// The task id, e.g. `t3`.
-    pub id: String,
-    /// Why it failed; its dependents stay blocked until a retry.
-    pub reason: String,
-    /// The claimer. Default: the calling agent.
-    #[serde(default)]
-    pub worker: Option<String>,
-    /// The board: a name, or a path. Default: `$CLAUDE_EDITOR_HOOK_BOARD`, else the project's.
-    #[serde(default)]
-    pub board: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NoteArgs {
-    /// The discovery, for everyone on the board.
-    pub text: String,
-    /// The author. Default: the calling agent.
-    #[serde(default)]
-    pub worker: Option<String>,
-    /// The board: a name, or a path. Default: `$CLAUDE_EDITOR_HOOK_BOARD`, else the project's.
-    #[serde(default)]
-    pub board: Option<String>,
-}
-
 // ---- results ----
 
 /// A successful result: `text` for the model, `data` as structured content.
@@ -171,6 +66,11 @@ fn answer(text: impl Into<String>, data: Value) -> CallToolResult {
     let mut r = CallToolResult::structured(data);
     r.content = vec![ContentBlock::text(text)];
     r
+}
+
+/// A board verb's reply as a tool result.
+fn reply(r: Reply) -> Result<CallToolResult> {
+    Ok(answer(r.text, r.data))
 }
 
 /// A tool error with the CLI's one-line reason.
@@ -190,16 +90,6 @@ async fn blocking(
             None,
         )),
     }
-}
-
-fn open_board(spec: Option<&str>) -> Result<Board> {
-    let env = std::env::var("CLAUDE_EDITOR_HOOK_BOARD").ok();
-    let spec = spec.or(env.as_deref()).filter(|s| !s.is_empty());
-    Board::open(&BoardPath::resolve(spec)?)
-}
-
-fn to_value(v: &impl serde::Serialize) -> Result<Value> {
-    Ok(serde_json::to_value(v)?)
 }
 
 /// Forwards the coordinator's progress (on its thread) to the tool (on the runtime):
@@ -426,21 +316,7 @@ impl Team {
         &self,
         Parameters(args): Parameters<InitArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        blocking(move || {
-            let env = std::env::var("CLAUDE_EDITOR_HOOK_BOARD").ok();
-            let spec = args
-                .board
-                .as_deref()
-                .or(env.as_deref())
-                .filter(|s| !s.is_empty());
-            let path = BoardPath::resolve(spec)?;
-            let board = Board::create(&path, &args.goal, args.plan.as_deref())?;
-            Ok(answer(
-                format!("board {} ready", board.path()),
-                json!({ "board": board.path().to_string(), "goal": args.goal }),
-            ))
-        })
-        .await
+        blocking(move || reply(crate::board::api::board_init(args)?)).await
     }
 
     #[tool(
@@ -450,23 +326,7 @@ impl Team {
         &self,
         Parameters(args): Parameters<AddArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        blocking(move || {
-            let mut board = open_board(args.board.as_deref())?;
-            let id = board.add(&NewTask {
-                id: None,
-                title: args.title,
-                body: args.body.unwrap_or_default(),
-                priority: args.priority,
-                deps: args.deps,
-                role: args.role,
-                context: None,
-            })?;
-            Ok(answer(
-                id.clone(),
-                json!({ "id": id, "board": board.path().to_string() }),
-            ))
-        })
-        .await
+        blocking(move || reply(crate::board::api::board_add(args)?)).await
     }
 
     #[tool(
@@ -476,62 +336,12 @@ impl Team {
         &self,
         Parameters(args): Parameters<ClaimArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let worker = self.worker(args.worker);
+        let args = ClaimArgs {
+            worker: self.worker(args.worker),
+            ..args
+        };
         let agent = self.caller.agent().cloned();
-        blocking(move || {
-            let worker = worker.context(
-                "give a worker: this caller is not a hosted agent (or set CLAUDE_EDITOR_HOOK_WORKER)",
-            )?;
-            let mut board = open_board(args.board.as_deref())?;
-            board.set_worker(Some(&worker))?;
-            // A hosted agent's claim lasts exactly as long as its agent-wrap, as when it
-            // drains the board itself.
-            let host = match &agent {
-                Some(a) if a.as_str() == worker => {
-                    let state = StateDir::from_env()?;
-                    let lock = state.lock_path(a);
-                    lock_holder(&lock)?.map(|pid| Holder::Host { pid, lock })
-                }
-                _ => None,
-            };
-            let lease = args.lease_s.map(Duration::from_secs).unwrap_or(DEFAULT_LEASE);
-            let req = ClaimRequest {
-                worker: worker.clone(),
-                roles: args.roles,
-                holder: host.unwrap_or(Holder::Lease(lease)),
-            };
-            let end = crate::board::claim_verb(&mut board, &req, false, None)?;
-            Ok(match &end {
-                ClaimEnd::Claimed(c) => {
-                    let t = &c.task;
-                    let text = format!(
-                        "claimed {} for {worker} (attempt {}): {}\n\n{}\nWhen finished: call board_done with id \"{}\" and your result (or board_fail with a reason).",
-                        t.id,
-                        t.attempts,
-                        t.title,
-                        c.prompt(),
-                        t.id
-                    );
-                    answer(text, json!({ "claimed": to_value(c)?, "state": "claimed" }))
-                }
-                ClaimEnd::NotReady(s) | ClaimEnd::Finished(s) => {
-                    let state = if matches!(end, ClaimEnd::Finished(_)) {
-                        "finished"
-                    } else {
-                        "not_ready"
-                    };
-                    answer(
-                        end.reason(&worker),
-                        json!({ "claimed": null, "state": state, "summary": to_value(s)? }),
-                    )
-                }
-                ClaimEnd::TimedOut => answer(
-                    end.reason(&worker),
-                    json!({ "claimed": null, "state": "not_ready" }),
-                ),
-            })
-        })
-        .await
+        blocking(move || reply(crate::board::api::board_claim(args, agent.as_ref())?)).await
     }
 
     #[tool(
@@ -541,14 +351,11 @@ impl Team {
         &self,
         Parameters(args): Parameters<DoneArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let worker = self.worker(args.worker);
-        blocking(move || {
-            let mut board = open_board(args.board.as_deref())?;
-            board.set_worker(worker.as_deref())?;
-            let t = board.done(&args.id, args.result.as_deref().unwrap_or(""))?;
-            Ok(answer(format!("task {} done", t.id), to_value(&t)?))
-        })
-        .await
+        let args = DoneArgs {
+            worker: self.worker(args.worker),
+            ..args
+        };
+        blocking(move || reply(crate::board::api::board_done(args)?)).await
     }
 
     #[tool(
@@ -558,14 +365,11 @@ impl Team {
         &self,
         Parameters(args): Parameters<FailArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let worker = self.worker(args.worker);
-        blocking(move || {
-            let mut board = open_board(args.board.as_deref())?;
-            board.set_worker(worker.as_deref())?;
-            let t = board.fail(&args.id, &args.reason)?;
-            Ok(answer(format!("task {} failed", t.id), to_value(&t)?))
-        })
-        .await
+        let args = FailArgs {
+            worker: self.worker(args.worker),
+            ..args
+        };
+        blocking(move || reply(crate::board::api::board_fail(args)?)).await
     }
 
     #[tool(
@@ -575,11 +379,7 @@ impl Team {
         &self,
         Parameters(args): Parameters<BoardArg>,
     ) -> Result<CallToolResult, ErrorData> {
-        blocking(move || {
-            let status = open_board(args.board.as_deref())?.status()?;
-            Ok(answer(status.text(), to_value(&status)?))
-        })
-        .await
+        blocking(move || reply(crate::board::api::board_status(args)?)).await
     }
 
     #[tool(
@@ -589,11 +389,7 @@ impl Team {
         &self,
         Parameters(args): Parameters<BoardArg>,
     ) -> Result<CallToolResult, ErrorData> {
-        blocking(move || {
-            let report = open_board(args.board.as_deref())?.report()?;
-            Ok(answer(report.text(), to_value(&report)?))
-        })
-        .await
+        blocking(move || reply(crate::board::api::board_report(args)?)).await
     }
 
     #[tool(
@@ -603,18 +399,11 @@ impl Team {
         &self,
         Parameters(args): Parameters<NoteArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let worker = self.worker(args.worker);
-        blocking(move || {
-            let mut board = open_board(args.board.as_deref())?;
-            board.set_worker(worker.as_deref())?;
-            let author = crate::board::note_author(worker.as_deref());
-            board.note(&author, &args.text)?;
-            Ok(answer(
-                format!("noted by {author}"),
-                json!({ "author": author, "text": args.text }),
-            ))
-        })
-        .await
+        let args = NoteArgs {
+            worker: self.worker(args.worker),
+            ..args
+        };
+        blocking(move || reply(crate::board::api::board_note(args)?)).await
     }
 
     #[tool(
@@ -624,27 +413,7 @@ impl Team {
         &self,
         Parameters(args): Parameters<BoardArg>,
     ) -> Result<CallToolResult, ErrorData> {
-        blocking(move || {
-            let notes = open_board(args.board.as_deref())?.notes()?;
-            let text: Vec<String> = notes
-                .iter()
-                .map(|n| {
-                    format!(
-                        "{} {}: {}",
-                        crate::board::report::stamp(n.at_us),
-                        n.author,
-                        n.text
-                    )
-                })
-                .collect();
-            let text = if text.is_empty() {
-                "no notes yet".to_owned()
-            } else {
-                text.join("\n")
-            };
-            Ok(answer(text, json!({ "notes": to_value(&notes)? })))
-        })
-        .await
+        blocking(move || reply(crate::board::api::board_notes(args)?)).await
     }
 }
 
