@@ -122,7 +122,7 @@ impl Board {
         let now = now_us();
         let (lease_us, lease_until, host_pid, host_lock) = match &req.holder {
             Holder::Lease(d) => {
-                let us = d.as_micros().clamp(1, i64::MAX as u128) as i64;
+                let us = d.as_micros().clamp(1, super::MAX_LEASE.as_micros()) as i64;
                 (Some(us), Some((now as i64).saturating_add(us)), None, None)
             }
             Holder::Host { pid, lock } => {

@@ -45,6 +45,10 @@ pub use wait::{ClaimEnd, WaitEnd, claim_verb, claim_wait};
 /// into other tasks' prompts, not for artefacts (put those in files and give their paths).
 pub const MAX_TEXT_BYTES: usize = 1 << 20;
 
+/// The longest lease: longer ones are cut to it, so that `now + lease` (in SQL, at each
+/// renewal) never overflows.
+pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// The lease of a claim that is not held by a hosted agent, unless `--lease` says otherwise.
 pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 

@@ -268,7 +268,7 @@ impl Coordinator {
             let _ = std::fs::remove_dir_all(self.state.task_dir(id));
         })?);
 
-        let deadline = timeout.map(|t| wait.started + t);
+        let deadline = timeout.and_then(|t| wait.started.checked_add(t));
         loop {
             if wait.done()?.is_some() {
                 return Ok(None);
