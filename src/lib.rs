@@ -22,6 +22,7 @@
 //! - [`shell`]: shell quoting; [`tmux`]: running tmux.
 //! - [`view`]: `top`, the live terminal view of the team.
 //! - [`restart`]: `agent-wrap --restart`, which starts a crashed host again.
+//! - [`web`]: `serve`, the team from a browser: a live page and a JSON API.
 
 pub mod agent;
 pub mod board;
@@ -44,4 +45,5 @@ pub mod time;
 pub mod tmux;
 pub mod view;
 pub mod watch;
+pub mod web;
 pub mod worktree;

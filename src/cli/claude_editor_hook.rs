@@ -362,6 +362,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the team to a browser: a live page and a JSON API (docs/web.md), on
+    /// loopback, with a token. Prints the URL to open, token included.
+    ///
+    /// Example: `claude-editor-hook serve --open`
+    Serve {
+        /// Listen here instead of a free loopback port (HOST:PORT). Anything but
+        /// loopback is reachable by others: it prints a warning.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Open the page in the browser ($BROWSER, else xdg-open).
+        #[arg(long)]
+        open: bool,
+    },
     /// Compact a hosted Claude Code agent's conversation, between its tasks.
     ///
     /// Example: `claude-editor-hook compact planning`
@@ -426,6 +439,12 @@ pub fn editor_hook_main() -> std::process::ExitCode {
         (Some(Command::Status { json, wide }), _) => super::status::run(*json, *wide),
         (Some(Command::Demo), _) => super::demo::run(),
         (Some(Command::Mcp), _) => crate::mcp::serve(),
+        (Some(Command::Serve { listen, open }), _) => {
+            crate::web::serve(&crate::web::ServeOptions {
+                listen: listen.clone(),
+                open: *open,
+            })
+        }
         (Some(Command::Doctor { config, json }), _) => super::doctor::run(config.as_deref(), *json),
         (Some(Command::Compact { name, timeout }), _) => super::compact::run(name, *timeout),
         (Some(Command::Completions { shell, program }), _) => completions(*shell, *program),
