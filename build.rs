@@ -7,6 +7,11 @@
 //! `CLAUDE_E2E_ONLY=1` marks the Claude Code tests ignored whatever is installed, so
 //! that `cargo test -- --ignored` runs exactly them: `.ci/run` does that on the oldest
 //! verified Claude Code.
+//!
+//! `missing_browser`: the page's browser test (tests/web_page.rs) needs Chromium
+//! (`$CHROMIUM`, else `/usr/bin/chromium`), node and `tests/web/node_modules` (`npm ci`
+//! in tests/web). Ignored like the others when they are missing, and always with
+//! `CLAUDE_E2E_ONLY=1`; with `REQUIRE_CLAUDE_E2E=1` it runs, and fails if they are.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -15,11 +20,13 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(missing_claude)");
     println!("cargo::rustc-check-cfg=cfg(missing_tmux)");
     println!("cargo::rustc-check-cfg=cfg(missing_root)");
+    println!("cargo::rustc-check-cfg=cfg(missing_browser)");
     for var in [
         "CLAUDE_BIN",
         "REQUIRE_CLAUDE_E2E",
         "CLAUDE_E2E_ONLY",
         "PATH",
+        "CHROMIUM",
     ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
@@ -31,6 +38,7 @@ fn main() {
     }
     if env::var("CLAUDE_E2E_ONLY").as_deref() == Ok("1") {
         println!("cargo::rustc-cfg=missing_claude");
+        println!("cargo::rustc-cfg=missing_browser");
         return;
     }
     if env::var("REQUIRE_CLAUDE_E2E").as_deref() == Ok("1") {
@@ -51,6 +59,37 @@ fn main() {
     if !tmux || find_claude(&manifest).is_none() {
         println!("cargo::rustc-cfg=missing_claude");
     }
+    if !browser_ready(&manifest) {
+        println!("cargo::rustc-cfg=missing_browser");
+    }
+}
+
+/// Chromium, node and playwright-core are all there. Watches what it looked at, never a
+/// path that does not exist (cargo would rerun this script on every build): the
+/// directory a missing thing would appear in instead.
+fn browser_ready(manifest: &Path) -> bool {
+    let chromium = env::var_os("CHROMIUM")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let has_chromium = chromium.is_file();
+    let watch = match has_chromium {
+        true => Some(chromium.as_path()),
+        false => chromium.parent().filter(|d| d.is_dir()),
+    };
+    if let Some(path) = watch {
+        println!("cargo::rerun-if-changed={}", path.display());
+    }
+    let playwright = manifest.join("tests/web/node_modules/playwright-core/package.json");
+    let has_playwright = playwright.is_file();
+    let watch = match has_playwright {
+        true => playwright,
+        false => manifest.join("tests/web"),
+    };
+    if watch.exists() {
+        println!("cargo::rerun-if-changed={}", watch.display());
+    }
+    has_chromium && has_playwright && on_path("node").is_some()
 }
 
 fn find_claude(manifest: &Path) -> Option<PathBuf> {

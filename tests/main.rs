@@ -26,4 +26,6 @@ mod top;
 mod up;
 mod verbs;
 mod view;
+mod web;
+mod web_page;
 mod worktree;

@@ -2,6 +2,7 @@
 //!
 //! - [`fake_api`]: an offline fake Anthropic Messages API for Claude Code.
 //! - [`claude`]: finding `claude`, a dialog-free private `HOME`, hook settings.
+//! - [`serve`]: a running `claude-editor-hook serve`, its URL and token; SIGTERM on drop.
 //! - [`tmux`]: a private tmux server per test, killed on drop.
 //! - [`wait`]: polling a condition up to a deadline instead of sleeping.
 
@@ -11,5 +12,6 @@
 
 pub mod claude;
 pub mod fake_api;
+pub mod serve;
 pub mod tmux;
 pub mod wait;
