@@ -1956,3 +1956,51 @@ fn ten_idle_streams_cost_the_server_next_to_no_cpu() {
     let used = cpu_ms(pid) - before;
     assert!(used < 100.0, "{used} ms of CPU in 2 s, idle");
 }
+
+#[test]
+fn listening_elsewhere_on_purpose_warns_takes_any_host_and_open_runs_the_browser() {
+    let env = Env::new();
+    let opened = env.dir.path().join("opened");
+    let browser = write_script(
+        env.dir.path(),
+        "browser",
+        &format!(
+            "echo \"$1\" > {}",
+            ceh::shell::quote(&opened.display().to_string())
+        ),
+    );
+    let mut cmd = hook(&env);
+    cmd.env("BROWSER", &browser);
+    let serve = Serve::start(cmd, &["--listen", "0.0.0.0:0", "--open"]);
+    wait_until(SECS, "the warning on stderr", || {
+        serve
+            .stderr()
+            .contains("which is not loopback: anyone who can reach it and has the token")
+            .then_some(())
+    });
+    let got = wait_until(SECS, "the browser to get the URL", || {
+        fs::read_to_string(&opened)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    });
+    assert_eq!(got.trim(), serve.url);
+    // Any Host: whoever reaches it names it as they like; the token still decides.
+    let port = serve.addr.port();
+    let get = |auth: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(SECS)).unwrap();
+        write!(
+            s,
+            "GET /api/v1/status HTTP/1.1\r\nHost: box.lan:{port}\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        text(&out)
+    };
+    let with = get(&format!("Authorization: Bearer {}\r\n", serve.token));
+    assert!(with.starts_with("HTTP/1.1 200"), "{with}");
+    let without = get("");
+    assert!(without.starts_with("HTTP/1.1 401"), "{without}");
+    assert!(without.ends_with(UNAUTHORIZED), "{without}");
+}
