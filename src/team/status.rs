@@ -10,7 +10,7 @@ use crate::time::{human_us, now_us};
 
 /// The agent's worktree, branch and ahead/behind counts against its base (issue 15);
 /// null for an agent without one.
-fn worktree_json(name: &crate::state::AgentName) -> serde_json::Value {
+pub fn worktree_json(name: &crate::state::AgentName) -> serde_json::Value {
     let Ok(Some(rec)) = crate::worktree::lookup(name) else {
         return serde_json::Value::Null;
     };
@@ -42,6 +42,16 @@ fn queued_json(state: &StateDir, entry: &std::path::Path, id: &crate::state::Tas
 
 /// The team's state as one document (`status --json`).
 pub fn snapshot(state: &StateDir) -> Result<Value> {
+    snapshot_with(state, &mut worktree_json)
+}
+
+/// [`snapshot`], with each agent's worktree document from `worktree` (which runs git
+/// when the agent has a worktree): `serve`, which takes many snapshots, keeps them a
+/// little while.
+pub fn snapshot_with(
+    state: &StateDir,
+    worktree: &mut dyn FnMut(&crate::state::AgentName) -> Value,
+) -> Result<Value> {
     let mut rows = Vec::new();
     for name in state.agent_names()? {
         rows.push(match AgentInfo::load(state, &name) {
@@ -84,7 +94,7 @@ pub fn snapshot(state: &StateDir) -> Result<Value> {
                     "tokens": s.and_then(|s| s.tokens),
                     "cost_usd": s.and_then(|s| s.cost_usd),
                     "restarted": s.and_then(|s| s.restarted.as_ref()),
-                    "worktree": worktree_json(&name),
+                    "worktree": worktree(&name),
                 })
             }
             Ok(None) => continue,

@@ -179,13 +179,52 @@ fn parse_agent(name: &str) -> Result<AgentName, ApiError> {
     AgentName::parse(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{e:#}")))
 }
 
+/// How long the team hub keeps an agent's worktree document (ahead/behind, two git
+/// runs): the document is recomputed up to 40 times a second while an agent streams its
+/// output, and a branch moves far less often.
+pub const WORKTREE_KEPT: Duration = Duration::from_secs(2);
+
+/// The worktree documents the team hub keeps, each with when it was made.
+#[derive(Default)]
+pub struct Worktrees(std::collections::HashMap<AgentName, (std::time::Instant, Value)>);
+
+impl Worktrees {
+    fn get(&mut self, name: &AgentName) -> Value {
+        self.get_at(name, std::time::Instant::now(), || {
+            crate::team::status::worktree_json(name)
+        })
+    }
+
+    /// The kept document of `name` at `now`, or a new one from `make`.
+    fn get_at(
+        &mut self,
+        name: &AgentName,
+        now: std::time::Instant,
+        make: impl FnOnce() -> Value,
+    ) -> Value {
+        match self.0.get(name) {
+            Some((at, doc)) if now.saturating_duration_since(*at) < WORKTREE_KEPT => doc.clone(),
+            _ => {
+                let doc = make();
+                self.0.insert(name.clone(), (now, doc.clone()));
+                doc
+            }
+        }
+    }
+}
+
 /// The team as `GET status` and the `team` event show it: `status --json`, with the
 /// agents in `top`'s order (those that need the human first) and each one's latest
-/// output line. Also returns the directories whose changes change it.
-pub fn team_doc(state: &StateDir) -> (Value, Vec<PathBuf>) {
+/// output line. Also returns the directories whose changes change it. With `kept`,
+/// worktree documents up to [`WORKTREE_KEPT`] old are used.
+pub fn team_doc(state: &StateDir, kept: Option<&mut Worktrees>) -> (Value, Vec<PathBuf>) {
     let team = crate::view::model::load(state);
     let dirs = crate::view::model::watched_dirs(state, &team);
-    let mut doc = match crate::team::status::snapshot(state) {
+    let snapshot = match kept {
+        Some(kept) => crate::team::status::snapshot_with(state, &mut |n| kept.get(n)),
+        None => crate::team::status::snapshot(state),
+    };
+    let mut doc = match snapshot {
         Ok(doc) => doc,
         Err(e) => return (json!({ "version": 1, "error": format!("{e:#}") }), dirs),
     };
@@ -211,7 +250,7 @@ pub fn team_doc(state: &StateDir) -> (Value, Vec<PathBuf>) {
 
 pub async fn status(State(app): State<Arc<App>>) -> ApiResult {
     let state = app.state.clone();
-    ok(blocking(move || Ok(team_doc(&state).0)).await?)
+    ok(blocking(move || Ok(team_doc(&state, None).0)).await?)
 }
 
 /// `GET tasks/ID`: the envelope, the outcome and the result of one task.
@@ -452,6 +491,20 @@ pub async fn board_note(Body(args): Body<NoteArgs>) -> ApiResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worktree_document_is_kept_two_seconds() {
+        let mut kept = Worktrees::default();
+        let a = AgentName::parse("a").unwrap();
+        let t0 = std::time::Instant::now();
+        assert_eq!(kept.get_at(&a, t0, || json!(1)), json!(1));
+        let soon = t0 + Duration::from_millis(1999);
+        assert_eq!(kept.get_at(&a, soon, || unreachable!("kept")), json!(1));
+        let later = t0 + WORKTREE_KEPT;
+        assert_eq!(kept.get_at(&a, later, || json!(2)), json!(2));
+        let b = AgentName::parse("b").unwrap();
+        assert_eq!(kept.get_at(&b, later, || json!(3)), json!(3));
+    }
 
     #[test]
     fn verb_errors_say_whose_fault_by_their_status() {

@@ -143,7 +143,8 @@ impl TeamHub {
     pub fn start(state: StateDir) -> Result<TeamHub> {
         let (wake_tx, wake) = std::sync::mpsc::channel();
         let mut watcher = DirWatcher::new(wake_tx, || ())?;
-        let (doc, dirs) = super::api::team_doc(&state);
+        let mut worktrees = super::api::Worktrees::default();
+        let (doc, dirs) = super::api::team_doc(&state, Some(&mut worktrees));
         let (tx, rx) = watch::channel::<Arc<str>>(doc.to_string().into());
         let mut watched = Vec::new();
         rewatch(&mut watcher, &mut watched, dirs);
@@ -167,7 +168,7 @@ impl TeamHub {
                     }
                     while wake.try_recv().is_ok() {}
                     last = Instant::now();
-                    let (doc, dirs) = super::api::team_doc(&state);
+                    let (doc, dirs) = super::api::team_doc(&state, Some(&mut worktrees));
                     rewatch(&mut watcher, &mut watched, dirs);
                     let doc: Arc<str> = doc.to_string().into();
                     tx.send_if_modified(|old| {
