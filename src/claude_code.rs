@@ -135,15 +135,16 @@ pub fn turn_text(transcript: &Path, prompt: &str) -> Option<String> {
 /// The tokens of the turn that answered `prompt`, from byte `from` of the transcript
 /// on: the `usage` of each API message of the turn (its last line, the blocks of one
 /// message sharing `message.id`), summed (docs/claude-code.md#transcript). `None` until
-/// the turn is complete in the transcript (its `turn_duration` line), which may be
-/// after the `Stop` hook.
+/// the turn is complete in the transcript: its `turn_duration` line, which may be after
+/// the `Stop` hook, or the next prompt, which comes first when the transcript lags (seen
+/// with 2.1.197: the first of two quick tasks was counted with the second's messages).
 pub fn turn_usage(transcript: &Path, from: u64, prompt: &str) -> Option<crate::state::TokenUsage> {
     let lines = transcript_lines(transcript, from)?;
     let start = lines.iter().rposition(|v| is_user_prompt(v, prompt))?;
     let turn = &lines[start + 1..];
-    let end = turn
-        .iter()
-        .position(|v| v["type"] == "system" && v["subtype"] == "turn_duration")?;
+    let end = turn.iter().position(|v| {
+        (v["type"] == "system" && v["subtype"] == "turn_duration") || is_a_prompt(v)
+    })?;
     let mut messages: Vec<(&Value, &Value)> = Vec::new();
     for v in turn[..end].iter().filter(|v| v["type"] == "assistant") {
         let id = &v["message"]["id"];
@@ -205,6 +206,22 @@ fn transcript_lines(transcript: &Path, from: u64) -> Option<Vec<Value>> {
 }
 
 /// Returns true if and only if transcript line `v` is a user line holding `prompt`.
+/// A user line that is a prompt (text), not a tool's result nor a line Claude Code adds
+/// (`isMeta`): the start of the next turn.
+fn is_a_prompt(v: &Value) -> bool {
+    if v["type"] != "user" || v["isMeta"] == true {
+        return false;
+    }
+    let content = &v["message"]["content"];
+    match content.as_array() {
+        Some(blocks) => {
+            blocks.iter().any(|b| b["type"] == "text")
+                && !blocks.iter().any(|b| b["type"] == "tool_result")
+        }
+        None => content.is_string(),
+    }
+}
+
 fn is_user_prompt(v: &Value, prompt: &str) -> bool {
     v["type"] == "user" && {
         let content = &v["message"]["content"];
@@ -307,15 +324,28 @@ mod tests {
         let ended = r#"{"type":"system","subtype":"turn_duration"}"#;
         std::fs::write(&path, format!("{}\n{ended}\n", lines.join("\n"))).unwrap();
         let sum = turn_usage(&path, 0, "task").unwrap();
-        assert_eq!(
-            sum,
-            crate::state::TokenUsage {
-                input_tokens: 30,
-                output_tokens: 12,
-                cache_creation_input_tokens: 2,
-                cache_read_input_tokens: 4,
-            }
-        );
+        let thirty = crate::state::TokenUsage {
+            input_tokens: 30,
+            output_tokens: 12,
+            cache_creation_input_tokens: 2,
+            cache_read_input_tokens: 4,
+        };
+        assert_eq!(sum, thirty);
+        // A lagging transcript: the next task's prompt and messages before this turn's
+        // turn_duration. The turn ends at the next prompt, and a meta line does not end it.
+        let meta = r#"{"type":"user","isMeta":true,"message":{"content":"caveat"}}"#;
+        let next = [
+            r#"{"type":"user","message":{"content":[{"type":"text","text":"task 2"}]}}"#.to_owned(),
+            format!(
+                r#"{{"type":"assistant","message":{{"id":"m3","usage":{}}}}}"#,
+                u(99, 9)
+            ),
+            ended.to_owned(),
+        ];
+        let lagging = format!("{}\n{meta}\n{}\n", lines.join("\n"), next.join("\n"));
+        std::fs::write(&path, lagging).unwrap();
+        assert_eq!(turn_usage(&path, 0, "task").unwrap(), thirty);
+        assert_eq!(turn_usage(&path, 0, "task 2").unwrap().input_tokens, 99);
     }
 
     #[test]
