@@ -49,6 +49,32 @@ pub enum Event {
 }
 
 /// A coordinator: the event channel shared by its signal thread, view and watchers.
+/// Sends [`Event::Cancel`] to a coordinator when dropped: an async caller (an MCP tool
+/// call, a web request) whose future is dropped, its request cancelled or its connection
+/// gone, cancels the task it waited on. A coordinator that has finished has dropped its
+/// receiver, so a late send is a no-op.
+pub struct CancelOnDrop {
+    tx: Sender<Event>,
+    reason: &'static str,
+}
+
+impl CancelOnDrop {
+    pub fn new(tx: Sender<Event>, reason: &'static str) -> Self {
+        Self { tx, reason }
+    }
+
+    /// Cancels now, with another reason.
+    pub fn cancel(&self, reason: &str) {
+        let _ = self.tx.send(Event::Cancel(reason.to_owned()));
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.cancel(self.reason);
+    }
+}
+
 pub struct Coordinator {
     pub(super) state: StateDir,
     pub(super) tx: Sender<Event>,

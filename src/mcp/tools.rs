@@ -26,7 +26,7 @@ pub use crate::board::api::{
 use crate::coordinator::caller::Caller;
 use crate::coordinator::delegate::{Observer, Progress};
 use crate::coordinator::send::{SendRequest, Sent, send};
-use crate::coordinator::{Coordinator, Event};
+use crate::coordinator::{CancelOnDrop, Coordinator};
 use crate::state::StateDir;
 
 /// The server: who called it, and the delegations it is waiting on.
@@ -121,19 +121,6 @@ impl Observer for Forward {
     }
 }
 
-/// Sends `Event::Cancel` to a delegation's coordinator when dropped: a tool call whose
-/// future is dropped (its request cancelled, the connection gone) cancels the task. A
-/// coordinator that has finished has dropped its receiver, so a late send is a no-op.
-struct CancelOnDrop(std::sync::mpsc::Sender<Event>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        let _ = self
-            .0
-            .send(Event::Cancel("the delegate tool call was cancelled".into()));
-    }
-}
-
 impl Team {
     pub fn new(caller: Caller) -> Self {
         Self {
@@ -187,7 +174,7 @@ impl Team {
             };
             send(&coordinator, &caller, &req, observer)
         });
-        let cancel = CancelOnDrop(tx);
+        let cancel = CancelOnDrop::new(tx, "the delegate tool call was cancelled");
         let mut step = 0.0;
         let mut cancelled = false;
         let outcome = loop {
@@ -202,7 +189,7 @@ impl Team {
                 }
                 _ = ctx.ct.cancelled(), if !cancelled => {
                     cancelled = true;
-                    let _ = cancel.0.send(Event::Cancel("the caller cancelled the delegate tool call".into()));
+                    cancel.cancel("the caller cancelled the delegate tool call");
                 }
             }
         };

@@ -23,7 +23,7 @@ use super::App;
 use crate::board::api::{AddArgs, BoardArg, ClaimArgs, DoneArgs, FailArgs, InitArgs, NoteArgs};
 use crate::coordinator::caller::Caller;
 use crate::coordinator::send::{SendRequest, Sent};
-use crate::coordinator::{Coordinator, Event};
+use crate::coordinator::{CancelOnDrop, Coordinator};
 use crate::mcp::tools::DelegateArgs;
 use crate::state::{AgentName, AgentStatus, ChiefId, Done, StateDir, TaskEnvelope, TaskId};
 
@@ -336,18 +336,6 @@ pub async fn output(
     .await?)
 }
 
-/// Sends `Event::Cancel` to a waiting send's coordinator when dropped: the client going
-/// away (its connection closed) cancels the task it waited on, as Esc does in Ctrl-G.
-struct CancelOnDrop(std::sync::mpsc::Sender<Event>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.send(Event::Cancel(
-            "the web client that sent the task went away".into(),
-        ));
-    }
-}
-
 /// `POST send`: `send TARGET PROMPT`, in the background (202 and the ticket; the answer
 /// goes to the chief `web`) or waiting for the answer.
 pub async fn send(State(app): State<Arc<App>>, Body(args): Body<DelegateArgs>) -> ApiResult {
@@ -362,7 +350,10 @@ pub async fn send(State(app): State<Arc<App>>, Body(args): Body<DelegateArgs>) -
     let coordinator = Coordinator::new(app.state.clone());
     let tx = coordinator.sender();
     let entry = app.inflight.add(tx.clone());
-    let _cancel = (!req.background).then(|| CancelOnDrop(tx));
+    // The client going away (its connection closed) cancels the task it waited on, as
+    // Esc does in Ctrl-G.
+    let _cancel = (!req.background)
+        .then(|| CancelOnDrop::new(tx, "the web client that sent the task went away"));
     let sent = blocking(move || {
         let _entry = entry;
         verb(crate::coordinator::send::send(
